@@ -1,0 +1,2 @@
+//! Subcommands of the `insync` binary, one module per group.
+pub mod check;
