@@ -1,1 +1,9 @@
-//! placeholder
+//! insync's reference implementation of the replication protocol in `docs/protocol.md`.
+//!
+//! Module map:
+//! - `protocol` — the messages, timers, control requests and snapshots, as named in the docs.
+//! - `core`     — sans-I/O broker and controller state machines (`step`, `fire` → `Effects`).
+//! - `storage`  — the crash-safe on-disk log, leader-epoch and HW checkpoints, recovery.
+//! - `wire`     — length-delimited frames, the bincode codec, the connection handshake.
+pub mod core;
+pub mod protocol;

@@ -1,0 +1,240 @@
+//! Protocol messages, exactly as named in `docs/protocol.md` §3.
+//!
+//! These types travel on the wire (encoded by `wire::codec`), so changing a field is a
+//! protocol change: bump `wire::handshake::PROTOCOL_VERSION`.
+//!
+//! Inter-node protocol messages (`Message`) are kept apart from the control channel used by
+//! operators and the conformance harness (`Control` / `ControlReply`).
+
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// A broker's id, `1..=N`.
+pub type BrokerId = u32;
+/// A log offset.
+pub type Offset = u64;
+/// A leader epoch or partition epoch.
+pub type Epoch = u32;
+/// A client record's identity as the protocol sees it: (producer id, sequence).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct RecordId {
+    pub producer_id: u64,
+    pub sequence: u32,
+}
+
+/// Who a node is talking to. The controller, a broker, or a client connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum NodeId {
+    Controller,
+    Broker(BrokerId),
+    Client(u64),
+}
+
+/// A record as replicated: the storage record carries it (see `storage::record`).
+pub use crate::storage::record::Record;
+
+/// The partition's view: every change of leader or ISR is a new one (`partition_epoch` + 1).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct View {
+    pub leader: Option<BrokerId>,
+    pub leader_epoch: Epoch,
+    pub isr: BTreeSet<BrokerId>,
+    pub partition_epoch: Epoch,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Acks {
+    /// Acknowledge once appended by the leader.
+    One,
+    /// Acknowledge once committed (below the high watermark).
+    All,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AlterPartitionError {
+    FencedLeaderEpoch,
+    InvalidUpdateVersion,
+    IneligibleReplica,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FetchResult {
+    Records {
+        records: Vec<Record>,
+        high_watermark: Offset,
+    },
+    DivergingEpoch {
+        epoch: Epoch,
+        end_offset: Offset,
+    },
+    OffsetOutOfRange {
+        log_end_offset: Offset,
+    },
+    FencedLeaderEpoch,
+    UnknownLeaderEpoch,
+    NotLeader,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OffsetsForLeaderEpochResult {
+    Ok { epoch: Epoch, end_offset: Offset },
+    NotLeader,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ProduceResult {
+    Ok { offset: Offset },
+    NotLeader,
+    NotEnoughReplicas,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ConsumeResult {
+    Ok {
+        records: Vec<Record>,
+        high_watermark: Offset,
+    },
+    NotLeader,
+}
+
+/// Every protocol message between processes (docs/protocol.md §3).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Message {
+    // controller -> broker
+    LeaderAndIsr(View),
+    AlterPartitionResponse {
+        result: Result<View, AlterPartitionError>,
+    },
+    // broker -> controller
+    AlterPartition {
+        isr: BTreeSet<BrokerId>,
+        leader_epoch: Epoch,
+        partition_epoch: Epoch,
+    },
+    RegisterBroker,
+    /// Real-time liveness only (never in stepped mode): "I am alive". The controller's answer
+    /// is the current view, sent as `LeaderAndIsr` when the broker's view is older.
+    Heartbeat {
+        partition_epoch: Epoch,
+    },
+    // broker -> broker
+    Fetch {
+        leader_epoch: Epoch,
+        fetch_offset: Offset,
+        last_fetched_epoch: Epoch,
+    },
+    FetchResponse {
+        leader_epoch: Epoch,
+        result: FetchResult,
+    },
+    OffsetsForLeaderEpoch {
+        requested_epoch: Epoch,
+    },
+    OffsetsForLeaderEpochResponse {
+        result: OffsetsForLeaderEpochResult,
+    },
+    // client <-> broker. A produce carries a batch: the records' ids are consecutive
+    // sequences of one producer, starting at `first`.
+    Produce {
+        producer_id: u64,
+        first_sequence: u32,
+        values: Vec<Vec<u8>>,
+        acks: Acks,
+    },
+    ProduceResponse {
+        producer_id: u64,
+        first_sequence: u32,
+        result: ProduceResult,
+    },
+    Consume {
+        fetch_offset: Offset,
+        max_records: u32,
+    },
+    ConsumeResponse {
+        result: ConsumeResult,
+    },
+}
+
+/// Timers, named as in the model (docs/protocol.md §4). In stepped mode only the harness fires
+/// them; in real-time mode the node's clock does.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Timer {
+    /// Leader: follower `f` fell behind for longer than the lag window.
+    Lag(BrokerId),
+    /// Controller: broker `b`'s session expired.
+    Expire(BrokerId),
+}
+
+/// Requests on the control channel (operators, `cluster`, and the conformance harness).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Control {
+    /// Report observable state.
+    Inspect,
+    /// Fire one armed timer (stepped mode). Firing an unarmed timer is an error reply.
+    FireTimer(Timer),
+    /// Answer once the node has processed at least `received[src]` protocol frames from each
+    /// named inbound channel (the harness counts what it delivered), with the number of
+    /// protocol frames the node has emitted so far on each outbound channel. Inputs arrive on
+    /// different sockets, so "everything sent before this request" cannot be inferred from
+    /// arrival order; the counts make the barrier exact.
+    Barrier { received: BTreeMap<NodeId, u64> },
+    /// Stop gracefully.
+    Shutdown,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ControlReply {
+    Inspect(Snapshot),
+    TimerFired,
+    TimerNotArmed(Timer),
+    Barrier { emitted: BTreeMap<NodeId, u64> },
+    ShuttingDown,
+}
+
+/// Observable state, with the model's field names (docs/protocol.md §2).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Snapshot {
+    Controller(ControllerSnapshot),
+    Broker(BrokerSnapshot),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ControllerSnapshot {
+    pub view: View,
+    pub fenced: BTreeSet<BrokerId>,
+    pub elr: BTreeSet<BrokerId>,
+    pub armed_timers: BTreeSet<Timer>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplicaProgress {
+    pub fetch_offset: Option<Offset>,
+    pub hw_sent: Offset,
+    pub parked: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FetchState {
+    Idle,
+    Truncating,
+    Fetching,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerSnapshot {
+    pub id: BrokerId,
+    pub view: Option<View>,
+    /// `(offset, leader_epoch, record_id)` for every record.
+    pub log: Vec<(Offset, Epoch, RecordId)>,
+    pub log_end_offset: Offset,
+    pub hw: Offset,
+    /// Leader only.
+    pub leader_epoch_start_offset: Option<Offset>,
+    pub replicas: BTreeMap<BrokerId, ReplicaProgress>,
+    pub pending_isr: Option<BTreeSet<BrokerId>>,
+    /// acks=all produce requests waiting for the HW: (record, offset).
+    pub waiting: Vec<(RecordId, Offset)>,
+    /// Follower only.
+    pub fetch_state: FetchState,
+    pub armed_timers: BTreeSet<Timer>,
+}
