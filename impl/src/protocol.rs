@@ -83,9 +83,21 @@ pub enum OffsetsForLeaderEpochResult {
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ProduceResult {
-    Ok { offset: Offset },
+    /// `offset` is the offset of the batch's first record.
+    Ok {
+        offset: Offset,
+    },
     NotLeader,
     NotEnoughReplicas,
+    /// Implementation only (the model has no sequences): the batch neither continues the
+    /// producer's sequence nor repeats a batch already in the log. `expected` is the next
+    /// sequence the leader would accept.
+    OutOfOrderSequence {
+        expected: u32,
+    },
+    /// Implementation only: the leader already holds `core::WAITING_REQUESTS_MAX` acks=all
+    /// requests; nothing was appended, retry later.
+    Overloaded,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -178,6 +190,9 @@ pub enum Control {
     /// different sockets, so "everything sent before this request" cannot be inferred from
     /// arrival order; the counts make the barrier exact.
     Barrier { received: BTreeMap<NodeId, u64> },
+    /// Where the partition's leader is: the node's view and the addresses it knows. Clients
+    /// use it to find the leader from any bootstrap node (broker or controller).
+    Metadata,
     /// Stop gracefully.
     Shutdown,
 }
@@ -187,8 +202,31 @@ pub enum ControlReply {
     Inspect(Snapshot),
     TimerFired,
     TimerNotArmed(Timer),
-    Barrier { emitted: BTreeMap<NodeId, u64> },
+    /// `emitted` counts every protocol frame handed to an outbound channel, including those
+    /// then dropped; `dropped` counts those of them that were discarded instead of being
+    /// queued, because the channel's bounded queue was full (its peer unreachable for long) or
+    /// the client connection was gone. Frames queued while a peer is down are delivered on
+    /// reconnect. A frame written to a socket that then breaks is lost like a TCP segment
+    /// and is not counted as dropped.
+    Barrier {
+        emitted: BTreeMap<NodeId, u64>,
+        dropped: BTreeMap<NodeId, u64>,
+    },
+    Metadata(Metadata),
     ShuttingDown,
+}
+
+/// Answer to `Control::Metadata`. The view may be stale (a broker's last installed one);
+/// clients retry on `NotLeader`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Metadata {
+    /// The node that answered.
+    pub node: NodeId,
+    pub view: Option<View>,
+    /// Every broker's address as configured on this node (including its own).
+    pub brokers: BTreeMap<BrokerId, String>,
+    /// The controller's address, when this node knows it.
+    pub controller: Option<String>,
 }
 
 /// Observable state, with the model's field names (docs/protocol.md §2).

@@ -5,11 +5,36 @@
 //! owns those. The broker reads and writes its log through the `ReplicaLog` trait, whose
 //! durable implementation is `storage::Storage`; every write the core makes through it has
 //! completed (and, under `fsync = always`, is durable) before the effects that depend on it
-//! are returned, so persist-before-send holds by construction.
+//! are returned, so persist-before-send holds by construction. The controller's durable state
+//! is a value (`ControllerState`) the runtime writes when `Effects::persist_state` is set,
+//! before it sends anything (see `controller`).
 //!
-//! Handler rules are docs/protocol.md §4, one file per message family.
+//! Handler rules are docs/protocol.md §4, one file per message family. Entry points that exist
+//! only in real time (docs/protocol.md §6: fetch re-send, parked-fetch release, heartbeats,
+//! lag bookkeeping) are kept apart in `broker/realtime.rs` and never change model-visible state
+//! in a way the model's rules could not.
 
-use crate::protocol::{Epoch, Message, NodeId, Offset, Record, Timer};
+pub mod broker;
+pub mod controller;
+mod error;
+pub mod memlog;
+
+pub use broker::{BrokerCore, BrokerStart, LagCandidate};
+pub use controller::{ControllerCore, ControllerState};
+pub use error::{ControllerError, CoreError};
+
+use crate::protocol::{BrokerId, Epoch, Message, NodeId, Offset, Record, Timer};
+
+/// The most records one `FetchResponse` carries. Replication pipelines batches of up to this
+/// many records per round trip; a follower further behind fetches again at once.
+pub const FETCH_RECORDS_MAX: usize = 512;
+/// The most records one `ConsumeResponse` carries, whatever the client asks for.
+pub const CONSUME_RECORDS_MAX: usize = 512;
+/// The most records in one `Produce` batch; a larger batch is an invalid request.
+pub const PRODUCE_RECORDS_MAX: usize = 512;
+/// The most acks=all produce requests a leader holds while they wait for the HW. One more is
+/// answered `Overloaded` rather than queued.
+pub const WAITING_REQUESTS_MAX: usize = 4096;
 
 /// Which historical design the node runs (docs/protocol.md §5).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -21,6 +46,19 @@ pub enum Variant {
     HwTruncation,
 }
 
+impl Variant {
+    /// `kip-320` and `kip-966` fence fetches by leader epoch and detect divergence at the
+    /// leader; the older variants do neither.
+    pub fn fences_fetches(self) -> bool {
+        matches!(self, Variant::Kip966 | Variant::Kip320)
+    }
+
+    /// `kip-101` and `kip-279` look up the leader's epoch end before fetching.
+    pub fn uses_epoch_lookup(self) -> bool {
+        matches!(self, Variant::Kip101 | Variant::Kip279)
+    }
+}
+
 /// Protocol switches shared by every process of a cluster.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ProtocolConfig {
@@ -28,7 +66,13 @@ pub struct ProtocolConfig {
     pub unclean_leader_election: bool,
     pub min_insync_replicas: u32,
     /// All broker ids of the partition's replica set.
-    pub brokers: Vec<crate::protocol::BrokerId>,
+    pub brokers: Vec<BrokerId>,
+}
+
+impl ProtocolConfig {
+    pub fn is_broker(&self, id: BrokerId) -> bool {
+        self.brokers.contains(&id)
+    }
 }
 
 /// What the core asks the runtime to do after one input, in order.
@@ -36,23 +80,39 @@ pub struct ProtocolConfig {
 pub struct Effects {
     /// Messages to send, in the order they must be sent.
     pub send: Vec<(NodeId, Message)>,
-    /// Timers to arm (idempotent) and to cancel.
+    /// Timers to arm (idempotent) and to cancel: the difference between the armed set before
+    /// and after the input.
     pub arm: Vec<Timer>,
     pub cancel: Vec<Timer>,
+    /// Controller only: `ControllerCore::state()` changed and must be written durably (fsync)
+    /// before any message in `send` leaves the process. Always false for a broker, whose
+    /// writes go through `ReplicaLog` before the effects are returned.
+    pub persist_state: bool,
+}
+
+impl Effects {
+    pub fn is_empty(&self) -> bool {
+        self.send.is_empty() && self.arm.is_empty() && self.cancel.is_empty() && !self.persist_state
+    }
 }
 
 /// The broker's view of its replica log. `storage::Storage` implements it on disk; tests use
-/// an in-memory implementation.
+/// `memlog::MemLog`. Offsets are dense and the log starts at offset 0 (the partition has no
+/// retention). Every mutating call has completed, durably where the fsync policy says so, when
+/// it returns `Ok`.
 pub trait ReplicaLog {
-    type Error: std::error::Error;
+    type Error: std::error::Error + Send + Sync + 'static;
     fn log_end_offset(&self) -> Offset;
     /// Epoch of the last record, 0 when empty.
     fn last_epoch(&self) -> Epoch;
     /// Largest epoch <= `epoch` in the log and the offset where it ends (start of the next
     /// epoch, or LEO); `None` when the log has no epoch <= `epoch`.
     fn end_offset_for_epoch(&self, epoch: Epoch) -> Option<(Epoch, Offset)>;
+    /// Up to `max_records` records starting at `from`; empty when `from >= LEO`.
     fn read(&self, from: Offset, max_records: usize) -> Result<Vec<Record>, Self::Error>;
+    /// Appends records whose offsets continue the log (the first is at LEO).
     fn append(&mut self, records: &[Record]) -> Result<(), Self::Error>;
+    /// Removes every record at `offset` and above; a no-op when `offset >= LEO`.
     fn truncate_to(&mut self, offset: Offset) -> Result<(), Self::Error>;
     fn high_watermark_checkpoint(&self) -> Offset;
     fn write_high_watermark(&mut self, hw: Offset) -> Result<(), Self::Error>;

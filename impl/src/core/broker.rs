@@ -1,0 +1,482 @@
+//! The broker's state machine (docs/protocol.md §2 "Broker", §4.1–§4.9).
+//!
+//! A broker is leader, follower, or (with no leader in its view, or before its first view)
+//! neither. Leader state lives in `LeaderState` and exists only while the installed view names
+//! this broker as leader; follower state is the single `fetch_state`. One file per message
+//! family holds the handler rules:
+//!
+//! - `leader_and_isr`: installing a view, becoming leader or follower (§4.1);
+//! - `fetch`: the leader's side of `Fetch`, parked fetches (§4.2);
+//! - `fetch_response`: the follower's side (§4.3);
+//! - `epoch_lookup`: `OffsetsForLeaderEpoch`, both sides (§4.4, `kip-101`/`kip-279`);
+//! - `produce`, `producers`: `Produce` and the idempotent-producer table (§4.5);
+//! - `consume` (§4.6), `high_watermark` (§4.7), `lag` (§4.8), `alter_partition` (§4.9);
+//! - `realtime`: entry points the model abstracts away (§6).
+//!
+//! Every handler appends the messages it emits to `outbox` in protocol order; `finish` turns
+//! the outbox and the change in armed timers into the step's `Effects`.
+
+mod alter_partition;
+mod consume;
+mod epoch_lookup;
+mod fetch;
+mod fetch_response;
+mod high_watermark;
+mod lag;
+mod leader_and_isr;
+mod produce;
+mod producers;
+mod realtime;
+
+pub use realtime::LagCandidate;
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use super::{CoreError, Effects, ProtocolConfig, ReplicaLog};
+use crate::protocol::{
+    BrokerId, BrokerSnapshot, Epoch, FetchState, Message, NodeId, Offset, RecordId,
+    ReplicaProgress, Timer, View,
+};
+use producers::ProducerTable;
+
+/// How a broker process starts (docs/protocol.md §2 "Initial state").
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BrokerStart {
+    /// First start of a fresh cluster: the broker has installed this view already; a follower
+    /// sends its first `Fetch`.
+    Initial(View),
+    /// Restart from a data directory: no view; the broker sends `RegisterBroker` and waits
+    /// for the controller's `LeaderAndIsr`.
+    Restart,
+}
+
+/// What the leader knows about one follower (docs/protocol.md §2 `ReplicaProgress`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Replica {
+    /// The follower's LEO as of its last fetch in this leader epoch.
+    fetch_offset: Option<Offset>,
+    /// The HW last sent to it.
+    hw_sent: Offset,
+    /// The leader epoch of the fetch being held, when one is parked. A parked answer echoes
+    /// the request's epoch, which differs from the leader's own only in the variants that do
+    /// not fence fetches.
+    parked_epoch: Option<Epoch>,
+    /// Real time only (see `realtime`): the leader's LEO when it last answered this follower,
+    /// and how many times the follower has since fetched up to such an LEO.
+    end_offset_sent: Offset,
+    caught_up_count: u64,
+}
+
+/// One acks=all produce request waiting for the HW.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Waiting {
+    client: NodeId,
+    /// The batch's first record id, as in the request.
+    record_id: RecordId,
+    base_offset: Offset,
+    /// The offset of the batch's last record: the request is answered once the HW passes it.
+    last_offset: Offset,
+}
+
+/// State held only while this broker is the leader of its installed view.
+#[derive(Clone, Debug)]
+struct LeaderState {
+    leader_epoch_start_offset: Offset,
+    replicas: BTreeMap<BrokerId, Replica>,
+    /// The ISR proposed by the `AlterPartition` in flight, at most one.
+    pending_isr: Option<BTreeSet<BrokerId>>,
+    /// Bounded by `WAITING_REQUESTS_MAX`.
+    waiting: VecDeque<Waiting>,
+}
+
+/// The broker's protocol core. See the module documentation.
+pub struct BrokerCore<L: ReplicaLog> {
+    id: BrokerId,
+    config: ProtocolConfig,
+    log: L,
+    view: Option<View>,
+    hw: Offset,
+    leader: Option<LeaderState>,
+    fetch_state: FetchState,
+    producers: ProducerTable,
+    armed: BTreeSet<Timer>,
+    /// Messages emitted by the input being handled, in order; drained by `finish`.
+    outbox: Vec<(NodeId, Message)>,
+}
+
+type BrokerResult<T, L> = Result<T, CoreError<<L as ReplicaLog>::Error>>;
+
+impl<L: ReplicaLog> BrokerCore<L> {
+    /// Starts a broker over `log` (already recovered from disk). On restart the HW is the
+    /// checkpoint clamped to the recovered LEO, and the producer table is rebuilt from the log.
+    pub fn new(
+        id: BrokerId,
+        config: ProtocolConfig,
+        log: L,
+        start: BrokerStart,
+    ) -> BrokerResult<(Self, Effects), L> {
+        assert!(
+            config.is_broker(id),
+            "broker {id} is not in the replica set"
+        );
+        let hw = log.high_watermark_checkpoint().min(log.log_end_offset());
+        let producers = ProducerTable::rebuild(&log).map_err(CoreError::Storage)?;
+        let mut core = BrokerCore {
+            id,
+            config,
+            log,
+            view: None,
+            hw,
+            leader: None,
+            fetch_state: FetchState::Idle,
+            producers,
+            armed: BTreeSet::new(),
+            outbox: Vec::new(),
+        };
+        let before = core.armed.clone();
+        match start {
+            BrokerStart::Initial(view) => {
+                core.validate_view(NodeId::Controller, &view)?;
+                core.install_view(view)?;
+            }
+            BrokerStart::Restart => core.send(NodeId::Controller, Message::RegisterBroker),
+        }
+        let effects = core.finish(before);
+        Ok((core, effects))
+    }
+
+    /// Handles one message from a peer. A message that makes no sense from `from` is an
+    /// error (the runtime closes that connection); fencing outcomes are responses.
+    pub fn step(&mut self, from: NodeId, message: Message) -> BrokerResult<Effects, L> {
+        let before = self.armed.clone();
+        debug_assert!(
+            self.outbox.is_empty(),
+            "outbox left over from an earlier input"
+        );
+        self.outbox.clear();
+        let result = self.dispatch(from, message);
+        let effects = self.finish(before);
+        result.map(|()| effects)
+    }
+
+    fn dispatch(&mut self, from: NodeId, message: Message) -> BrokerResult<(), L> {
+        match message {
+            Message::LeaderAndIsr(view) => {
+                self.expect_controller(from, "LeaderAndIsr")?;
+                self.validate_view(from, &view)?;
+                self.on_leader_and_isr(view)
+            }
+            Message::AlterPartitionResponse { result } => {
+                self.expect_controller(from, "AlterPartitionResponse")?;
+                self.on_alter_partition_response(result)
+            }
+            Message::Fetch {
+                leader_epoch,
+                fetch_offset,
+                last_fetched_epoch,
+            } => {
+                let follower = self.expect_peer(from, "Fetch")?;
+                let request = fetch::FetchRequest {
+                    leader_epoch,
+                    fetch_offset,
+                    last_fetched_epoch,
+                };
+                self.on_fetch(follower, request)
+            }
+            Message::FetchResponse {
+                leader_epoch,
+                result,
+            } => {
+                let sender = self.expect_peer(from, "FetchResponse")?;
+                self.on_fetch_response(sender, leader_epoch, result)
+            }
+            Message::OffsetsForLeaderEpoch { requested_epoch } => {
+                let follower = self.expect_peer(from, "OffsetsForLeaderEpoch")?;
+                self.expect_epoch_lookup(from, "OffsetsForLeaderEpoch")?;
+                self.on_offsets_for_leader_epoch(follower, requested_epoch)
+            }
+            Message::OffsetsForLeaderEpochResponse { result } => {
+                let sender = self.expect_peer(from, "OffsetsForLeaderEpochResponse")?;
+                self.expect_epoch_lookup(from, "OffsetsForLeaderEpochResponse")?;
+                self.on_offsets_for_leader_epoch_response(sender, result)
+            }
+            Message::Produce {
+                producer_id,
+                first_sequence,
+                values,
+                acks,
+            } => {
+                self.expect_client(from, "Produce")?;
+                let request = produce::ProduceRequest {
+                    client: from,
+                    producer_id,
+                    first_sequence,
+                    values,
+                    acks,
+                };
+                self.on_produce(request)
+            }
+            Message::Consume {
+                fetch_offset,
+                max_records,
+            } => {
+                self.expect_client(from, "Consume")?;
+                self.on_consume(from, fetch_offset, max_records)
+            }
+            other => Err(CoreError::UnexpectedMessage {
+                from,
+                message: message_name(&other),
+            }),
+        }
+    }
+
+    /// Fires an armed timer: only `Lag(f)` exists on a broker (§4.8).
+    pub fn fire(&mut self, timer: &Timer) -> BrokerResult<Effects, L> {
+        if !self.armed.contains(timer) {
+            return Err(CoreError::TimerNotArmed(timer.clone()));
+        }
+        let before = self.armed.clone();
+        match timer {
+            Timer::Lag(follower) => self.on_lag(*follower),
+            Timer::Expire(_) => unreachable!("a broker never arms Expire"),
+        }
+        Ok(self.finish(before))
+    }
+
+    pub fn armed_timers(&self) -> &BTreeSet<Timer> {
+        &self.armed
+    }
+
+    pub fn id(&self) -> BrokerId {
+        self.id
+    }
+
+    pub fn view(&self) -> Option<&View> {
+        self.view.as_ref()
+    }
+
+    pub fn high_watermark(&self) -> Offset {
+        self.hw
+    }
+
+    pub fn is_leader(&self) -> bool {
+        self.leader.is_some()
+    }
+
+    /// The log, for the runtime (flushes, metrics) and tests.
+    pub fn log(&self) -> &L {
+        &self.log
+    }
+
+    /// Consumes the core, giving back its log (a crash or shutdown in tests).
+    pub fn into_log(self) -> L {
+        self.log
+    }
+
+    /// Observable state with the model's field names. Reads the whole log, so it is meant for
+    /// inspection (the harness, operators), not for the data path.
+    pub fn snapshot(&self) -> BrokerResult<BrokerSnapshot, L> {
+        let log = self.read_log_summary()?;
+        let leader = self.leader.as_ref();
+        let replicas = leader
+            .map(|state| {
+                let progress = |replica: &Replica| ReplicaProgress {
+                    fetch_offset: replica.fetch_offset,
+                    hw_sent: replica.hw_sent,
+                    parked: replica.parked_epoch.is_some(),
+                };
+                state
+                    .replicas
+                    .iter()
+                    .map(|(id, r)| (*id, progress(r)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(BrokerSnapshot {
+            id: self.id,
+            view: self.view.clone(),
+            log,
+            log_end_offset: self.log.log_end_offset(),
+            hw: self.hw,
+            leader_epoch_start_offset: leader.map(|state| state.leader_epoch_start_offset),
+            replicas,
+            pending_isr: leader.and_then(|state| state.pending_isr.clone()),
+            waiting: leader
+                .map(|state| {
+                    state
+                        .waiting
+                        .iter()
+                        .map(|w| (w.record_id, w.last_offset))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            fetch_state: self.fetch_state,
+            armed_timers: self.armed.clone(),
+        })
+    }
+
+    fn read_log_summary(&self) -> BrokerResult<Vec<(Offset, Epoch, RecordId)>, L> {
+        let end = self.log.log_end_offset();
+        let mut summary = Vec::new();
+        let mut next = 0;
+        // Bounded: each round reads at least one record, and there are `end` of them.
+        while next < end {
+            let records = self
+                .log
+                .read(next, FETCH_READ_CHUNK)
+                .map_err(CoreError::Storage)?;
+            assert!(
+                !records.is_empty(),
+                "log read at {next} below LEO {end} returned nothing"
+            );
+            for record in &records {
+                summary.push((record.offset, record.leader_epoch, record_id(record)));
+            }
+            next = records.last().map_or(end, |record| record.offset + 1);
+        }
+        Ok(summary)
+    }
+
+    // ----- shared helpers -------------------------------------------------------------------
+
+    fn send(&mut self, to: NodeId, message: Message) {
+        self.outbox.push((to, message));
+    }
+
+    /// Drains the outbox and diffs the armed timers against `before`.
+    fn finish(&mut self, before: BTreeSet<Timer>) -> Effects {
+        self.refresh_lag_timers();
+        Effects {
+            send: std::mem::take(&mut self.outbox),
+            arm: self.armed.difference(&before).cloned().collect(),
+            cancel: before.difference(&self.armed).cloned().collect(),
+            persist_state: false,
+        }
+    }
+
+    /// Sets the HW, writing the checkpoint first when it changes (§2: the HW checkpoint is
+    /// written durably whenever the HW changes).
+    fn set_high_watermark(&mut self, hw: Offset) -> BrokerResult<(), L> {
+        assert!(
+            hw <= self.log.log_end_offset(),
+            "HW {hw} above LEO {}",
+            self.log.log_end_offset()
+        );
+        if hw != self.hw {
+            self.log
+                .write_high_watermark(hw)
+                .map_err(CoreError::Storage)?;
+            self.hw = hw;
+        }
+        Ok(())
+    }
+
+    /// Truncates the log to `offset`, trims the producer table to match, and clamps the HW to
+    /// the new LEO (a HW above the LEO would claim records the broker no longer holds).
+    fn truncate_log(&mut self, offset: Offset) -> BrokerResult<(), L> {
+        if offset >= self.log.log_end_offset() {
+            return Ok(());
+        }
+        self.log.truncate_to(offset).map_err(CoreError::Storage)?;
+        assert_eq!(
+            self.log.log_end_offset(),
+            offset,
+            "truncate_to left a different LEO"
+        );
+        self.producers.truncate(offset);
+        self.set_high_watermark(self.hw.min(offset))
+    }
+
+    /// The end of `epoch` in this broker's own log: where the largest epoch <= `epoch` ends,
+    /// or 0 when the log has none (the log starts at offset 0).
+    fn own_end_offset_for_epoch(&self, epoch: Epoch) -> Offset {
+        self.log
+            .end_offset_for_epoch(epoch)
+            .map_or(0, |(_, end)| end)
+    }
+
+    fn leader_state(&self) -> &LeaderState {
+        self.leader.as_ref().expect("leader state required")
+    }
+
+    fn leader_state_mut(&mut self) -> &mut LeaderState {
+        self.leader.as_mut().expect("leader state required")
+    }
+
+    fn installed_view(&self) -> &View {
+        self.view.as_ref().expect("a view is installed")
+    }
+
+    // ----- sender checks --------------------------------------------------------------------
+
+    fn expect_controller(&self, from: NodeId, message: &'static str) -> BrokerResult<(), L> {
+        match from {
+            NodeId::Controller => Ok(()),
+            _ => Err(CoreError::UnexpectedMessage { from, message }),
+        }
+    }
+
+    fn expect_peer(&self, from: NodeId, message: &'static str) -> BrokerResult<BrokerId, L> {
+        match from {
+            NodeId::Broker(peer) if peer != self.id && self.config.is_broker(peer) => Ok(peer),
+            _ => Err(CoreError::UnexpectedMessage { from, message }),
+        }
+    }
+
+    fn expect_client(&self, from: NodeId, message: &'static str) -> BrokerResult<(), L> {
+        match from {
+            NodeId::Client(_) => Ok(()),
+            _ => Err(CoreError::UnexpectedMessage { from, message }),
+        }
+    }
+
+    fn expect_epoch_lookup(&self, from: NodeId, message: &'static str) -> BrokerResult<(), L> {
+        if self.config.variant.uses_epoch_lookup() {
+            Ok(())
+        } else {
+            Err(CoreError::UnexpectedMessage { from, message })
+        }
+    }
+
+    fn validate_view(&self, from: NodeId, view: &View) -> BrokerResult<(), L> {
+        let known = |id: &BrokerId| self.config.is_broker(*id);
+        if !view.isr.iter().all(known) || !view.leader.iter().all(known) {
+            return Err(CoreError::InvalidRequest {
+                from,
+                message: "LeaderAndIsr",
+                reason: "the view names a broker outside the replica set",
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Records read per call when the broker walks its whole log (snapshot, producer rebuild).
+const FETCH_READ_CHUNK: usize = 4096;
+
+/// A record's protocol identity.
+pub(crate) fn record_id(record: &crate::protocol::Record) -> RecordId {
+    RecordId {
+        producer_id: record.producer_id,
+        sequence: record.sequence,
+    }
+}
+
+/// The message's name, for error reports.
+pub(crate) fn message_name(message: &Message) -> &'static str {
+    match message {
+        Message::LeaderAndIsr(_) => "LeaderAndIsr",
+        Message::AlterPartitionResponse { .. } => "AlterPartitionResponse",
+        Message::AlterPartition { .. } => "AlterPartition",
+        Message::RegisterBroker => "RegisterBroker",
+        Message::Heartbeat { .. } => "Heartbeat",
+        Message::Fetch { .. } => "Fetch",
+        Message::FetchResponse { .. } => "FetchResponse",
+        Message::OffsetsForLeaderEpoch { .. } => "OffsetsForLeaderEpoch",
+        Message::OffsetsForLeaderEpochResponse { .. } => "OffsetsForLeaderEpochResponse",
+        Message::Produce { .. } => "Produce",
+        Message::ProduceResponse { .. } => "ProduceResponse",
+        Message::Consume { .. } => "Consume",
+        Message::ConsumeResponse { .. } => "ConsumeResponse",
+    }
+}

@@ -1,0 +1,151 @@
+//! §4.2 Leader: `Fetch` from follower f. Fencing, divergence detection, progress, ISR
+//! expansion, HW advance, then the answer: records, or a parked fetch answered later.
+
+use super::{BrokerCore, BrokerResult};
+use crate::core::{CoreError, ReplicaLog, FETCH_RECORDS_MAX};
+use crate::protocol::{BrokerId, Epoch, FetchResult, Message, NodeId, Offset};
+
+/// The fields of a `Fetch`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct FetchRequest {
+    pub leader_epoch: Epoch,
+    pub fetch_offset: Offset,
+    pub last_fetched_epoch: Epoch,
+}
+
+impl<L: ReplicaLog> BrokerCore<L> {
+    pub(super) fn on_fetch(
+        &mut self,
+        follower: BrokerId,
+        request: FetchRequest,
+    ) -> BrokerResult<(), L> {
+        if let Some(refusal) = self.fetch_refusal(&request) {
+            self.answer_fetch(follower, request.leader_epoch, refusal);
+            return Ok(());
+        }
+        let log_end_offset = self.log.log_end_offset();
+        if request.fetch_offset > log_end_offset {
+            let result = FetchResult::OffsetOutOfRange { log_end_offset };
+            self.answer_fetch(follower, request.leader_epoch, result);
+            return Ok(());
+        }
+        self.record_fetch_progress(follower, request.fetch_offset);
+        self.maybe_expand_isr(follower, request.fetch_offset);
+        self.maybe_advance_high_watermark()?;
+        let replica = &self.leader_state().replicas[&follower];
+        if request.fetch_offset < self.log.log_end_offset() || replica.hw_sent < self.hw {
+            self.send_records(follower, request.leader_epoch, request.fetch_offset)
+        } else {
+            // Step 7: nothing to say yet; held until the LEO or the HW moves.
+            let replica = self.replica_mut(follower);
+            replica.parked_epoch = Some(request.leader_epoch);
+            Ok(())
+        }
+    }
+
+    /// Steps 1 and 2: fencing and divergence. `Some(answer)` ends the request there.
+    fn fetch_refusal(&self, request: &FetchRequest) -> Option<FetchResult> {
+        let Some(state) = &self.leader else {
+            return Some(FetchResult::NotLeader);
+        };
+        if !self.config.variant.fences_fetches() {
+            return None;
+        }
+        let own_epoch = self.installed_view().leader_epoch;
+        if request.leader_epoch < own_epoch {
+            return Some(FetchResult::FencedLeaderEpoch);
+        }
+        if request.leader_epoch > own_epoch {
+            return Some(FetchResult::UnknownLeaderEpoch);
+        }
+        debug_assert!(state.leader_epoch_start_offset <= self.log.log_end_offset());
+        if request.fetch_offset == 0 {
+            return None;
+        }
+        // The largest epoch <= last_fetched_epoch in our history and where it ends; with no
+        // such epoch, "epoch 0" ends where the log starts, at offset 0.
+        let (epoch, end_offset) = self
+            .log
+            .end_offset_for_epoch(request.last_fetched_epoch)
+            .unwrap_or((0, 0));
+        if epoch != request.last_fetched_epoch || end_offset < request.fetch_offset {
+            return Some(FetchResult::DivergingEpoch { epoch, end_offset });
+        }
+        None
+    }
+
+    /// Step 4, plus the real-time "caught up" count (see `realtime`). A new fetch supersedes
+    /// a parked one from the same follower (a real-time re-send; stepped mode never has two).
+    fn record_fetch_progress(&mut self, follower: BrokerId, fetch_offset: Offset) {
+        let replica = self.replica_mut(follower);
+        if fetch_offset >= replica.end_offset_sent {
+            replica.caught_up_count += 1;
+        }
+        replica.fetch_offset = Some(fetch_offset);
+        replica.parked_epoch = None;
+    }
+
+    /// Step 5, ISR expansion: f is outside `view.isr ∪ pending_isr`, no `AlterPartition` is
+    /// pending, and f has reached both the HW and the start of this leader's epoch.
+    fn maybe_expand_isr(&mut self, follower: BrokerId, fetch_offset: Offset) {
+        let view = self.installed_view();
+        let state = self.leader_state();
+        let eligible = !view.isr.contains(&follower)
+            && state.pending_isr.is_none()
+            && fetch_offset >= self.hw
+            && fetch_offset >= state.leader_epoch_start_offset;
+        if !eligible {
+            return;
+        }
+        let mut isr = view.isr.clone();
+        isr.insert(follower);
+        let message = Message::AlterPartition {
+            isr: isr.clone(),
+            leader_epoch: view.leader_epoch,
+            partition_epoch: view.partition_epoch,
+        };
+        self.leader_state_mut().pending_isr = Some(isr);
+        self.send(NodeId::Controller, message);
+    }
+
+    /// Answers a fetch at `fetch_offset` with records (at most `FETCH_RECORDS_MAX`) and the
+    /// HW; `hw_sent = hw`. `leader_epoch` echoes the request.
+    pub(super) fn send_records(
+        &mut self,
+        follower: BrokerId,
+        leader_epoch: Epoch,
+        fetch_offset: Offset,
+    ) -> BrokerResult<(), L> {
+        let records = self
+            .log
+            .read(fetch_offset, FETCH_RECORDS_MAX)
+            .map_err(CoreError::Storage)?;
+        let hw = self.hw;
+        let log_end_offset = self.log.log_end_offset();
+        let replica = self.replica_mut(follower);
+        replica.hw_sent = hw;
+        replica.end_offset_sent = log_end_offset;
+        replica.parked_epoch = None;
+        let result = FetchResult::Records {
+            records,
+            high_watermark: hw,
+        };
+        self.answer_fetch(follower, leader_epoch, result);
+        Ok(())
+    }
+
+    fn answer_fetch(&mut self, follower: BrokerId, leader_epoch: Epoch, result: FetchResult) {
+        let message = Message::FetchResponse {
+            leader_epoch,
+            result,
+        };
+        self.send(NodeId::Broker(follower), message);
+    }
+
+    pub(super) fn replica_mut(&mut self, follower: BrokerId) -> &mut super::Replica {
+        self.leader_state_mut()
+            .replicas
+            .get_mut(&follower)
+            .expect("the leader tracks every other broker of the replica set")
+    }
+}

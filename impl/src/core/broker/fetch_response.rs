@@ -1,0 +1,75 @@
+//! §4.3 Follower: `FetchResponse` from its leader.
+
+use super::{BrokerCore, BrokerResult};
+use crate::core::{CoreError, ReplicaLog};
+use crate::protocol::{BrokerId, Epoch, FetchResult, FetchState, Offset, Record};
+
+impl<L: ReplicaLog> BrokerCore<L> {
+    /// Ignored unless the sender is the leader of the installed view and `leader_epoch`
+    /// matches the view's.
+    pub(super) fn on_fetch_response(
+        &mut self,
+        sender: BrokerId,
+        leader_epoch: Epoch,
+        result: FetchResult,
+    ) -> BrokerResult<(), L> {
+        let Some(view) = &self.view else {
+            return Ok(());
+        };
+        if view.leader != Some(sender) || view.leader_epoch != leader_epoch {
+            return Ok(());
+        }
+        match result {
+            FetchResult::Records {
+                records,
+                high_watermark,
+            } => self.on_fetched_records(records, high_watermark),
+            FetchResult::DivergingEpoch { epoch, end_offset } => {
+                let own_end_offset = self.own_end_offset_for_epoch(epoch);
+                self.truncate_log(end_offset.min(own_end_offset))?;
+                self.send_fetch();
+                Ok(())
+            }
+            FetchResult::OffsetOutOfRange { log_end_offset } => {
+                self.truncate_log(log_end_offset)?;
+                self.send_fetch();
+                Ok(())
+            }
+            FetchResult::FencedLeaderEpoch
+            | FetchResult::UnknownLeaderEpoch
+            | FetchResult::NotLeader => {
+                // Stop until a new view names a leader (or, in real time, until the fetch
+                // timeout retries: see `realtime::fetch_timeout`).
+                self.fetch_state = FetchState::Idle;
+                Ok(())
+            }
+        }
+    }
+
+    /// `Records`: append (they start at LEO), `hw = min(high_watermark, LEO)`, fetch again.
+    fn on_fetched_records(
+        &mut self,
+        records: Vec<Record>,
+        high_watermark: Offset,
+    ) -> BrokerResult<(), L> {
+        let log_end_offset = self.log.log_end_offset();
+        if let Some(first) = records.first() {
+            if first.offset != log_end_offset {
+                // An answer to a fetch this follower re-sent after a timeout (real time only):
+                // its twin has been or will be handled, so this one is dropped whole.
+                return Ok(());
+            }
+            self.log.append(&records).map_err(CoreError::Storage)?;
+            let appended = log_end_offset + records.len() as u64;
+            assert_eq!(
+                self.log.log_end_offset(),
+                appended,
+                "append left a different LEO"
+            );
+            self.producers.observe(&records);
+        }
+        self.set_high_watermark(high_watermark.min(self.log.log_end_offset()))?;
+        self.send_fetch();
+        Ok(())
+    }
+}

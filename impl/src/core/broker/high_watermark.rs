@@ -1,0 +1,108 @@
+//! §4.7 Leader: advancing the high watermark, and what follows when it moves: waiting
+//! acks=all produces below it are answered, parked fetches are answered, the HW checkpoint is
+//! written (before any of those answers leaves, since the write happens inside the step).
+
+use std::collections::BTreeSet;
+
+use super::{BrokerCore, BrokerResult, Waiting};
+use crate::core::{ReplicaLog, Variant};
+use crate::protocol::{BrokerId, Message, Offset, ProduceResult};
+
+impl<L: ReplicaLog> BrokerCore<L> {
+    /// `maximal_isr = view.isr ∪ pending_isr`; candidate = min over it of (own LEO for the
+    /// leader, `fetch_offset` or 0 for others). The HW moves to the candidate only if that is
+    /// larger and, in `kip-966`, `|view.isr| >= min_insync_replicas`. A no-op when not leader.
+    pub(super) fn maybe_advance_high_watermark(&mut self) -> BrokerResult<(), L> {
+        let Some(state) = &self.leader else {
+            return Ok(());
+        };
+        let view = self.installed_view();
+        if self.config.variant == Variant::Kip966
+            && (view.isr.len() as u64) < u64::from(self.config.min_insync_replicas)
+        {
+            return Ok(());
+        }
+        let mut maximal_isr: BTreeSet<BrokerId> = view.isr.clone();
+        if let Some(pending) = &state.pending_isr {
+            maximal_isr.extend(pending.iter().copied());
+        }
+        let log_end_offset = self.log.log_end_offset();
+        let candidate = maximal_isr
+            .iter()
+            .map(|member| {
+                if *member == self.id {
+                    log_end_offset
+                } else {
+                    state
+                        .replicas
+                        .get(member)
+                        .and_then(|replica| replica.fetch_offset)
+                        .unwrap_or(0)
+                }
+            })
+            .min()
+            .unwrap_or(0);
+        if candidate <= self.hw {
+            return Ok(());
+        }
+        assert!(
+            candidate <= log_end_offset,
+            "HW candidate {candidate} above LEO"
+        );
+        self.set_high_watermark(candidate)?;
+        self.answer_waiting();
+        self.answer_parked_fetches()
+    }
+
+    /// Answers, in arrival order, every waiting produce whose last record is below the HW.
+    fn answer_waiting(&mut self) {
+        let hw = self.hw;
+        let state = self.leader_state_mut();
+        let (done, still): (Vec<Waiting>, Vec<Waiting>) = state
+            .waiting
+            .drain(..)
+            .partition(|waiting| waiting.last_offset < hw);
+        state.waiting = still.into();
+        for waiting in done {
+            self.send(
+                waiting.client,
+                Message::ProduceResponse {
+                    producer_id: waiting.record_id.producer_id,
+                    first_sequence: waiting.record_id.sequence,
+                    result: ProduceResult::Ok {
+                        offset: waiting.base_offset,
+                    },
+                },
+            );
+        }
+    }
+
+    /// Answers every parked fetch that now has something to say (records past its offset, or
+    /// a HW newer than the one last sent), in broker-id order.
+    pub(super) fn answer_parked_fetches(&mut self) -> BrokerResult<(), L> {
+        let Some(state) = &self.leader else {
+            return Ok(());
+        };
+        let log_end_offset = self.log.log_end_offset();
+        let hw = self.hw;
+        let ready: Vec<(BrokerId, Offset)> = state
+            .replicas
+            .iter()
+            .filter(|(_, replica)| replica.parked_epoch.is_some())
+            .filter_map(|(id, replica)| {
+                let offset = replica
+                    .fetch_offset
+                    .expect("a parked fetch has recorded progress");
+                (offset < log_end_offset || replica.hw_sent < hw).then_some((*id, offset))
+            })
+            .collect();
+        for (follower, fetch_offset) in ready {
+            let replica = self.leader_state_mut().replicas.get_mut(&follower);
+            let epoch = replica
+                .and_then(|replica| replica.parked_epoch.take())
+                .expect("selected as parked");
+            self.send_records(follower, epoch, fetch_offset)?;
+        }
+        Ok(())
+    }
+}

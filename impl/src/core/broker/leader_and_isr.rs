@@ -1,0 +1,158 @@
+//! §4.1 Broker: `LeaderAndIsr(v)` from the controller, and the two role changes it causes:
+//! becoming leader and becoming follower.
+
+use std::collections::BTreeMap;
+
+use super::{BrokerCore, BrokerResult, LeaderState, Replica};
+use crate::core::{ReplicaLog, Variant};
+use crate::protocol::{BrokerId, FetchState, Message, NodeId, ProduceResult, View};
+
+impl<L: ReplicaLog> BrokerCore<L> {
+    /// §4.1 step 1: a view no newer than the installed one is stale and ignored.
+    pub(super) fn on_leader_and_isr(&mut self, view: View) -> BrokerResult<(), L> {
+        if let Some(installed) = &self.view {
+            if installed.partition_epoch >= view.partition_epoch {
+                return Ok(());
+            }
+        }
+        self.install_view(view)
+    }
+
+    /// §4.1 steps 2 and 3 (also used for a newer view in an `AlterPartitionResponse`, §4.9,
+    /// and for the initial view at first start).
+    pub(super) fn install_view(&mut self, view: View) -> BrokerResult<(), L> {
+        if view.leader == Some(self.id) {
+            self.install_as_leader(view)
+        } else {
+            self.install_as_non_leader(view)
+        }
+    }
+
+    /// §4.1 step 2. New leadership when the leader epoch changed or this broker was not
+    /// leader: `leader_epoch_start_offset = LEO`, fresh progress for every other broker.
+    fn install_as_leader(&mut self, view: View) -> BrokerResult<(), L> {
+        let new_leadership = match (&self.leader, &self.view) {
+            (Some(_), Some(installed)) => installed.leader_epoch != view.leader_epoch,
+            _ => true,
+        };
+        if new_leadership {
+            let hw = self.hw;
+            let replicas: BTreeMap<BrokerId, Replica> = self
+                .config
+                .brokers
+                .iter()
+                .filter(|id| **id != self.id)
+                .map(|id| (*id, Replica::fresh(hw)))
+                .collect();
+            let waiting = self
+                .leader
+                .take()
+                .map(|state| state.waiting)
+                .unwrap_or_default();
+            self.leader = Some(LeaderState {
+                leader_epoch_start_offset: self.log.log_end_offset(),
+                replicas,
+                pending_isr: None,
+                waiting,
+            });
+        }
+        self.fetch_state = FetchState::Idle;
+        self.view = Some(view);
+        self.maybe_advance_high_watermark()
+    }
+
+    /// §4.1 step 3: another leader, or none.
+    fn install_as_non_leader(&mut self, view: View) -> BrokerResult<(), L> {
+        self.resign_leadership();
+        let leader_changed = match &self.view {
+            None => true,
+            Some(installed) => {
+                installed.leader != view.leader || installed.leader_epoch != view.leader_epoch
+            }
+        };
+        self.view = Some(view);
+        if leader_changed {
+            self.become_follower()?;
+        }
+        Ok(())
+    }
+
+    /// A leader that loses leadership answers every waiting produce with `NotLeader`, in the
+    /// order they arrived, and drops its leader state (parked fetches go unanswered: their
+    /// followers are about to learn the new view).
+    fn resign_leadership(&mut self) {
+        let Some(state) = self.leader.take() else {
+            return;
+        };
+        for waiting in state.waiting {
+            self.send(
+                waiting.client,
+                Message::ProduceResponse {
+                    producer_id: waiting.record_id.producer_id,
+                    first_sequence: waiting.record_id.sequence,
+                    result: ProduceResult::NotLeader,
+                },
+            );
+        }
+    }
+
+    /// Becomes follower of the installed view's leader, if it has one, by the variant's rule.
+    fn become_follower(&mut self) -> BrokerResult<(), L> {
+        let Some(leader) = self.installed_view().leader else {
+            self.fetch_state = FetchState::Idle;
+            return Ok(());
+        };
+        match self.config.variant {
+            Variant::HwTruncation => {
+                self.truncate_log(self.hw)?;
+                self.send_fetch();
+            }
+            Variant::Kip101 | Variant::Kip279 => {
+                if self.log.log_end_offset() == 0 {
+                    self.send_fetch();
+                } else {
+                    self.send_epoch_lookup(leader);
+                }
+            }
+            Variant::Kip320 | Variant::Kip966 => self.send_fetch(),
+        }
+        Ok(())
+    }
+
+    /// Sends `Fetch { leader_epoch: v.leader_epoch, fetch_offset: LEO, last_fetched_epoch }`
+    /// to the installed view's leader and enters `Fetching`.
+    pub(super) fn send_fetch(&mut self) {
+        let view = self.installed_view();
+        let leader = view.leader.expect("a follower fetches only from a leader");
+        assert_ne!(leader, self.id, "a leader does not fetch from itself");
+        let message = Message::Fetch {
+            leader_epoch: view.leader_epoch,
+            fetch_offset: self.log.log_end_offset(),
+            last_fetched_epoch: self.log.last_epoch(),
+        };
+        self.fetch_state = FetchState::Fetching;
+        self.send(NodeId::Broker(leader), message);
+    }
+
+    /// §4.1, `kip-101`/`kip-279`: ask the leader where our last epoch ends.
+    pub(super) fn send_epoch_lookup(&mut self, leader: BrokerId) {
+        let requested_epoch = self.log.last_epoch();
+        self.fetch_state = FetchState::Truncating;
+        self.send(
+            NodeId::Broker(leader),
+            Message::OffsetsForLeaderEpoch { requested_epoch },
+        );
+    }
+}
+
+impl Replica {
+    fn fresh(hw: crate::protocol::Offset) -> Self {
+        Replica {
+            fetch_offset: None,
+            hw_sent: hw,
+            parked_epoch: None,
+            end_offset_sent: 0,
+            caught_up_count: 0,
+        }
+    }
+}

@@ -1,0 +1,194 @@
+//! The controller's state machine: the membership service (docs/protocol.md §2 "Controller",
+//! §4.10). It owns the partition's view, the fenced set and (`kip-966`) the eligible leader
+//! replicas; it accepts ISR changes from the current leader, fences brokers whose session
+//! expired, unfences brokers that register, and elects leaders.
+//!
+//! Durability contract: everything in `ControllerState` is persistent. When an input changes
+//! it, the returned `Effects` has `persist_state` set, and the runtime must write `state()`
+//! durably (write + fsync + rename) *before* it sends any message of those effects: a view
+//! the brokers have seen must survive a controller restart, or epochs could be reused.
+//!
+//! Real time (§6): `Expire(b)` is armed for every unfenced broker (the model bounds how many
+//! expiries happen; the implementation does not). The runtime fires it when b's heartbeats
+//! stop for a session timeout, and the harness fires it by name in stepped mode. A broker
+//! that was fenced while alive (false suspicion) comes back through its next `Heartbeat`,
+//! which the controller treats as a `RegisterBroker`: the protocol's only way back in, and a
+//! conservative one (the broker is treated as having possibly lost unflushed records).
+
+mod election;
+mod handlers;
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+
+use super::{ControllerError, Effects, ProtocolConfig};
+use crate::protocol::{BrokerId, ControllerSnapshot, Message, NodeId, Timer, View};
+
+/// The controller's persistent state. See the module documentation for when the runtime
+/// must write it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ControllerState {
+    pub view: View,
+    /// Brokers whose session expired and who have not registered since.
+    pub fenced: BTreeSet<BrokerId>,
+    /// Eligible leader replicas (`kip-966` only; empty otherwise).
+    pub elr: BTreeSet<BrokerId>,
+}
+
+impl ControllerState {
+    /// A fresh cluster: `{ leader: lowest broker (1), leader_epoch: 1, isr: all brokers,
+    /// partition_epoch: 1 }`, nobody fenced, empty ELR.
+    pub fn initial(config: &ProtocolConfig) -> Self {
+        let isr: BTreeSet<BrokerId> = config.brokers.iter().copied().collect();
+        let leader = isr.first().copied();
+        assert!(leader.is_some(), "a partition needs at least one broker");
+        ControllerState {
+            view: View {
+                leader,
+                leader_epoch: 1,
+                isr,
+                partition_epoch: 1,
+            },
+            fenced: BTreeSet::new(),
+            elr: BTreeSet::new(),
+        }
+    }
+}
+
+/// The controller's protocol core. See the module documentation.
+pub struct ControllerCore {
+    config: ProtocolConfig,
+    state: ControllerState,
+    armed: BTreeSet<Timer>,
+    outbox: Vec<(NodeId, Message)>,
+}
+
+impl ControllerCore {
+    /// Starts from the persisted state, or from the initial state of a fresh cluster (which
+    /// the runtime must then persist: `persist_state` is set). Sends nothing: brokers of a
+    /// fresh cluster start with the initial view installed, and after a controller restart
+    /// brokers with an older view learn the current one from the answer to their heartbeat.
+    pub fn new(config: ProtocolConfig, persisted: Option<ControllerState>) -> (Self, Effects) {
+        let fresh = persisted.is_none();
+        let state = persisted.unwrap_or_else(|| ControllerState::initial(&config));
+        let mut core = ControllerCore {
+            config,
+            state,
+            armed: BTreeSet::new(),
+            outbox: Vec::new(),
+        };
+        let mut effects = core.finish(BTreeSet::new(), None);
+        effects.persist_state = fresh;
+        (core, effects)
+    }
+
+    /// Handles one message from a broker. Messages from anyone else, or that a controller
+    /// never receives, are errors.
+    pub fn step(&mut self, from: NodeId, message: Message) -> Result<Effects, ControllerError> {
+        let before_timers = self.armed.clone();
+        let before_state = self.state.clone();
+        let result = self.dispatch(from, message);
+        let effects = self.finish(before_timers, Some(before_state));
+        result.map(|()| effects)
+    }
+
+    /// Fires `Expire(b)`, armed for every unfenced broker.
+    pub fn fire(&mut self, timer: &Timer) -> Result<Effects, ControllerError> {
+        if !self.armed.contains(timer) {
+            return Err(ControllerError::TimerNotArmed(timer.clone()));
+        }
+        let before_timers = self.armed.clone();
+        let before_state = self.state.clone();
+        match timer {
+            Timer::Expire(broker) => self.on_expire(*broker),
+            Timer::Lag(_) => unreachable!("the controller never arms Lag"),
+        }
+        Ok(self.finish(before_timers, Some(before_state)))
+    }
+
+    pub fn armed_timers(&self) -> &BTreeSet<Timer> {
+        &self.armed
+    }
+
+    /// What the runtime persists (see the module documentation).
+    pub fn state(&self) -> &ControllerState {
+        &self.state
+    }
+
+    pub fn snapshot(&self) -> ControllerSnapshot {
+        ControllerSnapshot {
+            view: self.state.view.clone(),
+            fenced: self.state.fenced.clone(),
+            elr: self.state.elr.clone(),
+            armed_timers: self.armed.clone(),
+        }
+    }
+
+    fn dispatch(&mut self, from: NodeId, message: Message) -> Result<(), ControllerError> {
+        let broker = match from {
+            NodeId::Broker(broker) if self.config.is_broker(broker) => broker,
+            _ => {
+                return Err(ControllerError::UnexpectedMessage {
+                    from,
+                    message: crate::core::broker::message_name(&message),
+                })
+            }
+        };
+        match message {
+            Message::AlterPartition {
+                isr,
+                leader_epoch,
+                partition_epoch,
+            } => self.on_alter_partition(broker, isr, leader_epoch, partition_epoch),
+            Message::RegisterBroker => {
+                self.on_register_broker(broker);
+                Ok(())
+            }
+            Message::Heartbeat { partition_epoch } => {
+                self.on_heartbeat(broker, partition_epoch);
+                Ok(())
+            }
+            other => Err(ControllerError::UnexpectedMessage {
+                from,
+                message: crate::core::broker::message_name(&other),
+            }),
+        }
+    }
+
+    fn send(&mut self, to: NodeId, message: Message) {
+        self.outbox.push((to, message));
+    }
+
+    /// Sends the current view to every broker, in id order.
+    fn broadcast_view(&mut self) {
+        let brokers = self.config.brokers.clone();
+        let mut brokers: Vec<BrokerId> = brokers;
+        brokers.sort_unstable();
+        for broker in brokers {
+            let view = self.state.view.clone();
+            self.send(NodeId::Broker(broker), Message::LeaderAndIsr(view));
+        }
+    }
+
+    /// Re-arms `Expire(b)` for exactly the unfenced brokers and builds the effects.
+    fn finish(
+        &mut self,
+        before_timers: BTreeSet<Timer>,
+        before_state: Option<ControllerState>,
+    ) -> Effects {
+        self.armed = self
+            .config
+            .brokers
+            .iter()
+            .filter(|broker| !self.state.fenced.contains(broker))
+            .map(|broker| Timer::Expire(*broker))
+            .collect();
+        Effects {
+            send: std::mem::take(&mut self.outbox),
+            arm: self.armed.difference(&before_timers).cloned().collect(),
+            cancel: before_timers.difference(&self.armed).cloned().collect(),
+            persist_state: before_state.is_some_and(|before| before != self.state),
+        }
+    }
+}

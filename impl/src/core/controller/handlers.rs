@@ -1,0 +1,124 @@
+//! §4.10 Controller handlers: `AlterPartition`, `Expire(b)`, `RegisterBroker`, and the
+//! real-time `Heartbeat`.
+
+use std::collections::BTreeSet;
+
+use super::ControllerCore;
+use crate::core::{ControllerError, Variant};
+use crate::protocol::{AlterPartitionError, BrokerId, Epoch, Message, NodeId, View};
+
+impl ControllerCore {
+    /// `FencedLeaderEpoch` unless b is the view's leader at `leader_epoch`;
+    /// `InvalidUpdateVersion` unless `partition_epoch` matches; in `kip-966`,
+    /// `IneligibleReplica` if it adds a fenced broker. Otherwise the new ISR is installed
+    /// (`partition_epoch + 1`) and `Ok(view)` goes to b only.
+    pub(super) fn on_alter_partition(
+        &mut self,
+        broker: BrokerId,
+        isr: BTreeSet<BrokerId>,
+        leader_epoch: Epoch,
+        partition_epoch: Epoch,
+    ) -> Result<(), ControllerError> {
+        let invalid = |reason| ControllerError::InvalidRequest {
+            from: NodeId::Broker(broker),
+            message: "AlterPartition",
+            reason,
+        };
+        if !isr.iter().all(|member| self.config.is_broker(*member)) {
+            return Err(invalid("the ISR names a broker outside the replica set"));
+        }
+        let view = &self.state.view;
+        let result = if view.leader != Some(broker) || view.leader_epoch != leader_epoch {
+            Err(AlterPartitionError::FencedLeaderEpoch)
+        } else if view.partition_epoch != partition_epoch {
+            Err(AlterPartitionError::InvalidUpdateVersion)
+        } else if !isr.contains(&broker) {
+            return Err(invalid("the leader proposed an ISR without itself"));
+        } else if self.config.variant == Variant::Kip966
+            && isr
+                .difference(&view.isr)
+                .any(|added| self.state.fenced.contains(added))
+        {
+            Err(AlterPartitionError::IneligibleReplica)
+        } else {
+            self.set_isr(isr);
+            self.state.view.partition_epoch += 1;
+            Ok(self.state.view.clone())
+        };
+        let response = Message::AlterPartitionResponse { result };
+        self.send(NodeId::Broker(broker), response);
+        Ok(())
+    }
+
+    /// `Expire(b)`: fence b; remove it from the ISR unless it is the last member; if it was
+    /// the leader, elect. Always a new view, sent to every broker.
+    pub(super) fn on_expire(&mut self, broker: BrokerId) {
+        let before = self.state.view.clone();
+        self.state.fenced.insert(broker);
+        let isr = &self.state.view.isr;
+        if isr.contains(&broker) && isr.len() > 1 {
+            let mut isr = isr.clone();
+            isr.remove(&broker);
+            self.set_isr(isr);
+        }
+        if before.leader == Some(broker) {
+            self.elect();
+        }
+        self.bump_epochs(&before);
+        self.broadcast_view();
+    }
+
+    /// `RegisterBroker` from b: unfence b; it may have lost unflushed records, so it leaves
+    /// the ISR (in `kip-966` even as the last member; otherwise unless it is the last member)
+    /// and the ELR; elect if b was the leader or there is no leader. The view goes to every
+    /// broker if it changed, else to b only.
+    pub(super) fn on_register_broker(&mut self, broker: BrokerId) {
+        let before = self.state.view.clone();
+        self.state.fenced.remove(&broker);
+        let isr = &self.state.view.isr;
+        let last_member = isr.len() == 1;
+        if isr.contains(&broker) && (self.config.variant == Variant::Kip966 || !last_member) {
+            let mut isr = isr.clone();
+            isr.remove(&broker);
+            self.set_isr(isr);
+        }
+        self.state.elr.remove(&broker);
+        if before.leader == Some(broker) || before.leader.is_none() {
+            self.elect();
+        }
+        let changed = self.state.view.leader != before.leader || self.state.view.isr != before.isr;
+        if changed {
+            self.bump_epochs(&before);
+            self.broadcast_view();
+        } else {
+            let view = self.state.view.clone();
+            self.send(NodeId::Broker(broker), Message::LeaderAndIsr(view));
+        }
+    }
+
+    /// Real time only: a heartbeat from a fenced broker is its way back in (treated as a
+    /// registration); from an unfenced broker holding an older view, it is answered with the
+    /// current view.
+    pub(super) fn on_heartbeat(&mut self, broker: BrokerId, partition_epoch: Epoch) {
+        if self.state.fenced.contains(&broker) {
+            self.on_register_broker(broker);
+        } else if partition_epoch < self.state.view.partition_epoch {
+            let view = self.state.view.clone();
+            self.send(NodeId::Broker(broker), Message::LeaderAndIsr(view));
+        }
+    }
+
+    /// A new view: `partition_epoch + 1`, and `leader_epoch + 1` when the leader changed
+    /// (including to or from no leader).
+    fn bump_epochs(&mut self, before: &View) {
+        let view = &mut self.state.view;
+        assert_eq!(
+            view.partition_epoch, before.partition_epoch,
+            "epochs bumped twice"
+        );
+        view.partition_epoch += 1;
+        if view.leader != before.leader {
+            view.leader_epoch += 1;
+        }
+    }
+}
