@@ -2,9 +2,19 @@
 //! step, and reports divergences and coverage (overview §4, docs/conformance.md).
 //!
 //! Module map:
-//! - `router`  — the harness is the network: one queue per `(src, dst)` channel;
-//! - `control` — the control channel client (`Inspect`, `FireTimer`, `Barrier`);
-//! - `cluster` — the controller and brokers as child processes in stepped mode.
+//! - `trace`       — ITF trace files: writing, strict reading, re-running the model along them;
+//! - `mapping`     — the only model ↔ implementation translation (ids, messages, timers);
+//! - `abstraction` — the abstraction function: a node's snapshot → the model's actor state;
+//! - `router`      — the harness is the network: one FIFO queue per `(src, dst)` channel;
+//! - `control`     — the control channel client (`Inspect`, `FireTimer`, `Barrier`);
+//! - `cluster`     — the controller and brokers as child processes in stepped mode;
+//! - `client`      — the harness plays the model's client actor;
+//! - `diff`        — field-level differences for divergence reports.
+pub mod abstraction;
+pub mod client;
 pub mod cluster;
 pub mod control;
+pub mod diff;
+pub mod mapping;
 pub mod router;
+pub mod trace;

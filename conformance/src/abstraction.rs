@@ -1,0 +1,338 @@
+//! The abstraction function: one pure function per actor kind, from a node's `Inspect`
+//! snapshot to the model's state of that actor (conformance-notes "The abstraction function").
+//!
+//! Fields the model lacks are dropped here and nowhere else: byte offsets, payloads, producer
+//! ids (checked to be the harness's, then reduced to the model's record id), the broker's own
+//! id and its redundant `log_end_offset` (both checked for consistency, then dropped), and
+//! armed timers (compared separately, against the model's timer set of that actor, by
+//! `armed_timers`). Every field the model has is filled from the snapshot, with two
+//! exceptions the implementation has no state for, documented in docs/conformance.md:
+//! `broker_epoch` (the model's count of restarts: the harness supplies its own count of the
+//! restarts it performed) and `registered` (see [`BrokerContext`]).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use insync_impl::protocol as imp;
+use insync_model::broker::{BrokerState, FetchState, LeaderState, ReplicaProgress};
+use insync_model::controller::ControllerState;
+use insync_model::msg::Timer;
+use insync_model::types::{BrokerId, Record};
+
+use crate::mapping::{self, MappingError};
+
+/// What the harness knows about a broker that the broker's snapshot does not hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BrokerContext {
+    /// How many times the harness restarted this broker (the model's `broker_epoch`).
+    pub restarts: u8,
+    /// Whether the controller's answer to this incarnation's `RegisterBroker` was delivered to
+    /// it (always true before the first restart). The implementation has no registration
+    /// state of its own; the model's `registered` flag is the harness's record of this fact.
+    pub registration_delivered: bool,
+}
+
+impl BrokerContext {
+    pub const FIRST_START: BrokerContext = BrokerContext {
+        restarts: 0,
+        registration_delivered: true,
+    };
+}
+
+/// The controller's abstract state. Timers are compared by [`armed_timers`].
+pub fn controller(snapshot: &imp::ControllerSnapshot) -> Result<ControllerState, MappingError> {
+    Ok(ControllerState {
+        view: mapping::view_from_impl(&snapshot.view)?,
+        fenced: mapping::broker_set_from_impl(&snapshot.fenced)?,
+        elr: mapping::broker_set_from_impl(&snapshot.elr)?,
+        broker_epochs: BTreeMap::new(),
+    })
+}
+
+/// A broker's abstract state.
+pub fn broker(
+    snapshot: &imp::BrokerSnapshot,
+    context: BrokerContext,
+) -> Result<BrokerState, MappingError> {
+    let log = log(snapshot)?;
+    if snapshot.log_end_offset != log.len() as u64 {
+        return Err(inconsistent(
+            snapshot,
+            "log_end_offset is not the log's length",
+        ));
+    }
+    let leader = match snapshot.leader_epoch_start_offset {
+        Some(start) => Some(LeaderState {
+            leader_epoch_start_offset: small("leader_epoch_start_offset", start)?,
+            replicas: snapshot
+                .replicas
+                .iter()
+                .map(|(b, p)| Ok((mapping::broker_from_impl(*b)?, replica(p)?)))
+                .collect::<Result<_, MappingError>>()?,
+            pending_isr: snapshot
+                .pending_isr
+                .as_ref()
+                .map(mapping::broker_set_from_impl)
+                .transpose()?,
+            waiting: snapshot
+                .waiting
+                .iter()
+                .map(|(id, offset)| {
+                    Ok((mapping::record_id_from_impl(id)?, small("offset", *offset)?))
+                })
+                .collect::<Result<_, MappingError>>()?,
+        }),
+        None => {
+            let leader_only = !snapshot.replicas.is_empty()
+                || snapshot.pending_isr.is_some()
+                || !snapshot.waiting.is_empty();
+            if leader_only {
+                return Err(inconsistent(snapshot, "leader fields set on a non-leader"));
+            }
+            None
+        }
+    };
+    Ok(BrokerState {
+        broker_epoch: context.restarts,
+        registered: context.registration_delivered,
+        view: snapshot
+            .view
+            .as_ref()
+            .map(mapping::view_from_impl)
+            .transpose()?,
+        log,
+        hw: small("hw", snapshot.hw)?,
+        leader,
+        fetch_state: fetch_state(snapshot.fetch_state),
+    })
+}
+
+/// The model's controller state with the detail the contract lacks set to the neutral value
+/// [`controller`] gives it: the KIP-903 `broker_epochs` table (DIVERGENCES.md, D1).
+pub fn erase_controller(state: &ControllerState) -> ControllerState {
+    ControllerState {
+        broker_epochs: BTreeMap::new(),
+        ..state.clone()
+    }
+}
+
+/// The model's broker state with the detail the contract lacks set to the neutral value
+/// [`broker`] gives it: the KIP-903 broker epoch the leader remembers per follower
+/// (DIVERGENCES.md, D1). `broker_epoch` and `registered` are kept: the harness supplies them.
+pub fn erase_broker(state: &BrokerState) -> BrokerState {
+    let mut erased = state.clone();
+    if let Some(leader) = erased.leader.as_mut() {
+        for progress in leader.replicas.values_mut() {
+            progress.broker_epoch = 0;
+        }
+    }
+    erased
+}
+
+/// The node's armed timers in the model's names, to compare with the model's timer set.
+pub fn armed_timers(timers: &BTreeSet<imp::Timer>) -> Result<BTreeSet<Timer>, MappingError> {
+    timers.iter().map(mapping::timer_from_impl).collect()
+}
+
+fn log(snapshot: &imp::BrokerSnapshot) -> Result<Vec<Record>, MappingError> {
+    snapshot
+        .log
+        .iter()
+        .enumerate()
+        .map(|(position, (offset, epoch, id))| {
+            if *offset != position as u64 {
+                return Err(inconsistent(snapshot, "log offsets are not 0, 1, 2, ..."));
+            }
+            Ok(Record {
+                leader_epoch: small("leader_epoch", u64::from(*epoch))?,
+                record_id: mapping::record_id_from_impl(id)?,
+            })
+        })
+        .collect()
+}
+
+fn replica(progress: &imp::ReplicaProgress) -> Result<ReplicaProgress, MappingError> {
+    Ok(ReplicaProgress {
+        fetch_offset: progress
+            .fetch_offset
+            .map(|o| small("fetch_offset", o))
+            .transpose()?,
+        hw_sent: small("hw_sent", progress.hw_sent)?,
+        parked: progress.parked,
+        broker_epoch: 0,
+    })
+}
+
+fn fetch_state(state: imp::FetchState) -> FetchState {
+    match state {
+        imp::FetchState::Idle => FetchState::Idle,
+        imp::FetchState::Truncating => FetchState::Truncating,
+        imp::FetchState::Fetching => FetchState::Fetching,
+    }
+}
+
+fn small(what: &'static str, value: u64) -> Result<u8, MappingError> {
+    u8::try_from(value).map_err(|_| MappingError::OutOfRange { what, value })
+}
+
+fn inconsistent(snapshot: &imp::BrokerSnapshot, what: &str) -> MappingError {
+    MappingError::ImplOnly(format!(
+        "inconsistent snapshot of broker {}: {what}",
+        BrokerId(snapshot.id as u8)
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mapping::{payload, HARNESS_PRODUCER_ID};
+    use insync_model::types::{BrokerSet, View};
+
+    fn rid(sequence: u32) -> imp::RecordId {
+        imp::RecordId {
+            producer_id: HARNESS_PRODUCER_ID,
+            sequence,
+        }
+    }
+
+    fn view(leader: u32, epoch: u32, isr: &[u32], partition_epoch: u32) -> imp::View {
+        imp::View {
+            leader: Some(leader),
+            leader_epoch: epoch,
+            isr: isr.iter().copied().collect(),
+            partition_epoch,
+        }
+    }
+
+    fn leader_snapshot() -> imp::BrokerSnapshot {
+        let mut replicas = BTreeMap::new();
+        replicas.insert(
+            2,
+            imp::ReplicaProgress {
+                fetch_offset: Some(1),
+                hw_sent: 0,
+                parked: true,
+            },
+        );
+        replicas.insert(
+            3,
+            imp::ReplicaProgress {
+                fetch_offset: None,
+                hw_sent: 0,
+                parked: false,
+            },
+        );
+        imp::BrokerSnapshot {
+            id: 1,
+            view: Some(view(1, 2, &[1, 2], 3)),
+            log: vec![(0, 1, rid(1)), (1, 2, rid(2))],
+            log_end_offset: 2,
+            hw: 1,
+            leader_epoch_start_offset: Some(1),
+            replicas,
+            pending_isr: Some([1, 2, 3].into_iter().collect()),
+            waiting: vec![(rid(2), 1)],
+            fetch_state: imp::FetchState::Idle,
+            armed_timers: [imp::Timer::Lag(3)].into_iter().collect(),
+        }
+    }
+
+    /// Goal: every field of a leader's snapshot lands in the model field of the same name.
+    #[test]
+    fn leader_snapshot_maps_field_by_field() {
+        let state = broker(&leader_snapshot(), BrokerContext::FIRST_START).unwrap();
+        assert_eq!(state.broker_epoch, 0);
+        assert!(state.registered);
+        assert_eq!(
+            state.view,
+            Some(View {
+                leader: Some(BrokerId(1)),
+                leader_epoch: 2,
+                isr: BrokerSet::empty().with(BrokerId(1)).with(BrokerId(2)),
+                partition_epoch: 3,
+            })
+        );
+        assert_eq!(
+            state.log,
+            vec![
+                Record {
+                    leader_epoch: 1,
+                    record_id: 1
+                },
+                Record {
+                    leader_epoch: 2,
+                    record_id: 2
+                },
+            ]
+        );
+        assert_eq!(state.hw, 1);
+        let leader = state.leader.expect("a leader");
+        assert_eq!(leader.leader_epoch_start_offset, 1);
+        assert_eq!(leader.replicas[&BrokerId(2)].fetch_offset, Some(1));
+        assert!(leader.replicas[&BrokerId(2)].parked);
+        assert_eq!(leader.replicas[&BrokerId(3)].fetch_offset, None);
+        assert_eq!(leader.pending_isr, Some(BrokerSet::all(3)));
+        assert_eq!(leader.waiting, vec![(2, 1)]);
+        assert_eq!(state.fetch_state, FetchState::Idle);
+    }
+
+    /// Goal: a follower has no leader state; restarts come from the harness's context.
+    #[test]
+    fn follower_snapshot_has_no_leader_state() {
+        let snapshot = imp::BrokerSnapshot {
+            id: 2,
+            view: None,
+            log: vec![(0, 1, rid(1))],
+            log_end_offset: 1,
+            hw: 0,
+            leader_epoch_start_offset: None,
+            replicas: BTreeMap::new(),
+            pending_isr: None,
+            waiting: Vec::new(),
+            fetch_state: imp::FetchState::Fetching,
+            armed_timers: BTreeSet::new(),
+        };
+        let context = BrokerContext {
+            restarts: 1,
+            registration_delivered: false,
+        };
+        let state = broker(&snapshot, context).unwrap();
+        assert_eq!((state.broker_epoch, state.registered), (1, false));
+        assert!(state.leader.is_none());
+        assert_eq!(state.fetch_state, FetchState::Fetching);
+    }
+
+    /// Goal: inconsistent or foreign snapshots are refused, not silently reduced.
+    #[test]
+    fn inconsistent_snapshots_are_errors() {
+        let mut gap = leader_snapshot();
+        gap.log[1].0 = 5;
+        assert!(broker(&gap, BrokerContext::FIRST_START).is_err());
+        let mut foreign = leader_snapshot();
+        foreign.log[0].2.producer_id = 99;
+        assert!(broker(&foreign, BrokerContext::FIRST_START).is_err());
+        let mut stray = leader_snapshot();
+        stray.leader_epoch_start_offset = None;
+        assert!(broker(&stray, BrokerContext::FIRST_START).is_err());
+        let _ = payload(1);
+    }
+
+    /// Goal: the controller's snapshot maps view, fenced and ELR; timers map by name.
+    #[test]
+    fn controller_snapshot_maps() {
+        let snapshot = imp::ControllerSnapshot {
+            view: view(2, 3, &[2], 5),
+            fenced: [1].into_iter().collect(),
+            elr: [3].into_iter().collect(),
+            armed_timers: [imp::Timer::Expire(2), imp::Timer::Expire(3)]
+                .into_iter()
+                .collect(),
+        };
+        let state = controller(&snapshot).unwrap();
+        assert_eq!(state.view.leader, Some(BrokerId(2)));
+        assert_eq!(state.fenced, BrokerSet::empty().with(BrokerId(1)));
+        assert_eq!(state.elr, BrokerSet::empty().with(BrokerId(3)));
+        let timers = armed_timers(&snapshot.armed_timers).unwrap();
+        assert!(timers.contains(&Timer::Expire(BrokerId(2))));
+        assert_eq!(timers.len(), 2);
+    }
+}

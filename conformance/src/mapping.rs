@@ -1,0 +1,521 @@
+//! The only translation between the model's vocabulary and the implementation's
+//! (style.md "Message names"): actor ids ↔ node ids, messages, timers, views, records.
+//!
+//! Every `match` here is exhaustive with no `_` arm, so adding a message, a result or a timer
+//! on either side fails to compile until it is mapped. Implementation-only detail (payloads,
+//! producer ids, byte-level batching, `max_records`) is checked for consistency with what the
+//! harness sent and then dropped here, nowhere else.
+//!
+//! Direction: frames the nodes emit are mapped *to* the model (`msg_from_impl`) and compared
+//! with what the model emitted; the harness's own client requests are mapped *from* the model
+//! (`msg_to_impl`), since the harness plays the model's client.
+
+use std::collections::BTreeSet;
+
+use insync_impl::core::Variant as ImplVariant;
+use insync_impl::protocol as imp;
+use insync_model::config::{Acks, Config, Variant};
+use insync_model::msg::{self as model, Msg};
+use insync_model::types::{BrokerId, BrokerSet, Record, View};
+use stateright::actor::Id;
+
+/// The producer id the harness's client uses; record id `r` is sequence `r`.
+pub const HARNESS_PRODUCER_ID: u64 = 7;
+/// The client id the harness's client names itself with (`NodeId::Client`).
+pub const HARNESS_CLIENT_ID: u64 = 1;
+
+/// Why an implementation value has no model counterpart: always a divergence.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum MappingError {
+    #[error("{what} = {value} does not fit the model's bounds")]
+    OutOfRange { what: &'static str, value: u64 },
+    #[error("implementation-only message in stepped mode: {0}")]
+    ImplOnly(String),
+    #[error("record {0} was not produced by the harness's client")]
+    ForeignRecord(String),
+    #[error("node {0:?} is not an actor of this model")]
+    UnknownNode(imp::NodeId),
+    #[error("actor {0} is not a node of this cluster")]
+    UnknownActor(usize),
+}
+
+/// The payload the harness's client writes for record `r`: checked when records come back.
+pub fn payload(record_id: u8) -> Vec<u8> {
+    format!("record-{record_id}").into_bytes()
+}
+
+fn small(what: &'static str, value: u64) -> Result<u8, MappingError> {
+    u8::try_from(value).map_err(|_| MappingError::OutOfRange { what, value })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Identities
+
+/// Model actor index → node (docs/protocol.md §1).
+pub fn node_of_actor(cfg: &Config, actor: Id) -> Result<imp::NodeId, MappingError> {
+    let index = usize::from(actor);
+    match index {
+        0 => Ok(imp::NodeId::Controller),
+        i if i <= cfg.brokers as usize => Ok(imp::NodeId::Broker(i as u32)),
+        i if i == cfg.client_index() => Ok(imp::NodeId::Client(HARNESS_CLIENT_ID)),
+        i => Err(MappingError::UnknownActor(i)),
+    }
+}
+
+/// Node → model actor index.
+pub fn actor_of_node(cfg: &Config, node: imp::NodeId) -> Result<Id, MappingError> {
+    match node {
+        imp::NodeId::Controller => Ok(Id::from(0)),
+        imp::NodeId::Broker(b) if b >= 1 && b <= u32::from(cfg.brokers) => Ok(Id::from(b as usize)),
+        imp::NodeId::Client(HARNESS_CLIENT_ID) => Ok(Id::from(cfg.client_index())),
+        imp::NodeId::Broker(_) | imp::NodeId::Client(_) => Err(MappingError::UnknownNode(node)),
+    }
+}
+
+pub fn broker_from_impl(b: imp::BrokerId) -> Result<BrokerId, MappingError> {
+    Ok(BrokerId(small("broker id", u64::from(b))?))
+}
+
+pub fn variant_to_impl(variant: Variant) -> ImplVariant {
+    match variant {
+        Variant::Kip966 => ImplVariant::Kip966,
+        Variant::Kip320 => ImplVariant::Kip320,
+        Variant::Kip279 => ImplVariant::Kip279,
+        Variant::Kip101 => ImplVariant::Kip101,
+        Variant::HwTruncation => ImplVariant::HwTruncation,
+    }
+}
+
+pub fn acks_to_impl(acks: Acks) -> imp::Acks {
+    match acks {
+        Acks::All => imp::Acks::All,
+        Acks::One => imp::Acks::One,
+    }
+}
+
+pub fn acks_from_impl(acks: imp::Acks) -> Acks {
+    match acks {
+        imp::Acks::All => Acks::All,
+        imp::Acks::One => Acks::One,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Values
+
+pub fn broker_set_from_impl(set: &BTreeSet<imp::BrokerId>) -> Result<BrokerSet, MappingError> {
+    set.iter().try_fold(BrokerSet::empty(), |acc, b| {
+        let b = broker_from_impl(*b)?;
+        if (b.0 as usize) >= BrokerSet::CAPACITY {
+            return Err(MappingError::OutOfRange {
+                what: "broker id",
+                value: u64::from(b.0),
+            });
+        }
+        Ok(acc.with(b))
+    })
+}
+
+pub fn view_from_impl(view: &imp::View) -> Result<View, MappingError> {
+    Ok(View {
+        leader: view.leader.map(broker_from_impl).transpose()?,
+        leader_epoch: small("leader_epoch", u64::from(view.leader_epoch))?,
+        isr: broker_set_from_impl(&view.isr)?,
+        partition_epoch: small("partition_epoch", u64::from(view.partition_epoch))?,
+    })
+}
+
+/// A record id as the harness's producer wrote it.
+pub fn record_id_from_impl(id: &imp::RecordId) -> Result<u8, MappingError> {
+    if id.producer_id != HARNESS_PRODUCER_ID {
+        return Err(MappingError::ForeignRecord(format!("{id:?}")));
+    }
+    small("record sequence", u64::from(id.sequence))
+}
+
+/// A replicated record. Its offset is checked against `expected_offset` (the model's offsets
+/// are positions) and its payload against what the harness produced, then both are dropped.
+pub fn record_from_impl(
+    record: &imp::Record,
+    expected_offset: u64,
+) -> Result<Record, MappingError> {
+    let record_id = record_id_from_impl(&imp::RecordId {
+        producer_id: record.producer_id,
+        sequence: record.sequence,
+    })?;
+    if record.offset != expected_offset {
+        return Err(MappingError::ForeignRecord(format!(
+            "{record:?} at offset {} where offset {expected_offset} was expected",
+            record.offset
+        )));
+    }
+    if record.value != payload(record_id) {
+        return Err(MappingError::ForeignRecord(format!(
+            "{record:?}: payload is not the one produced for record {record_id}"
+        )));
+    }
+    Ok(Record {
+        leader_epoch: small("leader_epoch", u64::from(record.leader_epoch))?,
+        record_id,
+    })
+}
+
+/// Records that must start at `first_offset` and be consecutive.
+pub fn records_from_impl(
+    records: &[imp::Record],
+    first_offset: u64,
+) -> Result<Vec<Record>, MappingError> {
+    records
+        .iter()
+        .enumerate()
+        .map(|(i, r)| record_from_impl(r, first_offset + i as u64))
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Messages
+
+/// A frame a node emitted, as the model's message. `first_offset` is where records in it must
+/// start: the model's `FetchResponse` and `ConsumeResponse` carry records from the request's
+/// offset, which the harness knows from the request it delivered (see `replay`); `None`
+/// skips the offset check (the records' own first offset is taken).
+pub fn msg_from_impl(
+    message: &imp::Message,
+    first_offset: Option<u64>,
+) -> Result<Msg, MappingError> {
+    let start = |records: &[imp::Record]| {
+        first_offset
+            .or(records.first().map(|r| r.offset))
+            .unwrap_or(0)
+    };
+    Ok(match message {
+        imp::Message::LeaderAndIsr(view) => Msg::LeaderAndIsr(view_from_impl(view)?),
+        imp::Message::AlterPartitionResponse { result } => Msg::AlterPartitionResponse {
+            result: match result {
+                Ok(view) => model::AlterPartitionResult::Ok(view_from_impl(view)?),
+                Err(imp::AlterPartitionError::FencedLeaderEpoch) => {
+                    model::AlterPartitionResult::FencedLeaderEpoch
+                }
+                Err(imp::AlterPartitionError::InvalidUpdateVersion) => {
+                    model::AlterPartitionResult::InvalidUpdateVersion
+                }
+                Err(imp::AlterPartitionError::IneligibleReplica) => {
+                    model::AlterPartitionResult::IneligibleReplica
+                }
+            },
+        },
+        imp::Message::AlterPartition {
+            isr,
+            leader_epoch,
+            partition_epoch,
+        } => Msg::AlterPartition {
+            isr: broker_set_from_impl(isr)?,
+            leader_epoch: small("leader_epoch", u64::from(*leader_epoch))?,
+            partition_epoch: small("partition_epoch", u64::from(*partition_epoch))?,
+            broker_epochs: Vec::new(),
+        },
+        imp::Message::RegisterBroker => Msg::RegisterBroker { broker_epoch: 0 },
+        imp::Message::Heartbeat { .. } => {
+            return Err(MappingError::ImplOnly(format!("{message:?}")));
+        }
+        imp::Message::Fetch {
+            leader_epoch,
+            fetch_offset,
+            last_fetched_epoch,
+        } => Msg::Fetch {
+            leader_epoch: small("leader_epoch", u64::from(*leader_epoch))?,
+            fetch_offset: small("fetch_offset", *fetch_offset)?,
+            last_fetched_epoch: small("last_fetched_epoch", u64::from(*last_fetched_epoch))?,
+            broker_epoch: 0,
+        },
+        imp::Message::FetchResponse {
+            leader_epoch,
+            result,
+        } => Msg::FetchResponse {
+            leader_epoch: small("leader_epoch", u64::from(*leader_epoch))?,
+            result: fetch_result_from_impl(result, &start)?,
+        },
+        imp::Message::OffsetsForLeaderEpoch { requested_epoch } => Msg::OffsetsForLeaderEpoch {
+            requested_epoch: small("requested_epoch", u64::from(*requested_epoch))?,
+        },
+        imp::Message::OffsetsForLeaderEpochResponse { result } => {
+            Msg::OffsetsForLeaderEpochResponse {
+                result: match result {
+                    imp::OffsetsForLeaderEpochResult::Ok { epoch, end_offset } => {
+                        model::OffsetsForLeaderEpochResult::Ok {
+                            epoch: small("epoch", u64::from(*epoch))?,
+                            end_offset: small("end_offset", *end_offset)?,
+                        }
+                    }
+                    imp::OffsetsForLeaderEpochResult::NotLeader => {
+                        model::OffsetsForLeaderEpochResult::NotLeader
+                    }
+                },
+            }
+        }
+        imp::Message::Produce {
+            producer_id,
+            first_sequence,
+            values,
+            acks,
+        } => {
+            let id = imp::RecordId {
+                producer_id: *producer_id,
+                sequence: *first_sequence,
+            };
+            let record_id = record_id_from_impl(&id)?;
+            if values.len() != 1 || values[0] != payload(record_id) {
+                return Err(MappingError::ForeignRecord(format!("{message:?}")));
+            }
+            Msg::Produce {
+                record_id,
+                acks: acks_from_impl(*acks),
+            }
+        }
+        imp::Message::ProduceResponse {
+            producer_id,
+            first_sequence,
+            result,
+        } => {
+            let id = imp::RecordId {
+                producer_id: *producer_id,
+                sequence: *first_sequence,
+            };
+            Msg::ProduceResponse {
+                record_id: record_id_from_impl(&id)?,
+                result: produce_result_from_impl(result, message)?,
+            }
+        }
+        imp::Message::Consume {
+            fetch_offset,
+            max_records: _,
+        } => Msg::Consume {
+            fetch_offset: small("fetch_offset", *fetch_offset)?,
+        },
+        imp::Message::ConsumeResponse { result } => Msg::ConsumeResponse {
+            result: match result {
+                imp::ConsumeResult::Ok {
+                    records,
+                    high_watermark,
+                } => model::ConsumeResult::Ok {
+                    records: records_from_impl(records, start(records))?,
+                    high_watermark: small("high_watermark", *high_watermark)?,
+                },
+                imp::ConsumeResult::NotLeader => model::ConsumeResult::NotLeader,
+            },
+        },
+    })
+}
+
+fn fetch_result_from_impl(
+    result: &imp::FetchResult,
+    start: &dyn Fn(&[imp::Record]) -> u64,
+) -> Result<model::FetchResult, MappingError> {
+    Ok(match result {
+        imp::FetchResult::Records {
+            records,
+            high_watermark,
+        } => model::FetchResult::Records {
+            records: records_from_impl(records, start(records))?,
+            high_watermark: small("high_watermark", *high_watermark)?,
+        },
+        imp::FetchResult::DivergingEpoch { epoch, end_offset } => {
+            model::FetchResult::DivergingEpoch {
+                epoch: small("epoch", u64::from(*epoch))?,
+                end_offset: small("end_offset", *end_offset)?,
+            }
+        }
+        imp::FetchResult::OffsetOutOfRange { log_end_offset } => {
+            model::FetchResult::OffsetOutOfRange {
+                log_end_offset: small("log_end_offset", *log_end_offset)?,
+            }
+        }
+        imp::FetchResult::FencedLeaderEpoch => model::FetchResult::FencedLeaderEpoch,
+        imp::FetchResult::UnknownLeaderEpoch => model::FetchResult::UnknownLeaderEpoch,
+        imp::FetchResult::NotLeader => model::FetchResult::NotLeader,
+    })
+}
+
+fn produce_result_from_impl(
+    result: &imp::ProduceResult,
+    message: &imp::Message,
+) -> Result<model::ProduceResult, MappingError> {
+    Ok(match result {
+        imp::ProduceResult::Ok { offset } => model::ProduceResult::Ok {
+            offset: small("offset", *offset)?,
+        },
+        imp::ProduceResult::NotLeader => model::ProduceResult::NotLeader,
+        imp::ProduceResult::NotEnoughReplicas => model::ProduceResult::NotEnoughReplicas,
+        imp::ProduceResult::OutOfOrderSequence { .. } | imp::ProduceResult::Overloaded => {
+            return Err(MappingError::ImplOnly(format!("{message:?}")));
+        }
+    })
+}
+
+/// A request of the model's client, as the harness sends it. Only client messages are ever
+/// sent by the harness itself; anything else is a bug in the caller.
+pub fn client_request_to_impl(msg: &Msg) -> Option<imp::Message> {
+    match msg {
+        Msg::Produce { record_id, acks } => Some(imp::Message::Produce {
+            producer_id: HARNESS_PRODUCER_ID,
+            first_sequence: u32::from(*record_id),
+            values: vec![payload(*record_id)],
+            acks: acks_to_impl(*acks),
+        }),
+        Msg::Consume { fetch_offset } => Some(imp::Message::Consume {
+            fetch_offset: u64::from(*fetch_offset),
+            max_records: u32::MAX,
+        }),
+        Msg::LeaderAndIsr(_)
+        | Msg::AlterPartitionResponse { .. }
+        | Msg::AlterPartition { .. }
+        | Msg::RegisterBroker { .. }
+        | Msg::RegisterBrokerResponse
+        | Msg::Fetch { .. }
+        | Msg::FetchResponse { .. }
+        | Msg::OffsetsForLeaderEpoch { .. }
+        | Msg::OffsetsForLeaderEpochResponse { .. }
+        | Msg::ProduceResponse { .. }
+        | Msg::ConsumeResponse { .. } => None,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Model-only detail
+
+/// The model's message with the detail the contract does not define set to the neutral value
+/// `msg_from_impl` gives it: KIP-903 broker epochs (`Fetch.broker_epoch`,
+/// `RegisterBroker.broker_epoch`, `AlterPartition.broker_epochs`) are in the model but not in
+/// docs/protocol.md §3 nor on the wire (conformance/DIVERGENCES.md, D1). Messages are compared
+/// after this erasure on both sides; a behaviour that depends on the erased detail still shows
+/// as a divergence in what the nodes do.
+pub fn erase_model_only(msg: &Msg) -> Msg {
+    match msg {
+        Msg::AlterPartition {
+            isr,
+            leader_epoch,
+            partition_epoch,
+            broker_epochs: _,
+        } => Msg::AlterPartition {
+            isr: *isr,
+            leader_epoch: *leader_epoch,
+            partition_epoch: *partition_epoch,
+            broker_epochs: Vec::new(),
+        },
+        Msg::RegisterBroker { broker_epoch: _ } => Msg::RegisterBroker { broker_epoch: 0 },
+        Msg::Fetch {
+            leader_epoch,
+            fetch_offset,
+            last_fetched_epoch,
+            broker_epoch: _,
+        } => Msg::Fetch {
+            leader_epoch: *leader_epoch,
+            fetch_offset: *fetch_offset,
+            last_fetched_epoch: *last_fetched_epoch,
+            broker_epoch: 0,
+        },
+        Msg::LeaderAndIsr(_)
+        | Msg::AlterPartitionResponse { .. }
+        | Msg::RegisterBrokerResponse
+        | Msg::FetchResponse { .. }
+        | Msg::OffsetsForLeaderEpoch { .. }
+        | Msg::OffsetsForLeaderEpochResponse { .. }
+        | Msg::Produce { .. }
+        | Msg::ProduceResponse { .. }
+        | Msg::Consume { .. }
+        | Msg::ConsumeResponse { .. } => msg.clone(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Timers
+
+/// Who fires a model timer on real nodes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TimerTarget {
+    /// A node's timer, fired with `Control::FireTimer`.
+    Node(imp::Timer),
+    /// The harness's client: it sends the request itself.
+    ClientProduce(BrokerId),
+    ClientConsume(BrokerId),
+}
+
+pub fn timer_to_impl(timer: &model::Timer) -> TimerTarget {
+    match timer {
+        model::Timer::Lag(f) => TimerTarget::Node(imp::Timer::Lag(u32::from(f.0))),
+        model::Timer::Expire(b) => TimerTarget::Node(imp::Timer::Expire(u32::from(b.0))),
+        model::Timer::Produce(b) => TimerTarget::ClientProduce(*b),
+        model::Timer::Consume(b) => TimerTarget::ClientConsume(*b),
+    }
+}
+
+pub fn timer_from_impl(timer: &imp::Timer) -> Result<model::Timer, MappingError> {
+    Ok(match timer {
+        imp::Timer::Lag(f) => model::Timer::Lag(broker_from_impl(*f)?),
+        imp::Timer::Expire(b) => model::Timer::Expire(broker_from_impl(*b)?),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(offset: u64, sequence: u32, epoch: u32) -> imp::Record {
+        imp::Record {
+            offset,
+            leader_epoch: epoch,
+            producer_id: HARNESS_PRODUCER_ID,
+            sequence,
+            value: payload(sequence as u8),
+        }
+    }
+
+    /// Goal: the client's requests survive the round trip model → impl → model.
+    #[test]
+    fn client_requests_round_trip() {
+        for msg in [
+            Msg::Produce {
+                record_id: 3,
+                acks: Acks::All,
+            },
+            Msg::Consume { fetch_offset: 0 },
+        ] {
+            let sent = client_request_to_impl(&msg).expect("a client request");
+            assert_eq!(msg_from_impl(&sent, None).unwrap(), msg);
+        }
+    }
+
+    /// Goal: records map by position; a wrong offset or payload is a mapping error.
+    #[test]
+    fn records_are_checked_then_reduced() {
+        let records = vec![record(2, 1, 1), record(3, 2, 2)];
+        let mapped = records_from_impl(&records, 2).unwrap();
+        assert_eq!(
+            mapped[1],
+            Record {
+                leader_epoch: 2,
+                record_id: 2
+            }
+        );
+        assert!(records_from_impl(&records, 0).is_err());
+        let mut foreign = record(0, 1, 1);
+        foreign.value = b"other".to_vec();
+        assert!(records_from_impl(&[foreign], 0).is_err());
+    }
+
+    /// Goal: implementation-only answers have no model counterpart.
+    #[test]
+    fn impl_only_messages_are_errors() {
+        let heartbeat = imp::Message::Heartbeat { partition_epoch: 1 };
+        assert!(matches!(
+            msg_from_impl(&heartbeat, None),
+            Err(MappingError::ImplOnly(_))
+        ));
+        let overloaded = imp::Message::ProduceResponse {
+            producer_id: HARNESS_PRODUCER_ID,
+            first_sequence: 1,
+            result: imp::ProduceResult::Overloaded,
+        };
+        assert!(msg_from_impl(&overloaded, None).is_err());
+    }
+}
