@@ -33,6 +33,20 @@ enum Command {
     Check(cli::check::CheckArgs),
     /// Serve the Stateright Explorer on the model.
     Explore(cli::check::ExploreArgs),
+    /// Run the controller: partition state, broker sessions, elections.
+    Controller(cli::node::ControllerArgs),
+    /// Run a broker: replica of the partition, leader or follower.
+    Broker(cli::node::BrokerArgs),
+    /// Run a whole local cluster (controller + brokers) as child processes.
+    Cluster(cli::node::ClusterArgs),
+    /// Produce records (idempotent producer; acks 0, 1 or all).
+    Produce(cli::client::ProduceArgs),
+    /// Consume committed records, optionally following new ones.
+    Consume(cli::client::ConsumeArgs),
+    /// Print a node's observable state (the control channel's Inspect).
+    Inspect(cli::client::InspectArgs),
+    /// Measure produce throughput and latency on a local cluster.
+    Bench(cli::bench::BenchArgs),
 }
 
 fn main() {
@@ -40,6 +54,17 @@ fn main() {
     let code = match cli.command {
         Command::Check(args) => cli::check::run_check(args),
         Command::Explore(args) => cli::check::run_explore(args),
+        Command::Controller(args) => {
+            cli::node::with_logs("info", || cli::node::run_controller_command(args))
+        }
+        Command::Broker(args) => {
+            cli::node::with_logs("info", || cli::node::run_broker_command(args))
+        }
+        Command::Cluster(args) => cli::node::with_logs("info", || cli::node::run_cluster(args)),
+        Command::Produce(args) => cli::node::with_logs("warn", || cli::client::run_produce(args)),
+        Command::Consume(args) => cli::node::with_logs("warn", || cli::client::run_consume(args)),
+        Command::Inspect(args) => cli::node::with_logs("warn", || cli::client::run_inspect(args)),
+        Command::Bench(args) => cli::node::with_logs("warn", || cli::bench::run_bench(args)),
     };
     std::process::exit(code);
 }

@@ -5,5 +5,9 @@
 //! - `core`     — sans-I/O broker and controller state machines (`step`, `fire` → `Effects`).
 //! - `storage`  — the crash-safe on-disk log, leader-epoch and HW checkpoints, recovery.
 //! - `wire`     — length-delimited frames, the bincode codec, the connection handshake.
+//! - `node`     — the tokio runtime: listener, peers, event loop, broker and controller processes.
+//! - `client`   — the client library: leader discovery, idempotent producer, consumer.
+pub mod client;
 pub mod core;
+pub mod node;
 pub mod protocol;

@@ -1,2 +1,5 @@
 //! Subcommands of the `insync` binary, one module per group.
+pub mod bench;
 pub mod check;
+pub mod client;
+pub mod node;

@@ -1,0 +1,185 @@
+//! The controller process: `ControllerCore` with its state persisted (fsync) before anything
+//! it decided leaves the process, and the session clock that fires `Expire(b)`.
+//!
+//! Session clock (real time only): every message from broker b counts as a sign of life
+//! (brokers heartbeat every `heartbeat_interval`); when b has been silent for
+//! `session_timeout` and `Expire(b)` is armed, the controller fires it. A restarted controller
+//! gives every broker a full session from its own start before suspecting it.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use tokio::time::Instant;
+use tracing::{info, warn};
+
+use super::config::ControllerConfig;
+use super::event_loop::{Outgoing, Role};
+use super::shutdown::{shutdown_pair, ShutdownTrigger};
+use super::{bind, run_node, NodeError, Wiring};
+use crate::core::{ControllerCore, ControllerState, CoreError, Effects};
+use crate::protocol::{BrokerId, Metadata, NodeId, Snapshot, Timer};
+use crate::storage::{read_checkpoint, write_checkpoint};
+use crate::wire::PeerName;
+
+/// File name of the controller's persisted state inside its data directory.
+pub const CONTROLLER_STATE_FILE_NAME: &str = "controller.state";
+
+/// The controller as the event loop drives it.
+pub struct ControllerRole {
+    core: ControllerCore,
+    state_path: PathBuf,
+    config: ControllerConfig,
+    /// Effects of `ControllerCore::new`, sent by `start`.
+    initial: Option<Effects>,
+    /// Real time only: when each broker was last heard from.
+    last_heard: Option<BTreeMap<BrokerId, Instant>>,
+}
+
+impl ControllerRole {
+    /// Loads the persisted state (a fresh cluster when there is none).
+    pub fn open(config: ControllerConfig) -> Result<Self, NodeError> {
+        std::fs::create_dir_all(&config.data_dir).map_err(|source| {
+            NodeError::Storage(crate::storage::StorageError::Io {
+                path: config.data_dir.clone(),
+                source,
+            })
+        })?;
+        let state_path = config.data_dir.join(CONTROLLER_STATE_FILE_NAME);
+        let persisted: Option<ControllerState> = read_checkpoint(&state_path)?;
+        match &persisted {
+            Some(state) => {
+                info!(view = ?state.view, fenced = ?state.fenced, "controller state loaded")
+            }
+            None => info!("no controller state: starting a fresh cluster"),
+        }
+        let (core, initial) = ControllerCore::new(config.options.protocol.clone(), persisted);
+        let last_heard = (!config.options.stepped).then(|| {
+            let now = Instant::now();
+            config.brokers.keys().map(|id| (*id, now)).collect()
+        });
+        Ok(ControllerRole {
+            core,
+            state_path,
+            config,
+            initial: Some(initial),
+            last_heard,
+        })
+    }
+
+    /// Persist-before-send: the state is durable before any message of `effects` is handed on.
+    fn apply(&mut self, effects: Effects) -> Result<Outgoing, NodeError> {
+        if effects.persist_state {
+            write_checkpoint(&self.state_path, self.core.state())?;
+        }
+        Ok(effects.send)
+    }
+}
+
+impl Role for ControllerRole {
+    fn start(&mut self) -> Result<Outgoing, NodeError> {
+        let initial = self.initial.take().unwrap_or_default();
+        self.apply(initial)
+    }
+
+    fn step(
+        &mut self,
+        from: NodeId,
+        message: crate::protocol::Message,
+    ) -> Result<Outgoing, NodeError> {
+        if let (Some(heard), NodeId::Broker(broker)) = (self.last_heard.as_mut(), from) {
+            heard.insert(broker, Instant::now());
+        }
+        match self.core.step(from, message) {
+            Ok(effects) => self.apply(effects),
+            Err(error) => {
+                warn!(?from, %error, "input refused by the controller core");
+                Ok(Vec::new())
+            }
+        }
+    }
+
+    fn fire(&mut self, timer: &Timer) -> Result<Option<Outgoing>, NodeError> {
+        match self.core.fire(timer) {
+            Ok(effects) => self.apply(effects).map(Some),
+            Err(CoreError::TimerNotArmed(_)) => Ok(None),
+            Err(error) => Err(NodeError::Core(error.to_string())),
+        }
+    }
+
+    fn snapshot(&self) -> Result<Snapshot, NodeError> {
+        Ok(Snapshot::Controller(self.core.snapshot()))
+    }
+
+    fn metadata(&self) -> Metadata {
+        Metadata {
+            node: NodeId::Controller,
+            view: Some(self.core.state().view.clone()),
+            brokers: self.config.brokers.clone(),
+            controller: Some(self.config.listen.clone()),
+        }
+    }
+
+    fn tick(&mut self, now: Instant) -> Result<Outgoing, NodeError> {
+        let Some(heard) = &self.last_heard else {
+            return Ok(Vec::new());
+        };
+        let timeout = self.config.options.timing.session_timeout;
+        let expired: Vec<BrokerId> = heard
+            .iter()
+            .filter(|(_, last)| now.saturating_duration_since(**last) >= timeout)
+            .map(|(broker, _)| *broker)
+            .filter(|broker| self.core.armed_timers().contains(&Timer::Expire(*broker)))
+            .collect();
+        let mut outgoing = Vec::new();
+        for broker in expired {
+            warn!(broker, ?timeout, "broker session expired");
+            if let Some(sent) = self.fire(&Timer::Expire(broker))? {
+                outgoing.extend(sent);
+            }
+        }
+        Ok(outgoing)
+    }
+
+    fn close(&mut self) -> Result<(), NodeError> {
+        Ok(())
+    }
+}
+
+/// `insync controller`: binds, then serves until a signal or `Control::Shutdown`. `on_bound`
+/// is told the bound address (port 0 picks one) before the node starts serving.
+pub async fn run_controller(
+    config: ControllerConfig,
+    on_bound: impl FnOnce(std::net::SocketAddr),
+) -> Result<(), NodeError> {
+    config.options.timing.validate()?;
+    let listener = bind(&config.listen).await?;
+    if let Ok(address) = listener.local_addr() {
+        on_bound(address);
+    }
+    let role = ControllerRole::open(config.clone())?;
+    let wiring = Wiring {
+        name: PeerName::Controller,
+        cluster_id: config.options.cluster_id.clone(),
+        stepped: config.options.stepped,
+        peers: config
+            .brokers
+            .iter()
+            .map(|(id, address)| (NodeId::Broker(*id), address.clone()))
+            .collect(),
+        brokers: config.brokers.keys().copied().collect(),
+        accepts_controller: false,
+        accepts_clients: false,
+    };
+    let (trigger, shutdown) = shutdown_pair();
+    spawn_signal_handler(trigger.clone());
+    run_node(listener, role, wiring, trigger, shutdown).await
+}
+
+/// SIGINT/SIGTERM trigger a graceful shutdown.
+pub(crate) fn spawn_signal_handler(trigger: ShutdownTrigger) {
+    tokio::spawn(async move {
+        super::shutdown::termination_signal().await;
+        info!("termination signal received; shutting down");
+        trigger.trigger();
+    });
+}

@@ -1,0 +1,253 @@
+//! The accept loop and the per-connection handlers (mini-redis `src/server.rs`).
+//!
+//! The accept loop is bounded by a semaphore ([`CONNECTIONS_MAX`]) and backs off on accept
+//! errors; each accepted connection runs in its own task, which does the handshake and then
+//! serves one of three kinds of peer, by the name in its hello:
+//! - a controller or broker: an inbound protocol channel, read-only (answers go on this
+//!   node's own outbound connection to that peer, see `peers`);
+//! - a client: requests in, answers back on the same connection;
+//! - the harness or an operator: the control channel, one request and one answer at a time.
+//!
+//! Whatever goes wrong on one connection (handshake refused, garbage, an oversized frame, a
+//! reset) is logged with the peer and ends that connection only.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, oneshot, Semaphore};
+use tracing::{debug, info, warn};
+
+use super::event_loop::{Input, CLIENT_QUEUE_MAX};
+use super::shutdown::Shutdown;
+use crate::protocol::{BrokerId, Control, Message, NodeId};
+use crate::wire::{handshake_server, Connection, FrameReader, PeerName};
+
+/// Connections served at once; the accept loop waits for a slot beyond that.
+pub const CONNECTIONS_MAX: usize = 1024;
+/// Longest back-off after repeated accept errors.
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
+
+/// What every connection handler of a node shares.
+#[derive(Debug)]
+pub struct ListenerContext {
+    pub cluster_id: String,
+    /// This node's name, sent in the handshake reply.
+    pub local: PeerName,
+    /// Broker ids allowed to open protocol channels here.
+    pub brokers: BTreeSet<BrokerId>,
+    /// Whether a controller may open a protocol channel here (brokers: yes).
+    pub accepts_controller: bool,
+    /// Whether clients may send protocol requests here (brokers: yes).
+    pub accepts_clients: bool,
+    pub inputs: mpsc::Sender<Input>,
+    pub connection_serial: AtomicU64,
+}
+
+/// Accepts connections until shutdown.
+pub async fn serve(listener: TcpListener, context: Arc<ListenerContext>, mut shutdown: Shutdown) {
+    let slots = Arc::new(Semaphore::new(CONNECTIONS_MAX));
+    let mut backoff = Duration::from_millis(10);
+    loop {
+        let permit = tokio::select! {
+            _ = shutdown.recv() => return,
+            permit = slots.clone().acquire_owned() => permit.expect("semaphore never closed"),
+        };
+        let accepted = tokio::select! {
+            _ = shutdown.recv() => return,
+            accepted = listener.accept() => accepted,
+        };
+        let (stream, address) = match accepted {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                warn!(%error, "accept failed; backing off");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
+                continue;
+            }
+        };
+        backoff = Duration::from_millis(10);
+        let context = context.clone();
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            serve_connection(stream, address, context, shutdown).await;
+            drop(permit);
+        });
+    }
+}
+
+async fn serve_connection(
+    stream: TcpStream,
+    address: SocketAddr,
+    context: Arc<ListenerContext>,
+    shutdown: Shutdown,
+) {
+    let _ = stream.set_nodelay(true);
+    let connection = Connection::new(stream);
+    let (connection, peer) =
+        match handshake_server(connection, &context.cluster_id, context.local).await {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                warn!(%address, %error, "handshake failed; connection closed");
+                return;
+            }
+        };
+    if let Err(reason) = admit(&context, peer) {
+        warn!(%address, ?peer, reason, "peer refused; connection closed");
+        return;
+    }
+    debug!(%address, ?peer, "connection accepted");
+    let (reader, writer) = connection.into_split_with(TcpStream::into_split);
+    let outcome = match peer {
+        PeerName::Controller => {
+            serve_protocol(reader, NodeId::Controller, &context, shutdown).await
+        }
+        PeerName::Broker(id) => {
+            serve_protocol(reader, NodeId::Broker(id), &context, shutdown).await
+        }
+        PeerName::Client(client) => serve_client(reader, writer, client, &context, shutdown).await,
+        PeerName::Harness => serve_control(reader, writer, &context, shutdown).await,
+    };
+    match outcome {
+        Ok(()) => debug!(%address, ?peer, "connection closed"),
+        Err(reason) => warn!(%address, ?peer, %reason, "connection closed"),
+    }
+}
+
+fn admit(context: &ListenerContext, peer: PeerName) -> Result<(), &'static str> {
+    match peer {
+        PeerName::Controller if !context.accepts_controller => {
+            Err("this node does not take messages from a controller")
+        }
+        PeerName::Broker(id) if !context.brokers.contains(&id) => Err("unknown broker id"),
+        PeerName::Broker(_) if peer == context.local => Err("a broker cannot connect to itself"),
+        PeerName::Client(_) if !context.accepts_clients => {
+            Err("this node serves no client requests; use the control channel")
+        }
+        _ => Ok(()),
+    }
+}
+
+type Reader = FrameReader<tokio::net::tcp::OwnedReadHalf>;
+type Writer = crate::wire::FrameWriter<tokio::net::tcp::OwnedWriteHalf>;
+
+/// An inbound protocol channel. The write half is held (not dropped) so the peer does not
+/// see a half-close, which it would take for the end of the connection.
+async fn serve_protocol(
+    mut reader: Reader,
+    from: NodeId,
+    context: &ListenerContext,
+    mut shutdown: Shutdown,
+) -> Result<(), String> {
+    loop {
+        let message = tokio::select! {
+            _ = shutdown.recv() => return Ok(()),
+            read = reader.read::<Message>() => read.map_err(|error| error.to_string())?,
+        };
+        let Some(message) = message else {
+            return Ok(());
+        };
+        let input = Input::Message { from, message };
+        if context.inputs.send(input).await.is_err() {
+            return Ok(());
+        }
+    }
+}
+
+async fn serve_client(
+    mut reader: Reader,
+    mut writer: Writer,
+    client: u64,
+    context: &ListenerContext,
+    mut shutdown: Shutdown,
+) -> Result<(), String> {
+    let connection = context.connection_serial.fetch_add(1, Ordering::Relaxed);
+    let (replies, mut reply_queue) = mpsc::channel::<Message>(CLIENT_QUEUE_MAX);
+    let opened = Input::ClientOpened {
+        client,
+        connection,
+        replies,
+    };
+    if context.inputs.send(opened).await.is_err() {
+        return Ok(());
+    }
+    let writing = tokio::spawn(async move {
+        while let Some(reply) = reply_queue.recv().await {
+            if let Err(error) = writer.write(&reply).await {
+                return Err(error.to_string());
+            }
+        }
+        Ok(())
+    });
+    let from = NodeId::Client(client);
+    let result = loop {
+        let message = tokio::select! {
+            _ = shutdown.recv() => break Ok(()),
+            read = reader.read::<Message>() => match read {
+                Ok(Some(message)) => message,
+                Ok(None) => break Ok(()),
+                Err(error) => break Err(error.to_string()),
+            },
+        };
+        if context
+            .inputs
+            .send(Input::Message { from, message })
+            .await
+            .is_err()
+        {
+            break Ok(());
+        }
+    };
+    // Unregistering drops the event loop's sender, which ends the writer once it has drained.
+    let _ = context
+        .inputs
+        .send(Input::ClientClosed { client, connection })
+        .await;
+    writing.abort();
+    result
+}
+
+async fn serve_control(
+    mut reader: Reader,
+    mut writer: Writer,
+    context: &ListenerContext,
+    mut shutdown: Shutdown,
+) -> Result<(), String> {
+    loop {
+        let request = tokio::select! {
+            _ = shutdown.recv() => return Ok(()),
+            read = reader.read::<Control>() => read.map_err(|error| error.to_string())?,
+        };
+        let Some(request) = request else {
+            return Ok(());
+        };
+        let is_shutdown = request == Control::Shutdown;
+        let (reply, answer) = oneshot::channel();
+        if context
+            .inputs
+            .send(Input::Control { request, reply })
+            .await
+            .is_err()
+        {
+            return Ok(());
+        }
+        let answer = tokio::select! {
+            _ = shutdown.recv(), if !is_shutdown => return Ok(()),
+            answer = answer => match answer {
+                Ok(answer) => answer,
+                Err(_) => return Err("the node refused the request".into()),
+            },
+        };
+        writer
+            .write(&answer)
+            .await
+            .map_err(|error| error.to_string())?;
+        if is_shutdown {
+            info!("acknowledged a shutdown request");
+            return Ok(());
+        }
+    }
+}

@@ -1,0 +1,127 @@
+//! The node runtime: the tokio processes that run the protocol cores on real sockets and files.
+//!
+//! - [`config`]: what a process is told on its command line;
+//! - [`listener`]: the bounded accept loop and per-connection handlers (handshake, then a
+//!   protocol channel, a client, or the control channel);
+//! - [`peers`]: one outbound connection per peer, reconnecting, with a bounded queue;
+//! - [`event_loop`]: the single task that owns the core and handles inputs one at a time;
+//! - [`broker`], [`controller`]: each role's process: storage or persisted state, and its
+//!   real-time clocks (heartbeats, session expiry, replica lag, fetch re-send, parked-fetch
+//!   release, background flush), none of which run in stepped mode;
+//! - [`shutdown`]: the shutdown signal every task selects on.
+//!
+//! Task layout of one node: the accept loop, one task per accepted connection, one task per
+//! peer, and the event loop. Only the event loop touches protocol state; the rest move frames.
+
+pub mod broker;
+pub mod config;
+pub mod controller;
+pub mod event_loop;
+pub mod listener;
+pub mod local_cluster;
+pub mod peers;
+pub mod shutdown;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tracing::info;
+
+use crate::protocol::{BrokerId, NodeId};
+use crate::storage::StorageError;
+use crate::wire::{Hello, PeerName};
+use event_loop::{EventLoop, Input, Outbound, Role, INPUT_QUEUE_MAX};
+use listener::ListenerContext;
+use shutdown::{Shutdown, ShutdownTrigger};
+
+pub use config::{BrokerConfig, ConfigError, ControllerConfig, NodeOptions, Timing};
+
+/// Why a node process stops with an error. Any of these exits the process: a storage failure
+/// is a crash, the fault the protocol is built to survive.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        address: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("storage failed: {0}")]
+    Storage(#[from] StorageError),
+    #[error("the protocol core failed: {0}")]
+    Core(String),
+}
+
+/// A bound listening socket: bind first, so the address is known (and printed) before anything
+/// else starts, and port 0 works.
+pub async fn bind(address: &str) -> Result<TcpListener, NodeError> {
+    TcpListener::bind(address)
+        .await
+        .map_err(|source| NodeError::Bind {
+            address: address.to_owned(),
+            source,
+        })
+}
+
+/// Who a node is and whom it talks to; what `run_node` needs besides the role.
+pub(crate) struct Wiring {
+    pub name: PeerName,
+    pub cluster_id: String,
+    pub stepped: bool,
+    pub peers: BTreeMap<NodeId, String>,
+    pub brokers: BTreeSet<BrokerId>,
+    pub accepts_controller: bool,
+    pub accepts_clients: bool,
+}
+
+/// Runs a node until shutdown (a signal, `Control::Shutdown`, or a fatal error).
+pub(crate) async fn run_node<R: Role>(
+    listener: TcpListener,
+    role: R,
+    wiring: Wiring,
+    trigger: ShutdownTrigger,
+    shutdown: Shutdown,
+) -> Result<(), NodeError> {
+    let local: SocketAddr = listener.local_addr().map_err(|source| NodeError::Bind {
+        address: "(bound socket)".into(),
+        source,
+    })?;
+    let hello = Hello::new(wiring.cluster_id.clone(), wiring.name);
+    let handles = wiring
+        .peers
+        .iter()
+        .map(|(peer, address)| {
+            let handle = peers::spawn_peer(*peer, address.clone(), hello.clone(), shutdown.clone());
+            (*peer, handle)
+        })
+        .collect();
+    let (inputs, receiver) = mpsc::channel::<Input>(INPUT_QUEUE_MAX);
+    let context = Arc::new(ListenerContext {
+        cluster_id: wiring.cluster_id,
+        local: wiring.name,
+        brokers: wiring.brokers,
+        accepts_controller: wiring.accepts_controller,
+        accepts_clients: wiring.accepts_clients,
+        inputs,
+        connection_serial: AtomicU64::new(0),
+    });
+    let accepting = tokio::spawn(listener::serve(listener, context, shutdown.clone()));
+    info!(name = ?wiring.name, %local, stepped = wiring.stepped, "node serving");
+    let event_loop = EventLoop::new(
+        role,
+        receiver,
+        Outbound::new(handles),
+        wiring.stepped,
+        trigger,
+    );
+    let result = event_loop.run(shutdown).await;
+    let _ = accepting.await;
+    info!(name = ?wiring.name, "node stopped");
+    result
+}

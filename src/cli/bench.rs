@@ -1,0 +1,189 @@
+//! `insync bench`: produce throughput and acknowledgement latency of a local cluster.
+//!
+//! For each fsync policy it starts a fresh controller and brokers as child processes (the same
+//! binary), then for each record size runs `--producers` idempotent producers concurrently,
+//! each sending its share of `--records` in batches of `--batch` with `acks=all`, one batch in
+//! flight per producer. Throughput counts acknowledged records over the wall time of the run;
+//! latency is per produce request (one batch), from send to acknowledgement.
+
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use insync_impl::client::{ClientConfig, ProduceAcks, Producer};
+use insync_impl::core::PRODUCE_RECORDS_MAX;
+use insync_impl::node::local_cluster::{ChildLogs, LocalCluster, LocalClusterSpec};
+use insync_impl::storage::FsyncPolicy;
+
+#[derive(Args)]
+pub struct BenchArgs {
+    /// Records per (fsync policy, record size) run.
+    #[arg(long, default_value_t = 100_000)]
+    pub records: u64,
+    /// Record sizes in bytes.
+    #[arg(long, value_delimiter = ',', default_value = "100,1024")]
+    pub sizes: Vec<usize>,
+    /// Fsync policies to compare.
+    #[arg(long, value_delimiter = ',', default_value = "lazy,always")]
+    pub fsync: Vec<FsyncPolicy>,
+    /// Concurrent producers.
+    #[arg(long, default_value_t = 4)]
+    pub producers: u32,
+    /// Records per produce request (at most 512).
+    #[arg(long, default_value_t = 256)]
+    pub batch: u32,
+    #[arg(long, default_value_t = 3)]
+    pub brokers: u32,
+    /// Print one JSON object per row instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+struct Row {
+    fsync: FsyncPolicy,
+    size: usize,
+    records: u64,
+    elapsed: Duration,
+    p50: Duration,
+    p99: Duration,
+}
+
+pub fn run_bench(args: BenchArgs) -> i32 {
+    if args.batch == 0 || args.batch as usize > PRODUCE_RECORDS_MAX || args.producers == 0 {
+        eprintln!("error: --batch must be within 1..={PRODUCE_RECORDS_MAX}, --producers >= 1");
+        return 2;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    match runtime.block_on(bench(&args)) {
+        Ok(rows) => {
+            print_rows(&args, &rows);
+            0
+        }
+        Err(error) => {
+            eprintln!("error: {error}");
+            1
+        }
+    }
+}
+
+async fn bench(args: &BenchArgs) -> Result<Vec<Row>, String> {
+    let binary = std::env::current_exe().map_err(|error| error.to_string())?;
+    let mut rows = Vec::new();
+    for fsync in &args.fsync {
+        let dir = std::env::temp_dir().join(format!("insync-bench-{}-{fsync}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let spec = LocalClusterSpec {
+            binary: binary.clone(),
+            brokers: args.brokers,
+            dir: dir.clone(),
+            cluster_id: "insync-bench".into(),
+            node_args: vec!["--fsync".into(), fsync.to_string()],
+            base_port: None,
+            logs: ChildLogs::Files,
+        };
+        let mut cluster = LocalCluster::start(spec).map_err(|error| error.to_string())?;
+        cluster.wait_ready(Duration::from_secs(20)).await?;
+        for size in &args.sizes {
+            eprintln!("bench: fsync={fsync} size={size} records={}", args.records);
+            rows.push(run_one(args, &cluster, *fsync, *size).await?);
+        }
+        cluster.stop(Duration::from_secs(5)).await;
+        drop(cluster);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    Ok(rows)
+}
+
+async fn run_one(
+    args: &BenchArgs,
+    cluster: &LocalCluster,
+    fsync: FsyncPolicy,
+    size: usize,
+) -> Result<Row, String> {
+    let config = ClientConfig::new(cluster.bootstrap(), cluster.cluster_id());
+    let per_producer = args.records / u64::from(args.producers);
+    // Warm-up: connections, leader discovery, page cache.
+    let mut warm = Producer::new(config.clone(), ProduceAcks::All);
+    warm.send(vec![vec![0u8; size]; 64])
+        .await
+        .map_err(|e| e.to_string())?;
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..args.producers {
+        let config = config.clone();
+        let batch = args.batch as u64;
+        tasks.push(tokio::spawn(async move {
+            let mut producer = Producer::new(config, ProduceAcks::All);
+            let mut latencies = Vec::new();
+            let mut sent = 0;
+            while sent < per_producer {
+                let count = batch.min(per_producer - sent);
+                let values = vec![vec![7u8; size]; count as usize];
+                let request = Instant::now();
+                producer
+                    .send_batch(values)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                latencies.push(request.elapsed());
+                sent += count;
+            }
+            Ok::<_, String>(latencies)
+        }));
+    }
+    let mut latencies = Vec::new();
+    for task in tasks {
+        latencies.extend(task.await.map_err(|e| e.to_string())??);
+    }
+    let elapsed = started.elapsed();
+    latencies.sort();
+    let percentile = |p: f64| latencies[((latencies.len() - 1) as f64 * p).round() as usize];
+    Ok(Row {
+        fsync,
+        size,
+        records: per_producer * u64::from(args.producers),
+        elapsed,
+        p50: percentile(0.50),
+        p99: percentile(0.99),
+    })
+}
+
+fn print_rows(args: &BenchArgs, rows: &[Row]) {
+    if !args.json {
+        println!(
+            "{} brokers, acks=all, {} producers, {} records per request",
+            args.brokers, args.producers, args.batch
+        );
+        println!(
+            "{:<7} {:>6} {:>9} {:>12} {:>8} {:>9} {:>9}",
+            "fsync", "bytes", "records", "records/s", "MB/s", "p50 ms", "p99 ms"
+        );
+    }
+    for row in rows {
+        let seconds = row.elapsed.as_secs_f64();
+        let rate = row.records as f64 / seconds;
+        let megabytes = rate * row.size as f64 / 1e6;
+        let p50 = row.p50.as_secs_f64() * 1e3;
+        let p99 = row.p99.as_secs_f64() * 1e3;
+        if args.json {
+            let line = serde_json::json!({
+                "fsync": row.fsync.to_string(), "record_bytes": row.size, "records": row.records,
+                "records_per_s": rate, "mb_per_s": megabytes, "p50_ms": p50, "p99_ms": p99,
+                "brokers": args.brokers, "producers": args.producers, "batch": args.batch,
+            });
+            println!("{line}");
+        } else {
+            println!(
+                "{:<7} {:>6} {:>9} {:>12.0} {:>8.1} {:>9.2} {:>9.2}",
+                row.fsync.to_string(),
+                row.size,
+                row.records,
+                rate,
+                megabytes,
+                p50,
+                p99
+            );
+        }
+    }
+}
