@@ -439,8 +439,10 @@ async fn watch_children(cluster: &mut LocalCluster) {
 pub fn with_logs(default: &str, command: impl FnOnce() -> i32) -> i32 {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    use std::io::IsTerminal;
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .try_init();
     command()

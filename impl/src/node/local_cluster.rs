@@ -156,6 +156,11 @@ impl LocalCluster {
         &self.spec.cluster_id
     }
 
+    /// The process id of a running broker (to stop it with SIGSTOP in tests).
+    pub fn broker_pid(&self, id: BrokerId) -> Option<u32> {
+        self.brokers[&id].child.as_ref().map(Child::id)
+    }
+
     /// `kill -9` a broker and reap it.
     pub fn kill_broker(&mut self, id: BrokerId) {
         kill(self.brokers.get_mut(&id).expect("known broker"));
