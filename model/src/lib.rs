@@ -1,1 +1,39 @@
-//! placeholder
+//! `insync-model`: a Stateright model of Kafka-style in-sync-replica replication of one
+//! partition, its leader elections and view changes, checked exhaustively.
+//!
+//! Module map:
+//! - [`config`]     — `Config` (variant, switches, bounds), `Variant`, `Acks`, `Fsync`.
+//! - [`types`]      — broker ids and sets, `Record`, `View`, epoch-cache lookups.
+//! - [`msg`]        — the protocol's messages and timers (docs/protocol.md §3).
+//! - [`controller`] — the membership service: views, expiry, registration, elections.
+//! - [`broker`]     — leader and follower: fetch, divergence, HW, ISR changes, produce.
+//! - [`client`]     — producer and consumer, one request in flight.
+//! - [`actor`]      — the `Actor` enum and `State` enum that Stateright runs.
+//! - [`model`]      — `InsyncModel`: the `ActorModel` plus fault budgets and TCP resets.
+//! - [`properties`] — invariants and witnesses, named as in overview §2.
+//! - [`symmetry`]   — broker symmetry reduction (a correct representative).
+//! - [`checker`]    — running a check, progress, results, shortest paths.
+//! - [`describe`]   — paths as readable steps, serialisable actions, Mermaid diagrams.
+//! - [`walk`]       — seeded random walks.
+//!
+//! For the conformance harness: build a model with [`InsyncModel::new`]; each actor state
+//! ([`actor::State`]) is `serde::Serialize` with the field names of docs/protocol.md §2;
+//! [`describe::StepAction`] is a serialisable action; [`walk::random_walk`] is seeded;
+//! [`msg::MESSAGE_TYPES`] and [`describe::ACTION_KINDS`] list what coverage is measured over.
+
+pub mod actor;
+pub mod broker;
+pub mod checker;
+pub mod client;
+pub mod config;
+pub mod controller;
+pub mod describe;
+pub mod model;
+pub mod msg;
+pub mod properties;
+pub mod symmetry;
+pub mod types;
+pub mod walk;
+
+pub use config::{Acks, Config, Fsync, Variant};
+pub use model::InsyncModel;

@@ -1,18 +1,285 @@
-//! `insync check` and `insync explore` (owned by the model work; filled in there).
+//! `insync check` and `insync explore`: argument parsing and printing only; the work is in
+//! `insync_model::checker`.
 use clap::Args;
+use insync_model::checker::{self, CheckOptions, CheckReport, Status, Strategy};
+use insync_model::{describe, Acks, Config, Fsync, InsyncModel, Variant};
+use std::io::Write;
+use std::str::FromStr;
+
+/// Model configuration flags shared by `check` and `explore`.
+#[derive(Args, Clone, Debug)]
+pub struct ModelArgs {
+    /// Protocol variant: kip-966 (current), kip-320, kip-279, kip-101, hw-truncation.
+    #[arg(long, default_value = "kip-966")]
+    variant: String,
+    /// Number of brokers (1-7).
+    #[arg(long, default_value_t = 3)]
+    brokers: u8,
+    /// Records the client produces.
+    #[arg(long)]
+    records: Option<u8>,
+    /// Total broker crashes (each may be followed by a restart).
+    #[arg(long)]
+    crashes: Option<u8>,
+    /// Total controller-side session expiries (real failure or false suspicion).
+    #[arg(long)]
+    expiries: Option<u8>,
+    /// Total ISR-shrink proposals (`Lag` timer firings); expansions need no budget of their
+    /// own since each re-adds a broker a shrink, expiry or restart removed.
+    #[arg(long = "isr-shrinks")]
+    isr_shrinks: Option<u8>,
+    /// Total `Consume` requests the client may send.
+    #[arg(long)]
+    reads: Option<u8>,
+    /// States whose leader epoch exceeds this are outside the search.
+    #[arg(long = "max-epoch")]
+    max_epoch: Option<u8>,
+    /// Allow unclean leader election: on or off.
+    #[arg(long, default_value = "off")]
+    unclean: String,
+    /// Producer acks: all or 1.
+    #[arg(long, default_value = "all")]
+    acks: String,
+    /// min.insync.replicas; default 2 with 3 or more brokers, 1 with 1 or 2 brokers (2 of 2
+    /// would block every commit on any single failure).
+    #[arg(long = "min-isr")]
+    min_isr: Option<u8>,
+    /// When appends become durable: lazy (Kafka's default) or always.
+    #[arg(long, default_value = "lazy")]
+    fsync: String,
+}
+
+impl ModelArgs {
+    fn config(&self) -> Result<Config, String> {
+        let mut cfg = Config::new(self.brokers);
+        cfg.variant = Variant::from_str(&self.variant)?;
+        cfg.records = self.records.unwrap_or(cfg.records);
+        cfg.crashes = self.crashes.unwrap_or(cfg.crashes);
+        cfg.expiries = self.expiries.unwrap_or(cfg.expiries);
+        cfg.isr_shrinks = self.isr_shrinks.unwrap_or(cfg.isr_shrinks);
+        cfg.reads = self.reads.unwrap_or(cfg.reads);
+        cfg.max_epoch = self.max_epoch.unwrap_or(cfg.max_epoch);
+        cfg.unclean_leader_election = match self.unclean.as_str() {
+            "on" | "true" => true,
+            "off" | "false" => false,
+            other => return Err(format!("unknown --unclean '{other}': expected on or off")),
+        };
+        cfg.acks = Acks::from_str(&self.acks)?;
+        cfg.min_insync_replicas = self
+            .min_isr
+            .unwrap_or(Config::default_min_isr(self.brokers));
+        cfg.fsync = Fsync::from_str(&self.fsync)?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+}
 
 #[derive(Args)]
-pub struct CheckArgs {}
+pub struct CheckArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Search strategy: dfs (exhaustive, memory-frugal), bfs (exhaustive, shortest paths),
+    /// random (seeded random walks, not exhaustive).
+    #[arg(long, default_value = "dfs")]
+    strategy: String,
+    /// Checker threads.
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
+    /// Seed for --strategy random.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Broker symmetry reduction (DFS): on or off. Off by default because elections prefer the
+    /// lowest broker id, which renaming brokers does not preserve.
+    #[arg(long, default_value = "off")]
+    symmetry: String,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+    /// Print a diagram of the shortest counterexample (or of --witness): mermaid.
+    #[arg(long)]
+    diagram: Option<String>,
+    /// With --diagram: the property (witness or invariant) whose path to draw.
+    #[arg(long)]
+    witness: Option<String>,
+    /// Explorer address used in printed URLs.
+    #[arg(long, default_value = "127.0.0.1:3000")]
+    addr: String,
+}
 
 #[derive(Args)]
-pub struct ExploreArgs {}
+pub struct ExploreArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Address to serve the Explorer on.
+    #[arg(long, default_value = "127.0.0.1:3000")]
+    addr: String,
+}
 
-pub fn run_check(_args: CheckArgs) -> i32 {
-    eprintln!("insync check: not built yet");
+fn usage(message: String) -> i32 {
+    eprintln!("insync: {message}");
     2
 }
 
-pub fn run_explore(_args: ExploreArgs) -> i32 {
-    eprintln!("insync explore: not built yet");
-    2
+pub fn run_check(args: CheckArgs) -> i32 {
+    let cfg = match args.model.config() {
+        Ok(cfg) => cfg,
+        Err(e) => return usage(e),
+    };
+    let strategy = match Strategy::from_str(&args.strategy) {
+        Ok(s) => s,
+        Err(e) => return usage(e),
+    };
+    let symmetry = match args.symmetry.as_str() {
+        "on" => true,
+        "off" => false,
+        other => return usage(format!("unknown --symmetry '{other}': expected on or off")),
+    };
+    if let Some(d) = &args.diagram {
+        if d != "mermaid" {
+            return usage(format!("unknown --diagram '{d}': expected mermaid"));
+        }
+    }
+    let names = insync_model::properties::names();
+    if let Some(w) = &args.witness {
+        if !names.contains(&w.as_str()) {
+            return usage(format!(
+                "unknown --witness '{w}': expected one of {}",
+                names.join(", ")
+            ));
+        }
+    }
+    let model = InsyncModel::new(cfg);
+    if let (Some(_), Some(name)) = (&args.diagram, &args.witness) {
+        return match checker::shortest_path(&model, name) {
+            Some(path) => {
+                print!("{}", describe::mermaid(&model, name, &path));
+                0
+            }
+            None => {
+                eprintln!("insync: no path to {name} within the bounds");
+                1
+            }
+        };
+    }
+    let options = CheckOptions {
+        strategy,
+        threads: args.threads.max(1),
+        symmetry,
+        seed: args.seed,
+        ..CheckOptions::default()
+    };
+    if !args.json && args.diagram.is_none() {
+        println!("configuration: {cfg}");
+        println!(
+            "strategy: {strategy}, threads {}, symmetry {}",
+            options.threads,
+            if symmetry { "on" } else { "off" }
+        );
+    }
+    let quiet = args.json || args.diagram.is_some();
+    let mut progress =
+        |states: usize, unique: usize, depth: usize, elapsed: std::time::Duration| {
+            if !quiet {
+                eprint!(
+                "\r  {:.0}s: {states} states, {unique} unique, depth {depth}, {:.0} states/s   ",
+                elapsed.as_secs_f64(),
+                states as f64 / elapsed.as_secs_f64().max(1e-9)
+            );
+                let _ = std::io::stderr().flush();
+            }
+        };
+    let report = checker::run(&model, &options, &mut progress);
+    if !quiet {
+        eprintln!();
+    }
+    if args.diagram.is_some() {
+        let violated = report
+            .properties
+            .iter()
+            .find(|p| p.status == Status::Violated);
+        return match violated.and_then(|p| p.path.as_ref().map(|path| (p.name, path))) {
+            Some((name, path)) => {
+                print!("{}", describe::mermaid(&model, name, path));
+                1
+            }
+            None => {
+                eprintln!("insync: no property violated; name one with --witness");
+                report.exit_code()
+            }
+        };
+    }
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).expect("report serialises")
+        );
+    } else {
+        print_report(&model, &report, &args.addr);
+    }
+    report.exit_code()
+}
+
+fn print_report(model: &InsyncModel, report: &CheckReport, addr: &str) {
+    println!(
+        "states: {} ({} unique), max depth {}, {:.1} s, {:.0} states/s, {}",
+        report.states,
+        report.unique_states,
+        report.max_depth,
+        report.seconds,
+        report.states as f64 / report.seconds.max(1e-9),
+        if report.complete {
+            "complete (fixed point)"
+        } else {
+            "NOT complete"
+        }
+    );
+    for p in &report.properties {
+        let length = if p.steps.is_empty() {
+            String::new()
+        } else {
+            format!(" ({} steps)", p.steps.len())
+        };
+        println!(
+            "  {:<22} {:<9} {}{length}",
+            p.name,
+            p.expectation,
+            p.status.words()
+        );
+    }
+    for p in report
+        .properties
+        .iter()
+        .filter(|p| p.status == Status::Violated)
+    {
+        println!("\n{} VIOLATED; shortest counterexample:", p.name);
+        if let Some(path) = &p.path {
+            for line in describe::describe_state(model, &path[0].0) {
+                println!("   0. {line}");
+            }
+        }
+        for step in &p.steps {
+            println!("  {:>2}. {}", step.number, step.text);
+            for effect in &step.effects {
+                println!("        {effect}");
+            }
+        }
+        if let Some(path) = &p.path {
+            println!(
+                "  explore: {} (run `insync explore` with the same flags)",
+                describe::explorer_url(model, addr, path)
+            );
+        }
+    }
+}
+
+pub fn run_explore(args: ExploreArgs) -> i32 {
+    let cfg = match args.model.config() {
+        Ok(cfg) => cfg,
+        Err(e) => return usage(e),
+    };
+    use stateright::Model;
+    println!("configuration: {cfg}");
+    println!("Explorer on http://{}", args.addr);
+    InsyncModel::new(cfg).checker().serve(args.addr.as_str());
+    0
 }

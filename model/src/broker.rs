@@ -1,0 +1,673 @@
+//! The broker: leader or follower of the one partition (docs/protocol.md §4.1–4.9).
+//!
+//! Followers pull with `Fetch` (one request in flight). The leader long-polls: a fetch that
+//! would return nothing new is parked and answered when the LEO or HW moves, so no fetch timer
+//! is needed. Divergence after a leader change is resolved per variant: the leader detects it
+//! (KIP-320/KIP-279 `DivergingEpoch`, `kip-966` and `kip-320`), the follower looks the epoch up
+//! first (KIP-101, KIP-279), or the follower truncates to its own HW (before KIP-101). The HW is
+//! the minimum LEO over the maximal ISR and, in `kip-966`, moves only while the ISR has at least
+//! `min_insync_replicas` members (KIP-966).
+//!
+//! Durability follows `fsync`: under `always` every append and truncation is saved before
+//! anything is sent; under `lazy` (Kafka's default) appends are never saved, so a crash loses
+//! them; the HW checkpoint is saved whenever the HW changes. A restarted broker holds no view
+//! and ignores `LeaderAndIsr` until the controller answers its `RegisterBroker`.
+
+use crate::actor::{Out, Storage};
+use crate::config::{Acks, Config, Fsync, Variant};
+use crate::msg::{FetchResult, Msg, OffsetsForLeaderEpochResult, ProduceResult, Timer};
+use crate::types::{epochs, BrokerId, BrokerSet, Epoch, Offset, Record, RecordId, View};
+use serde::Serialize;
+use stateright::actor::Id;
+use stateright::{Rewrite, RewritePlan};
+use std::collections::BTreeMap;
+
+/// A follower's fetch state: one request in flight at most.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub enum FetchState {
+    Idle,
+    /// An `OffsetsForLeaderEpoch` is in flight (`kip-101`, `kip-279`).
+    Truncating,
+    /// A `Fetch` is in flight.
+    Fetching,
+}
+
+/// What the leader knows of one follower in its leader epoch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct ReplicaProgress {
+    /// The follower's LEO as of its last fetch in this leader epoch.
+    pub fetch_offset: Option<Offset>,
+    /// The HW last sent to it.
+    pub hw_sent: Offset,
+    /// A fetch from it is being held until the LEO or HW moves.
+    pub parked: bool,
+    /// The broker epoch of its last fetch (KIP-903).
+    pub broker_epoch: u8,
+}
+
+/// State only a leader holds.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct LeaderState {
+    /// The LEO when it became leader of this epoch.
+    pub leader_epoch_start_offset: Offset,
+    pub replicas: BTreeMap<BrokerId, ReplicaProgress>,
+    /// The ISR proposed by the `AlterPartition` in flight.
+    pub pending_isr: Option<BrokerSet>,
+    /// `acks=all` produce requests waiting for the HW: `(record_id, offset)`.
+    pub waiting: Vec<(RecordId, Offset)>,
+}
+
+/// A broker's state; field names as in docs/protocol.md §2.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct BrokerState {
+    /// How many times it restarted (KRaft's broker epoch; the model's incarnation number).
+    pub broker_epoch: u8,
+    /// False from a restart until the controller answers `RegisterBroker`.
+    pub registered: bool,
+    /// The newest view it has installed.
+    pub view: Option<View>,
+    pub log: Vec<Record>,
+    pub hw: Offset,
+    /// Present while it acts as leader.
+    pub leader: Option<LeaderState>,
+    pub fetch_state: FetchState,
+}
+
+/// What survives a crash.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+pub struct BrokerStorage {
+    /// The durable log (always empty under `fsync = lazy`).
+    pub log: Vec<Record>,
+    /// The HW checkpoint.
+    pub hw: Offset,
+    /// How many times the broker restarted (KRaft's broker epoch).
+    pub broker_epoch: u8,
+}
+
+impl BrokerState {
+    pub fn leo(&self) -> Offset {
+        self.log.len() as Offset
+    }
+    /// It acts as leader: it holds leader state for the view it installed.
+    pub fn is_leader(&self) -> bool {
+        self.leader.is_some()
+    }
+    fn fetch_request(&self) -> Msg {
+        let view = self.view.expect("a follower holds a view");
+        Msg::Fetch {
+            leader_epoch: view.leader_epoch,
+            fetch_offset: self.leo(),
+            last_fetched_epoch: epochs::last_epoch(&self.log),
+            broker_epoch: self.broker_epoch,
+        }
+    }
+    fn truncate(&mut self, offset: Offset) {
+        self.log.truncate(offset as usize);
+        self.hw = self.hw.min(self.leo());
+    }
+    /// The `Lag(f)` timers that should be armed (§4.8).
+    pub fn lag_timers(&self) -> BrokerSet {
+        let (Some(leader), Some(view)) = (&self.leader, &self.view) else {
+            return BrokerSet::empty();
+        };
+        if leader.pending_isr.is_some() {
+            return BrokerSet::empty();
+        }
+        leader
+            .replicas
+            .iter()
+            .filter(|(f, p)| {
+                view.isr.contains(**f) && p.fetch_offset.is_none_or(|o| o < self.leo())
+            })
+            .fold(BrokerSet::empty(), |set, (f, _)| set.with(*f))
+    }
+}
+
+impl Rewrite<Id> for BrokerState {
+    fn rewrite<S>(&self, plan: &RewritePlan<Id, S>) -> Self {
+        BrokerState {
+            view: self.view.map(|v| v.rewrite(plan)),
+            leader: self.leader.as_ref().map(|l| LeaderState {
+                replicas: l
+                    .replicas
+                    .iter()
+                    .map(|(f, p)| (f.rewrite(plan), *p))
+                    .collect(),
+                pending_isr: l.pending_isr.map(|s| s.rewrite(plan)),
+                ..l.clone()
+            }),
+            ..self.clone()
+        }
+    }
+}
+
+/// The broker actor's behaviour; `id` is its own broker id.
+#[derive(Clone, Debug)]
+pub struct Broker {
+    pub id: BrokerId,
+    pub cfg: Config,
+}
+
+/// Where messages go.
+fn controller() -> Id {
+    Id::from(0)
+}
+
+impl Broker {
+    fn client(&self) -> Id {
+        Id::from(self.cfg.client_index())
+    }
+
+    /// First start (no storage): the initial view is installed; followers fetch from broker 1.
+    /// Restart: recover the durable log and HW, send `RegisterBroker`, wait for a view.
+    pub fn on_start(&self, storage: Option<&BrokerStorage>, out: &mut Out) -> BrokerState {
+        match storage {
+            None => {
+                let view = View::initial(self.cfg.brokers);
+                let mut state = BrokerState {
+                    broker_epoch: 0,
+                    registered: true,
+                    view: None,
+                    log: Vec::new(),
+                    hw: 0,
+                    leader: None,
+                    fetch_state: FetchState::Idle,
+                };
+                self.install(&mut state, view, out);
+                out.save(Storage::Broker(BrokerStorage {
+                    log: Vec::new(),
+                    hw: 0,
+                    broker_epoch: 0,
+                }));
+                state
+            }
+            Some(storage) => {
+                let hw = storage.hw.min(storage.log.len() as Offset);
+                let broker_epoch = storage.broker_epoch + 1;
+                out.save(Storage::Broker(BrokerStorage {
+                    log: storage.log.clone(),
+                    hw,
+                    broker_epoch,
+                }));
+                out.send(controller(), Msg::RegisterBroker { broker_epoch });
+                BrokerState {
+                    broker_epoch,
+                    registered: false,
+                    view: None,
+                    log: storage.log.clone(),
+                    hw,
+                    leader: None,
+                    fetch_state: FetchState::Idle,
+                }
+            }
+        }
+    }
+
+    /// Dispatch one message; one arm per message, guards are the protocol's acceptance tests.
+    pub fn on_msg(&self, state: &mut BrokerState, src: Id, msg: Msg, out: &mut Out) {
+        match msg {
+            Msg::RegisterBrokerResponse if src == controller() => state.registered = true,
+            // A view from before this incarnation registered, or an old one: ignore (§4.1.1).
+            Msg::LeaderAndIsr(view)
+                if !state.registered
+                    || state
+                        .view
+                        .is_some_and(|v| v.partition_epoch >= view.partition_epoch) => {}
+            Msg::LeaderAndIsr(view) => self.install(state, view, out),
+            Msg::AlterPartitionResponse { result } => self.on_alter_response(state, result, out),
+            Msg::Fetch {
+                leader_epoch,
+                fetch_offset,
+                last_fetched_epoch,
+                broker_epoch,
+            } => {
+                let follower = (BrokerId::from_id(src), broker_epoch);
+                self.on_fetch(
+                    state,
+                    follower,
+                    leader_epoch,
+                    fetch_offset,
+                    last_fetched_epoch,
+                    out,
+                )
+            }
+            // Responses from anyone but the leader of its view, or for another epoch: stale.
+            Msg::FetchResponse { leader_epoch, .. }
+                if state.fetch_state != FetchState::Fetching
+                    || !state.view.is_some_and(|v| {
+                        v.leader == Some(BrokerId::from_id(src)) && v.leader_epoch == leader_epoch
+                    }) => {}
+            Msg::FetchResponse { result, .. } => self.on_fetch_response(state, src, result, out),
+            Msg::OffsetsForLeaderEpoch { requested_epoch } => {
+                let result = self.epoch_lookup(state, requested_epoch);
+                out.send(src, Msg::OffsetsForLeaderEpochResponse { result });
+            }
+            Msg::OffsetsForLeaderEpochResponse { .. }
+                if state.fetch_state != FetchState::Truncating
+                    || state
+                        .view
+                        .is_none_or(|v| v.leader != Some(BrokerId::from_id(src))) => {}
+            Msg::OffsetsForLeaderEpochResponse { result } => {
+                self.on_epoch_response(state, src, result, out)
+            }
+            Msg::Produce { record_id, acks } => self.on_produce(state, record_id, acks, out),
+            Msg::Consume { fetch_offset } => {
+                let result = match &state.leader {
+                    None => crate::msg::ConsumeResult::NotLeader,
+                    Some(_) => crate::msg::ConsumeResult::Ok {
+                        records: state.log[fetch_offset.min(state.hw) as usize..state.hw as usize]
+                            .to_vec(),
+                        high_watermark: state.hw,
+                    },
+                };
+                out.send(src, Msg::ConsumeResponse { result });
+            }
+            // Messages a broker never receives (controller- or client-bound).
+            Msg::RegisterBrokerResponse
+            | Msg::AlterPartition { .. }
+            | Msg::RegisterBroker { .. }
+            | Msg::ProduceResponse { .. }
+            | Msg::ConsumeResponse { .. } => {}
+        }
+    }
+
+    /// `Lag(f)` fired: propose the ISR without f (§4.8).
+    pub fn on_timeout(&self, state: &mut BrokerState, timer: Timer, out: &mut Out) {
+        let Timer::Lag(follower) = timer else { return };
+        if !state.lag_timers().contains(follower) {
+            return;
+        }
+        let view = state.view.expect("a leader holds a view");
+        let isr = view.isr.without(follower);
+        let leader = state
+            .leader
+            .as_mut()
+            .expect("lag timers are armed only on a leader");
+        leader.pending_isr = Some(isr);
+        out.send(
+            controller(),
+            Msg::AlterPartition {
+                isr,
+                leader_epoch: view.leader_epoch,
+                partition_epoch: view.partition_epoch,
+                broker_epochs: Vec::new(),
+            },
+        );
+    }
+
+    /// §4.1 steps 2 and 3: install a newer view.
+    fn install(&self, state: &mut BrokerState, view: View, out: &mut Out) {
+        let previous = state.view;
+        if view.leader == Some(self.id) {
+            let new_leadership = state.leader.is_none()
+                || previous.is_none_or(|p| p.leader_epoch != view.leader_epoch);
+            if new_leadership {
+                let replicas = (1..=self.cfg.brokers)
+                    .map(BrokerId)
+                    .filter(|b| *b != self.id)
+                    .map(|b| {
+                        let progress = ReplicaProgress {
+                            fetch_offset: None,
+                            hw_sent: state.hw,
+                            parked: false,
+                            broker_epoch: 0,
+                        };
+                        (b, progress)
+                    })
+                    .collect();
+                let waiting = state.leader.take().map(|l| l.waiting).unwrap_or_default();
+                self.reject_waiting(waiting, out);
+                state.leader = Some(LeaderState {
+                    leader_epoch_start_offset: state.leo(),
+                    replicas,
+                    pending_isr: None,
+                    waiting: Vec::new(),
+                });
+                state.fetch_state = FetchState::Idle;
+            }
+            state.view = Some(view);
+            self.advance_hw(state, out);
+            return;
+        }
+        if let Some(leader) = state.leader.take() {
+            self.reject_waiting(leader.waiting, out);
+        }
+        state.view = Some(view);
+        let changed =
+            previous.is_none_or(|p| p.leader != view.leader || p.leader_epoch != view.leader_epoch);
+        if !changed {
+            return;
+        }
+        state.fetch_state = FetchState::Idle;
+        let Some(leader) = view.leader else { return };
+        match self.cfg.variant {
+            Variant::HwTruncation => {
+                let hw = state.hw;
+                state.truncate(hw);
+                self.send_fetch(state, leader.id(), out);
+            }
+            Variant::Kip101 | Variant::Kip279 if !state.log.is_empty() => {
+                let requested_epoch = epochs::last_epoch(&state.log);
+                out.send(leader.id(), Msg::OffsetsForLeaderEpoch { requested_epoch });
+                state.fetch_state = FetchState::Truncating;
+            }
+            _ => self.send_fetch(state, leader.id(), out),
+        }
+    }
+
+    fn send_fetch(&self, state: &mut BrokerState, leader: Id, out: &mut Out) {
+        out.send(leader, state.fetch_request());
+        state.fetch_state = FetchState::Fetching;
+    }
+
+    fn reject_waiting(&self, waiting: Vec<(RecordId, Offset)>, out: &mut Out) {
+        for (record_id, _) in waiting {
+            let result = ProduceResult::NotLeader;
+            out.send(self.client(), Msg::ProduceResponse { record_id, result });
+        }
+    }
+
+    /// §4.2: the leader answers a follower's fetch.
+    fn on_fetch(
+        &self,
+        state: &mut BrokerState,
+        (follower, broker_epoch): (BrokerId, u8),
+        request_epoch: Epoch,
+        fetch_offset: Offset,
+        last_fetched_epoch: Epoch,
+        out: &mut Out,
+    ) {
+        let respond = |result: FetchResult, out: &mut Out| {
+            let leader_epoch = request_epoch;
+            out.send(
+                follower.id(),
+                Msg::FetchResponse {
+                    leader_epoch,
+                    result,
+                },
+            );
+        };
+        let Some(leader) = &state.leader else {
+            return respond(FetchResult::NotLeader, out);
+        };
+        let view = state.view.expect("a leader holds a view");
+        if self.cfg.variant.fences_fetch() {
+            if request_epoch < view.leader_epoch {
+                return respond(FetchResult::FencedLeaderEpoch, out);
+            }
+            if request_epoch > view.leader_epoch {
+                return respond(FetchResult::UnknownLeaderEpoch, out);
+            }
+            if fetch_offset > 0 {
+                let current = (view.leader_epoch, leader.leader_epoch_start_offset);
+                let (epoch, end_offset) =
+                    epochs::leader_lookup(&state.log, current, last_fetched_epoch);
+                if epoch != last_fetched_epoch || end_offset < fetch_offset {
+                    return respond(FetchResult::DivergingEpoch { epoch, end_offset }, out);
+                }
+            }
+        }
+        if fetch_offset > state.leo() {
+            let log_end_offset = state.leo();
+            return respond(FetchResult::OffsetOutOfRange { log_end_offset }, out);
+        }
+        let hw = state.hw;
+        let leader = state.leader.as_mut().expect("checked above");
+        let progress = leader
+            .replicas
+            .get_mut(&follower)
+            .expect("every other broker");
+        progress.fetch_offset = Some(fetch_offset);
+        progress.broker_epoch = broker_epoch;
+        progress.parked = true;
+        let maximal_isr = view.isr.union(leader.pending_isr.unwrap_or_default());
+        if !maximal_isr.contains(follower)
+            && leader.pending_isr.is_none()
+            && fetch_offset >= hw
+            && fetch_offset >= leader.leader_epoch_start_offset
+        {
+            let isr = view.isr.with(follower);
+            leader.pending_isr = Some(isr);
+            let (leader_epoch, partition_epoch) = (view.leader_epoch, view.partition_epoch);
+            out.send(
+                controller(),
+                Msg::AlterPartition {
+                    isr,
+                    leader_epoch,
+                    partition_epoch,
+                    broker_epochs: vec![(follower, broker_epoch)],
+                },
+            );
+        }
+        // Advancing the HW answers parked fetches, this one included when there is news.
+        self.advance_hw(state, out);
+        self.answer_parked(state, out);
+    }
+
+    /// §4.3: the follower handles its leader's answer.
+    fn on_fetch_response(
+        &self,
+        state: &mut BrokerState,
+        src: Id,
+        result: FetchResult,
+        out: &mut Out,
+    ) {
+        match result {
+            FetchResult::Records {
+                records,
+                high_watermark,
+            } => {
+                state.log.extend(records);
+                state.hw = high_watermark.min(state.leo());
+                self.send_fetch(state, src, out);
+            }
+            FetchResult::DivergingEpoch { epoch, end_offset } => {
+                let own_end = epochs::end_of_epoch(&state.log, epoch);
+                state.truncate(end_offset.min(own_end));
+                self.send_fetch(state, src, out);
+            }
+            FetchResult::OffsetOutOfRange { log_end_offset } => {
+                state.truncate(log_end_offset);
+                self.send_fetch(state, src, out);
+            }
+            FetchResult::FencedLeaderEpoch
+            | FetchResult::UnknownLeaderEpoch
+            | FetchResult::NotLeader => state.fetch_state = FetchState::Idle,
+        }
+    }
+
+    /// §4.4, leader side.
+    fn epoch_lookup(
+        &self,
+        state: &BrokerState,
+        requested_epoch: Epoch,
+    ) -> OffsetsForLeaderEpochResult {
+        let (Some(leader), Some(view)) = (&state.leader, state.view) else {
+            return OffsetsForLeaderEpochResult::NotLeader;
+        };
+        let current = (view.leader_epoch, leader.leader_epoch_start_offset);
+        match self.cfg.variant {
+            Variant::Kip101 => {
+                // The start of the first epoch above the requested one, or the LEO.
+                let end_offset = if view.leader_epoch > requested_epoch {
+                    epochs::end_of_epoch(&state.log, requested_epoch)
+                        .min(leader.leader_epoch_start_offset)
+                } else {
+                    state.leo()
+                };
+                OffsetsForLeaderEpochResult::Ok {
+                    epoch: requested_epoch,
+                    end_offset,
+                }
+            }
+            _ => {
+                let (epoch, end_offset) =
+                    epochs::leader_lookup(&state.log, current, requested_epoch);
+                OffsetsForLeaderEpochResult::Ok { epoch, end_offset }
+            }
+        }
+    }
+
+    /// §4.4, follower side.
+    fn on_epoch_response(
+        &self,
+        state: &mut BrokerState,
+        src: Id,
+        result: OffsetsForLeaderEpochResult,
+        out: &mut Out,
+    ) {
+        match result {
+            OffsetsForLeaderEpochResult::Ok { epoch, end_offset } => {
+                let target = match self.cfg.variant {
+                    Variant::Kip101 => end_offset.min(state.leo()),
+                    _ => end_offset.min(epochs::end_of_epoch(&state.log, epoch)),
+                };
+                state.truncate(target);
+                self.send_fetch(state, src, out);
+            }
+            OffsetsForLeaderEpochResult::NotLeader => state.fetch_state = FetchState::Idle,
+        }
+    }
+
+    /// §4.5: the leader appends a client record.
+    fn on_produce(&self, state: &mut BrokerState, record_id: RecordId, acks: Acks, out: &mut Out) {
+        let client = self.client();
+        let respond = |result: ProduceResult, out: &mut Out| {
+            out.send(client, Msg::ProduceResponse { record_id, result });
+        };
+        let (Some(_), Some(view)) = (&state.leader, state.view) else {
+            return respond(ProduceResult::NotLeader, out);
+        };
+        if acks == Acks::All && view.isr.len() < self.cfg.min_insync_replicas as usize {
+            return respond(ProduceResult::NotEnoughReplicas, out);
+        }
+        let existing = state.log.iter().position(|r| r.record_id == record_id);
+        let offset = match existing {
+            Some(offset) => offset as Offset,
+            None => {
+                state.log.push(Record {
+                    leader_epoch: view.leader_epoch,
+                    record_id,
+                });
+                state.leo() - 1
+            }
+        };
+        if acks == Acks::One || offset < state.hw {
+            respond(ProduceResult::Ok { offset }, out);
+        } else {
+            let leader = state.leader.as_mut().expect("checked above");
+            if !leader.waiting.contains(&(record_id, offset)) {
+                leader.waiting.push((record_id, offset));
+            }
+        }
+        self.advance_hw(state, out);
+        self.answer_parked(state, out);
+    }
+
+    /// §4.9: the controller answered the leader's `AlterPartition`.
+    fn on_alter_response(
+        &self,
+        state: &mut BrokerState,
+        result: crate::msg::AlterPartitionResult,
+        out: &mut Out,
+    ) {
+        let Some(leader) = state.leader.as_mut() else {
+            return;
+        };
+        leader.pending_isr = None;
+        if let crate::msg::AlterPartitionResult::Ok(view) = result {
+            if state
+                .view
+                .is_none_or(|v| v.partition_epoch < view.partition_epoch)
+            {
+                state.view = Some(view);
+            }
+        }
+        self.advance_hw(state, out);
+    }
+
+    /// §4.7: move the HW to the minimum LEO of the maximal ISR.
+    fn advance_hw(&self, state: &mut BrokerState, out: &mut Out) {
+        let (Some(leader), Some(view)) = (&mut state.leader, state.view) else {
+            return;
+        };
+        let maximal_isr = view.isr.union(leader.pending_isr.unwrap_or_default());
+        let leo = state.log.len() as Offset;
+        let candidate = maximal_isr
+            .iter()
+            .map(|b| match leader.replicas.get(&b) {
+                None => leo,
+                Some(p) => p.fetch_offset.unwrap_or(0),
+            })
+            .min()
+            .unwrap_or(leo);
+        let allowed = self.cfg.variant != Variant::Kip966
+            || view.isr.len() >= self.cfg.min_insync_replicas as usize;
+        if candidate <= state.hw || !allowed {
+            return;
+        }
+        state.hw = candidate;
+        let client = self.client();
+        leader.waiting.retain(|&(record_id, offset)| {
+            if offset < candidate {
+                let result = ProduceResult::Ok { offset };
+                out.send(client, Msg::ProduceResponse { record_id, result });
+            }
+            offset >= candidate
+        });
+        self.answer_parked(state, out);
+    }
+
+    /// Answer every parked fetch that now has news (new records or a newer HW).
+    fn answer_parked(&self, state: &mut BrokerState, out: &mut Out) {
+        let (hw, leo) = (state.hw, state.leo());
+        let (Some(leader), Some(view)) = (&mut state.leader, state.view) else {
+            return;
+        };
+        for (follower, progress) in leader.replicas.iter_mut() {
+            let Some(fetch_offset) = progress.fetch_offset else {
+                continue;
+            };
+            if !progress.parked || (fetch_offset >= leo && progress.hw_sent >= hw) {
+                continue;
+            }
+            progress.parked = false;
+            progress.hw_sent = hw;
+            let records = state.log[fetch_offset as usize..].to_vec();
+            let result = FetchResult::Records {
+                records,
+                high_watermark: hw,
+            };
+            let leader_epoch = view.leader_epoch;
+            out.send(
+                follower.id(),
+                Msg::FetchResponse {
+                    leader_epoch,
+                    result,
+                },
+            );
+        }
+    }
+
+    /// What must be saved after a step that turned `before` into `after`: the HW checkpoint
+    /// whenever the HW changed, the log on every change under `fsync = always`.
+    pub fn storage_update(
+        &self,
+        before: &BrokerState,
+        after: &BrokerState,
+    ) -> Option<BrokerStorage> {
+        let log_changed = before.log != after.log;
+        if before.hw == after.hw && !(log_changed && self.cfg.fsync == Fsync::Always) {
+            return None;
+        }
+        let log = match self.cfg.fsync {
+            Fsync::Always => after.log.clone(),
+            Fsync::Lazy => Vec::new(),
+        };
+        Some(BrokerStorage {
+            log,
+            hw: after.hw,
+            broker_epoch: after.broker_epoch,
+        })
+    }
+}

@@ -1,0 +1,243 @@
+//! Configuration of one model: protocol variant, switches and the bounds of the search.
+//!
+//! Every fault is a budget here (docs/protocol.md §5 names the variants and switches). The
+//! bounds are chosen so that the default check, 3 brokers and `kip-966`, reaches a fixed point
+//! in under a minute on a 2-core machine; see docs/performance.md.
+
+use serde::Serialize;
+use std::fmt;
+use std::str::FromStr;
+
+/// Which historical design of Kafka's replication the brokers and controller follow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Variant {
+    /// Current design: fetch fencing, divergence from the leader, HW waits for
+    /// `min_insync_replicas`, eligible leader replicas (KIP-966).
+    Kip966,
+    /// KIP-320: fetch fencing and divergence detection by the leader, no ELR.
+    Kip320,
+    /// KIP-279: epoch lookup with the common-prefix rule, no fencing.
+    Kip279,
+    /// KIP-101: epoch lookup returning the end of the requested epoch, no fencing.
+    Kip101,
+    /// Before KIP-101: a new follower truncates to its own high watermark.
+    HwTruncation,
+}
+
+impl Variant {
+    pub const ALL: [Variant; 5] = [
+        Variant::Kip966,
+        Variant::Kip320,
+        Variant::Kip279,
+        Variant::Kip101,
+        Variant::HwTruncation,
+    ];
+    pub fn name(self) -> &'static str {
+        match self {
+            Variant::Kip966 => "kip-966",
+            Variant::Kip320 => "kip-320",
+            Variant::Kip279 => "kip-279",
+            Variant::Kip101 => "kip-101",
+            Variant::HwTruncation => "hw-truncation",
+        }
+    }
+    /// Fetch requests carry a fenced leader epoch and the leader detects divergence.
+    pub fn fences_fetch(self) -> bool {
+        matches!(self, Variant::Kip966 | Variant::Kip320)
+    }
+    /// A new follower looks up the leader's epoch end before fetching.
+    pub fn epoch_lookup(self) -> bool {
+        matches!(self, Variant::Kip101 | Variant::Kip279)
+    }
+}
+
+impl fmt::Display for Variant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Variant {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Variant::ALL
+            .into_iter()
+            .find(|v| v.name() == s)
+            .ok_or_else(|| {
+                format!("unknown variant '{s}': expected one of kip-966, kip-320, kip-279, kip-101, hw-truncation")
+            })
+    }
+}
+
+/// When a produce is acknowledged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub enum Acks {
+    /// Once committed (below the HW).
+    #[serde(rename = "all")]
+    All,
+    /// Once appended by the leader.
+    #[serde(rename = "1")]
+    One,
+}
+
+impl fmt::Display for Acks {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Acks::All => "all",
+            Acks::One => "1",
+        })
+    }
+}
+
+impl FromStr for Acks {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "all" | "-1" => Ok(Acks::All),
+            "1" => Ok(Acks::One),
+            _ => Err(format!("unknown acks '{s}': expected all or 1")),
+        }
+    }
+}
+
+/// When appends become durable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Fsync {
+    /// Kafka's default: appends are never made durable by the protocol; a crash loses them.
+    Lazy,
+    /// Every append is durable before anything is sent.
+    Always,
+}
+
+impl fmt::Display for Fsync {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Fsync::Lazy => "lazy",
+            Fsync::Always => "always",
+        })
+    }
+}
+
+impl FromStr for Fsync {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "lazy" => Ok(Fsync::Lazy),
+            "always" => Ok(Fsync::Always),
+            _ => Err(format!("unknown fsync '{s}': expected lazy or always")),
+        }
+    }
+}
+
+/// Everything that defines one model instance.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+pub struct Config {
+    pub variant: Variant,
+    /// Number of brokers N (ids 1..=N).
+    pub brokers: u8,
+    /// Records the client produces (ids 1..=R).
+    pub records: u8,
+    /// Total broker crashes (each followed by a possible restart).
+    pub crashes: u8,
+    /// Total controller-side session expiries.
+    pub expiries: u8,
+    /// Total `Lag` timer firings (ISR shrink proposals). Expansions need no budget of their own:
+    /// each one re-adds a broker that a shrink, expiry or restart removed.
+    pub isr_shrinks: u8,
+    /// Total `Consume` requests the client sends.
+    pub reads: u8,
+    /// States whose controller leader epoch exceeds this are outside the search.
+    pub max_epoch: u8,
+    pub unclean_leader_election: bool,
+    pub acks: Acks,
+    pub min_insync_replicas: u8,
+    pub fsync: Fsync,
+}
+
+impl Config {
+    /// The default configuration for `brokers` brokers (the one `insync check` runs for 3).
+    pub fn new(brokers: u8) -> Self {
+        Config {
+            variant: Variant::Kip966,
+            brokers,
+            records: 1,
+            crashes: 1,
+            expiries: 1,
+            isr_shrinks: 1,
+            reads: 1,
+            max_epoch: 4,
+            unclean_leader_election: false,
+            acks: Acks::All,
+            min_insync_replicas: Self::default_min_isr(brokers),
+            fsync: Fsync::Lazy,
+        }
+    }
+
+    /// 2 for three or more brokers (Kafka's recommended setting with replication factor 3);
+    /// with fewer brokers, a majority: 2 of 2 would make any single failure block commits, so
+    /// 1 for one or two brokers.
+    pub fn default_min_isr(brokers: u8) -> u8 {
+        if brokers >= 3 {
+            2
+        } else {
+            1
+        }
+    }
+
+    pub fn with_variant(mut self, variant: Variant) -> Self {
+        self.variant = variant;
+        self
+    }
+
+    /// Client actor index.
+    pub fn client_index(&self) -> usize {
+        self.brokers as usize + 1
+    }
+
+    /// Checks the bounds the model's `u8` arithmetic and bitmasks rely on.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(1..=7).contains(&self.brokers) {
+            return Err("--brokers must be between 1 and 7".into());
+        }
+        if !(1..=7).contains(&self.records) {
+            return Err("--records must be between 1 and 7".into());
+        }
+        if self.min_insync_replicas < 1 || self.min_insync_replicas > self.brokers {
+            return Err(format!(
+                "--min-isr must be between 1 and the number of brokers ({})",
+                self.brokers
+            ));
+        }
+        if self.max_epoch < 1 || self.max_epoch > 100 {
+            return Err("--max-epoch must be between 1 and 100".into());
+        }
+        if self.crashes > 20 || self.expiries > 20 || self.isr_shrinks > 20 || self.reads > 20 {
+            return Err("fault and read budgets must be at most 20".into());
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "variant={} brokers={} records={} crashes={} expiries={} isr-shrinks={} reads={} \
+             max-epoch={} unclean={} acks={} min-isr={} fsync={}",
+            self.variant,
+            self.brokers,
+            self.records,
+            self.crashes,
+            self.expiries,
+            self.isr_shrinks,
+            self.reads,
+            self.max_epoch,
+            self.unclean_leader_election,
+            self.acks,
+            self.min_insync_replicas,
+            self.fsync
+        )
+    }
+}

@@ -1,0 +1,207 @@
+//! The checked system: an `ActorModel` of the actors plus the faults Stateright cannot express
+//! by itself, wrapped in [`InsyncModel`].
+//!
+//! The wrapper does three things and nothing else:
+//! - it counts faults in the state's history ([`Budget`]) and offers a fault action only while
+//!   its budget lasts: broker crashes (`Crash(b)`, never the controller or client), session
+//!   expiries (`Expire(b)`), ISR-shrink proposals (`Lag(f)`) and client reads (`Consume(b)`);
+//! - it breaks connections when a broker crashes: every message in flight between the crashed
+//!   broker and the controller or another broker, in either direction, is lost, and so is
+//!   anything sent to it while it is down. Messages between the client and the broker survive:
+//!   they stand for the client's retry on a new connection (docs/protocol.md §3). Without the
+//!   outbound half, a fetch sent before the crash would count after the restart as progress
+//!   of the new incarnation (the bug KIP-903 fixes with broker epochs);
+//! - it bounds the leader epoch (`max_epoch`).
+
+use crate::actor::InsyncActor;
+use crate::broker::Broker;
+use crate::client::Client;
+use crate::config::Config;
+use crate::controller::Controller;
+use crate::msg::{Msg, Timer};
+use crate::types::BrokerId;
+use serde::Serialize;
+use stateright::actor::{ActorModel, ActorModelAction, ActorModelState, Id, Network};
+use stateright::{Model, Path, Property, Rewrite, RewritePlan};
+
+/// Faults and reads spent so far on this path.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct Budget {
+    pub crashes: u8,
+    pub expiries: u8,
+    pub isr_shrinks: u8,
+    pub reads: u8,
+}
+
+impl Rewrite<Id> for Budget {
+    fn rewrite<S>(&self, _plan: &RewritePlan<Id, S>) -> Self {
+        *self
+    }
+}
+
+/// The inner actor model.
+pub type Actors = ActorModel<InsyncActor, Config, Budget>;
+/// One state of the whole system.
+pub type SystemState = ActorModelState<InsyncActor, Budget>;
+/// One step of the whole system.
+pub type Action = ActorModelAction<Msg, Timer, ()>;
+
+/// The model of one partition under one configuration.
+#[derive(Clone)]
+pub struct InsyncModel {
+    pub cfg: Config,
+    pub actors: Actors,
+    /// Check only the property at this index of `properties::all()` (shortest-path searches).
+    pub only: Option<usize>,
+}
+
+impl InsyncModel {
+    /// Builds the model: controller at index 0, brokers `1..=N`, client at `N+1`, FIFO channels.
+    pub fn new(cfg: Config) -> Self {
+        cfg.validate().expect("valid configuration");
+        let mut actors = ActorModel::new(cfg, Budget::default())
+            .actor(InsyncActor::Controller(Controller { cfg }))
+            .actors((1..=cfg.brokers).map(|b| {
+                InsyncActor::Broker(Broker {
+                    id: BrokerId(b),
+                    cfg,
+                })
+            }))
+            .actor(InsyncActor::Client(Client { cfg }))
+            .init_network(Network::new_ordered([]));
+        actors.max_crashes = cfg.brokers as usize;
+        InsyncModel {
+            cfg,
+            actors,
+            only: None,
+        }
+    }
+
+    fn client_id(&self) -> Id {
+        Id::from(self.cfg.client_index())
+    }
+
+    /// Whether the fault budget allows `action` in `state`.
+    fn allowed(&self, state: &SystemState, action: &Action) -> bool {
+        let budget = &state.history;
+        match action {
+            ActorModelAction::Crash(id) => self.is_broker(*id) && budget.crashes < self.cfg.crashes,
+            ActorModelAction::Timeout(_, Timer::Expire(_)) => budget.expiries < self.cfg.expiries,
+            ActorModelAction::Timeout(_, Timer::Lag(_)) => {
+                budget.isr_shrinks < self.cfg.isr_shrinks
+            }
+            ActorModelAction::Timeout(_, Timer::Consume(_)) => budget.reads < self.cfg.reads,
+            _ => true,
+        }
+    }
+
+    fn is_broker(&self, id: Id) -> bool {
+        let index = usize::from(id);
+        index >= 1 && index <= self.cfg.brokers as usize
+    }
+
+    /// Drops what a broken connection loses: every message in flight between a crashed broker
+    /// and the controller or another broker, in either direction.
+    fn break_connections(&self, state: &mut SystemState) {
+        if !state.crashed.iter().any(|c| *c) {
+            return;
+        }
+        let client = self.client_id();
+        let crashed = state.crashed.clone();
+        if let Network::Ordered(channels) = &mut state.network {
+            channels.retain(|(src, dst), _| {
+                let broken = crashed[usize::from(*src)] || crashed[usize::from(*dst)];
+                *src == client || *dst == client || !broken
+            });
+        }
+    }
+
+    /// The actor states, for properties and descriptions.
+    pub fn broker_state<'a>(
+        &self,
+        state: &'a SystemState,
+        b: u8,
+    ) -> &'a crate::broker::BrokerState {
+        state.actor_states[b as usize]
+            .as_broker()
+            .expect("actor index b is broker b")
+    }
+}
+
+impl Model for InsyncModel {
+    type State = SystemState;
+    type Action = Action;
+
+    fn init_states(&self) -> Vec<SystemState> {
+        self.actors.init_states()
+    }
+
+    fn actions(&self, state: &SystemState, actions: &mut Vec<Action>) {
+        self.actors.actions(state, actions);
+        actions.retain(|a| self.allowed(state, a));
+    }
+
+    fn next_state(&self, last: &SystemState, action: Action) -> Option<SystemState> {
+        let mut budget = last.history;
+        match &action {
+            ActorModelAction::Crash(_) => budget.crashes += 1,
+            ActorModelAction::Timeout(_, Timer::Expire(_)) => budget.expiries += 1,
+            ActorModelAction::Timeout(_, Timer::Lag(_)) => budget.isr_shrinks += 1,
+            ActorModelAction::Timeout(_, Timer::Consume(_)) => budget.reads += 1,
+            _ => {}
+        }
+        let mut next = self.actors.next_state(last, action)?;
+        next.history = budget;
+        self.break_connections(&mut next);
+        Some(next)
+    }
+
+    fn format_action(&self, action: &Action) -> String {
+        crate::describe::action_summary(&self.cfg, action)
+    }
+
+    fn format_step(&self, last: &SystemState, action: Action) -> Option<String> {
+        self.actors.format_step(last, action)
+    }
+
+    fn as_svg(&self, path: Path<SystemState, Action>) -> Option<String> {
+        self.actors.as_svg(path)
+    }
+
+    fn properties(&self) -> Vec<Property<Self>> {
+        let mut all = crate::properties::all();
+        match self.only {
+            None => all,
+            Some(i) => vec![all.swap_remove(i)],
+        }
+    }
+
+    fn within_boundary(&self, state: &SystemState) -> bool {
+        let controller = state.actor_states[0]
+            .as_controller()
+            .expect("actor 0 is the controller");
+        controller.view.leader_epoch <= self.cfg.max_epoch
+    }
+}
+
+/// Message `msg` is in flight from `src` to `dst` (FIFO channels are scanned directly:
+/// `Network::iter_all` never ends on ordered networks).
+pub fn in_flight(state: &SystemState, src: Id, dst: Id, pred: impl Fn(&Msg) -> bool) -> bool {
+    match &state.network {
+        Network::Ordered(channels) => channels
+            .get(&(src, dst))
+            .is_some_and(|queue| queue.iter().any(pred)),
+        _ => unreachable!("the model's network is ordered"),
+    }
+}
+
+/// Every message in flight, by channel.
+pub fn messages(state: &SystemState) -> Vec<(Id, Id, &Msg)> {
+    match &state.network {
+        Network::Ordered(channels) => channels
+            .iter()
+            .flat_map(|((src, dst), queue)| queue.iter().map(move |m| (*src, *dst, m)))
+            .collect(),
+        _ => unreachable!("the model's network is ordered"),
+    }
+}

@@ -1,0 +1,203 @@
+//! Protocol messages and timers, named exactly as in docs/protocol.md §3.
+//!
+//! Channels are FIFO per (sender, receiver), like TCP (`Network::new_ordered`). Responses echo
+//! what the receiver needs to match them to its one request in flight: `FetchResponse` echoes
+//! the request's `leader_epoch` (KIP-320 fencing), `ProduceResponse` the `record_id`.
+
+use crate::config::Acks;
+use crate::types::{BrokerId, BrokerSet, Epoch, Offset, Record, RecordId, View};
+use serde::Serialize;
+use stateright::actor::Id;
+use stateright::{Rewrite, RewritePlan};
+
+/// Every message of the protocol. Controller↔broker and broker↔broker messages come first,
+/// client↔broker messages last.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub enum Msg {
+    /// Controller → broker: install this view.
+    LeaderAndIsr(View),
+    /// Controller → leader: the answer to its `AlterPartition`.
+    AlterPartitionResponse { result: AlterPartitionResult },
+    /// Leader → controller: propose a new ISR.
+    AlterPartition {
+        isr: BrokerSet,
+        leader_epoch: Epoch,
+        partition_epoch: Epoch,
+        /// The broker epoch each *added* member fetched with (KIP-903).
+        broker_epochs: Vec<(BrokerId, u8)>,
+    },
+    /// Broker → controller: sent when it (re)starts from its data directory, with its new
+    /// broker epoch (KRaft's registration; the model counts restarts).
+    RegisterBroker { broker_epoch: u8 },
+    /// Controller → broker: the registration is processed; views from now on are for this
+    /// incarnation.
+    RegisterBrokerResponse,
+    /// Follower → leader.
+    Fetch {
+        leader_epoch: Epoch,
+        fetch_offset: Offset,
+        last_fetched_epoch: Epoch,
+        /// The follower's broker epoch (KIP-903).
+        broker_epoch: u8,
+    },
+    /// Leader → follower; `leader_epoch` echoes the request.
+    FetchResponse {
+        leader_epoch: Epoch,
+        result: FetchResult,
+    },
+    /// Follower → leader (`kip-101`, `kip-279`).
+    OffsetsForLeaderEpoch { requested_epoch: Epoch },
+    /// Leader → follower (`kip-101`, `kip-279`).
+    OffsetsForLeaderEpochResponse { result: OffsetsForLeaderEpochResult },
+    /// Client → broker.
+    Produce { record_id: RecordId, acks: Acks },
+    /// Broker → client.
+    ProduceResponse {
+        record_id: RecordId,
+        result: ProduceResult,
+    },
+    /// Client → broker.
+    Consume { fetch_offset: Offset },
+    /// Broker → client.
+    ConsumeResponse { result: ConsumeResult },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub enum AlterPartitionResult {
+    Ok(View),
+    FencedLeaderEpoch,
+    InvalidUpdateVersion,
+    IneligibleReplica,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub enum FetchResult {
+    /// Records from the request's `fetch_offset` on, and the leader's HW.
+    Records {
+        records: Vec<Record>,
+        high_watermark: Offset,
+    },
+    DivergingEpoch {
+        epoch: Epoch,
+        end_offset: Offset,
+    },
+    OffsetOutOfRange {
+        log_end_offset: Offset,
+    },
+    FencedLeaderEpoch,
+    UnknownLeaderEpoch,
+    NotLeader,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub enum OffsetsForLeaderEpochResult {
+    Ok { epoch: Epoch, end_offset: Offset },
+    NotLeader,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub enum ProduceResult {
+    Ok { offset: Offset },
+    NotLeader,
+    NotEnoughReplicas,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub enum ConsumeResult {
+    /// Records from `fetch_offset` up to (not including) the HW.
+    Ok {
+        records: Vec<Record>,
+        high_watermark: Offset,
+    },
+    NotLeader,
+}
+
+/// Timers carry no time; any armed timer may fire (docs/protocol.md §6).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub enum Timer {
+    /// Leader: follower `f` fell behind for longer than the lag window (§4.8).
+    Lag(BrokerId),
+    /// Controller: broker `b`'s session expired (§4.10).
+    Expire(BrokerId),
+    /// Client: send the next record's `Produce` to broker `b` (§4.11).
+    Produce(BrokerId),
+    /// Client: send `Consume` to broker `b` (§4.11).
+    Consume(BrokerId),
+}
+
+/// The message type names, for coverage reports.
+pub const MESSAGE_TYPES: [&str; 13] = [
+    "LeaderAndIsr",
+    "AlterPartitionResponse",
+    "AlterPartition",
+    "RegisterBroker",
+    "RegisterBrokerResponse",
+    "Fetch",
+    "FetchResponse",
+    "OffsetsForLeaderEpoch",
+    "OffsetsForLeaderEpochResponse",
+    "Produce",
+    "ProduceResponse",
+    "Consume",
+    "ConsumeResponse",
+];
+
+impl Msg {
+    /// The message's type name, one of [`MESSAGE_TYPES`].
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Msg::LeaderAndIsr(_) => "LeaderAndIsr",
+            Msg::AlterPartitionResponse { .. } => "AlterPartitionResponse",
+            Msg::AlterPartition { .. } => "AlterPartition",
+            Msg::RegisterBroker { .. } => "RegisterBroker",
+            Msg::RegisterBrokerResponse => "RegisterBrokerResponse",
+            Msg::Fetch { .. } => "Fetch",
+            Msg::FetchResponse { .. } => "FetchResponse",
+            Msg::OffsetsForLeaderEpoch { .. } => "OffsetsForLeaderEpoch",
+            Msg::OffsetsForLeaderEpochResponse { .. } => "OffsetsForLeaderEpochResponse",
+            Msg::Produce { .. } => "Produce",
+            Msg::ProduceResponse { .. } => "ProduceResponse",
+            Msg::Consume { .. } => "Consume",
+            Msg::ConsumeResponse { .. } => "ConsumeResponse",
+        }
+    }
+}
+
+impl Rewrite<Id> for Msg {
+    fn rewrite<S>(&self, plan: &RewritePlan<Id, S>) -> Self {
+        match self {
+            Msg::LeaderAndIsr(view) => Msg::LeaderAndIsr(view.rewrite(plan)),
+            Msg::AlterPartitionResponse {
+                result: AlterPartitionResult::Ok(view),
+            } => Msg::AlterPartitionResponse {
+                result: AlterPartitionResult::Ok(view.rewrite(plan)),
+            },
+            Msg::AlterPartition {
+                isr,
+                leader_epoch,
+                partition_epoch,
+                broker_epochs,
+            } => Msg::AlterPartition {
+                isr: isr.rewrite(plan),
+                leader_epoch: *leader_epoch,
+                partition_epoch: *partition_epoch,
+                broker_epochs: broker_epochs
+                    .iter()
+                    .map(|(b, e)| (b.rewrite(plan), *e))
+                    .collect(),
+            },
+            other => other.clone(),
+        }
+    }
+}
+
+impl Rewrite<Id> for Timer {
+    fn rewrite<S>(&self, plan: &RewritePlan<Id, S>) -> Self {
+        match self {
+            Timer::Lag(b) => Timer::Lag(b.rewrite(plan)),
+            Timer::Expire(b) => Timer::Expire(b.rewrite(plan)),
+            Timer::Produce(b) => Timer::Produce(b.rewrite(plan)),
+            Timer::Consume(b) => Timer::Consume(b.rewrite(plan)),
+        }
+    }
+}

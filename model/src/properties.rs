@@ -1,0 +1,289 @@
+//! The properties checked on every reachable state, named as in overview §2.
+//!
+//! Each invariant is stated about the *current* state, so it needs no history variables:
+//! "committed" means below the HW some live broker holds (the HW is only ever learned from a
+//! leader), and the leader that matters is the controller's current leader once it acts as
+//! leader in the current leader epoch. Brokers that are down, or restarted and not yet
+//! registered, are left out: the controller cannot know yet that they lost data.
+
+use crate::actor::State;
+use crate::broker::BrokerState;
+use crate::controller::ControllerState;
+use crate::model::{in_flight, InsyncModel, SystemState};
+use crate::msg::{FetchResult, Msg, ProduceResult};
+use crate::types::{epochs, BrokerId, Offset, Record, RecordId};
+use stateright::actor::Id;
+use stateright::{Expectation, Property};
+
+/// Every invariant (`always`) followed by every witness (`sometimes`).
+pub fn all() -> Vec<Property<InsyncModel>> {
+    vec![
+        Property::always("no_acked_record_lost", no_acked_record_lost),
+        Property::always("leader_completeness", leader_completeness),
+        Property::always("strong_isr", strong_isr),
+        Property::always("log_matching", log_matching),
+        Property::always("consistent_read", consistent_read),
+        Property::always("one_leader_per_epoch", one_leader_per_epoch),
+        Property::always("view_agreement", view_agreement),
+        Property::sometimes("record_committed", record_committed),
+        Property::sometimes("isr_shrink", isr_shrink),
+        Property::sometimes("isr_expansion", isr_expansion),
+        Property::sometimes("leader_change", leader_change),
+        Property::sometimes("divergent_truncation", divergent_truncation),
+        Property::sometimes("crash_rejoin", crash_rejoin),
+        Property::sometimes("not_enough_replicas", not_enough_replicas),
+    ]
+}
+
+/// The names of every property, invariants first.
+pub fn names() -> Vec<&'static str> {
+    all().iter().map(|p| p.name).collect()
+}
+
+/// Whether `name` is an invariant (`always`) rather than a witness.
+pub fn is_invariant(name: &str) -> bool {
+    all()
+        .iter()
+        .any(|p| p.name == name && p.expectation == Expectation::Always)
+}
+
+fn controller(state: &SystemState) -> &ControllerState {
+    state.actor_states[0]
+        .as_controller()
+        .expect("actor 0 is the controller")
+}
+
+/// Live brokers: `(id, state)` of every broker that is not crashed.
+fn live_brokers<'a>(
+    model: &InsyncModel,
+    state: &'a SystemState,
+) -> impl Iterator<Item = (BrokerId, &'a BrokerState)> + 'a {
+    let brokers = model.cfg.brokers as usize;
+    state.actor_states[1..=brokers]
+        .iter()
+        .enumerate()
+        .filter(move |(i, _)| !state.crashed[i + 1])
+        .map(|(i, s)| match &**s {
+            State::Broker(b) => (BrokerId(i as u8 + 1), b),
+            _ => unreachable!("indices 1..=N are brokers"),
+        })
+}
+
+/// The controller's current leader, if it is live and acts as leader in the current epoch.
+fn acting_leader<'a>(model: &InsyncModel, state: &'a SystemState) -> Option<&'a BrokerState> {
+    let view = controller(state).view;
+    let leader = view.leader?;
+    live_brokers(model, state)
+        .find(|(b, s)| {
+            *b == leader
+                && s.is_leader()
+                && s.view.is_some_and(|v| v.leader_epoch == view.leader_epoch)
+        })
+        .map(|(_, s)| s)
+}
+
+/// Committed records: every `(offset, record)` below the HW of some live broker.
+fn committed(model: &InsyncModel, state: &SystemState) -> Vec<(Offset, Record)> {
+    let mut out: Vec<(Offset, Record)> = live_brokers(model, state)
+        .flat_map(|(_, s)| {
+            s.log[..s.hw as usize]
+                .iter()
+                .enumerate()
+                .map(|(o, r)| (o as Offset, *r))
+        })
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+fn holds(log: &[Record], offset: Offset, record: Record) -> bool {
+    log.get(offset as usize) == Some(&record)
+}
+
+/// Every record acknowledged with `acks=all` is in the log of the current leader.
+fn no_acked_record_lost(model: &InsyncModel, state: &SystemState) -> bool {
+    let Some(leader) = acting_leader(model, state) else {
+        return true;
+    };
+    let client = client(model, state);
+    client
+        .acked
+        .iter()
+        .all(|id| leader.log.iter().any(|r| r.record_id == *id))
+}
+
+/// The current leader, once it acts as leader, holds every committed record at its offset.
+fn leader_completeness(model: &InsyncModel, state: &SystemState) -> bool {
+    let Some(leader) = acting_leader(model, state) else {
+        return true;
+    };
+    committed(model, state)
+        .into_iter()
+        .all(|(o, r)| holds(&leader.log, o, r))
+}
+
+/// Members of the ISR the controller could know about (live and registered).
+fn known_isr<'a>(
+    model: &InsyncModel,
+    state: &'a SystemState,
+) -> impl Iterator<Item = (BrokerId, &'a BrokerState)> + 'a {
+    let isr = controller(state).view.isr;
+    live_brokers(model, state).filter(move |(b, s)| isr.contains(*b) && s.registered)
+}
+
+/// Every ISR member agrees with the current leader on every offset below the leader's HW.
+fn strong_isr(model: &InsyncModel, state: &SystemState) -> bool {
+    let Some(leader) = acting_leader(model, state) else {
+        return true;
+    };
+    let hw = leader.hw as usize;
+    known_isr(model, state).all(|(_, s)| s.log.len() >= hw && s.log[..hw] == leader.log[..hw])
+}
+
+/// Two logs holding a record of the same epoch at the same offset agree on everything before.
+fn log_matching(model: &InsyncModel, state: &SystemState) -> bool {
+    let logs: Vec<&[Record]> = live_brokers(model, state)
+        .map(|(_, s)| &s.log[..])
+        .collect();
+    logs.iter().enumerate().all(|(i, a)| {
+        logs[i + 1..].iter().all(|b| {
+            let last_match = (0..a.len().min(b.len()))
+                .rev()
+                .find(|o| a[*o].leader_epoch == b[*o].leader_epoch);
+            last_match.is_none_or(|o| a[..=o] == b[..=o])
+        })
+    })
+}
+
+fn client<'a>(model: &InsyncModel, state: &'a SystemState) -> &'a crate::client::ClientState {
+    state.actor_states[model.cfg.client_index()]
+        .as_client()
+        .expect("the last actor is the client")
+}
+
+/// A record the client has read is still in the current leader's log at the offset it was read.
+fn consistent_read(model: &InsyncModel, state: &SystemState) -> bool {
+    let Some(leader) = acting_leader(model, state) else {
+        return true;
+    };
+    client(model, state).read.iter().all(|(o, id)| {
+        leader
+            .log
+            .get(*o as usize)
+            .is_some_and(|r| r.record_id == *id)
+    })
+}
+
+/// No two live brokers act as leader in the same leader epoch.
+fn one_leader_per_epoch(model: &InsyncModel, state: &SystemState) -> bool {
+    let epochs: Vec<u8> = live_brokers(model, state)
+        .filter(|(_, s)| s.is_leader())
+        .filter_map(|(_, s)| s.view.map(|v| v.leader_epoch))
+        .collect();
+    epochs
+        .iter()
+        .enumerate()
+        .all(|(i, e)| !epochs[i + 1..].contains(e))
+}
+
+/// Virtual synchrony: views are totally ordered (one view per `partition_epoch`, leader epochs
+/// never decrease along it, no broker ahead of the controller), and every committed record is
+/// in the log of every member of the current view's ISR.
+fn view_agreement(model: &InsyncModel, state: &SystemState) -> bool {
+    let current = controller(state).view;
+    let mut views: Vec<_> = live_brokers(model, state)
+        .filter_map(|(_, s)| s.view)
+        .collect();
+    views.push(current);
+    let ordered = views.iter().all(|a| {
+        a.partition_epoch <= current.partition_epoch
+            && views.iter().all(|b| {
+                (a.partition_epoch != b.partition_epoch || a == b)
+                    && (a.partition_epoch >= b.partition_epoch || a.leader_epoch <= b.leader_epoch)
+            })
+    });
+    let committed = committed(model, state);
+    ordered
+        && known_isr(model, state)
+            .all(|(_, s)| committed.iter().all(|(o, r)| holds(&s.log, *o, *r)))
+}
+
+/// Witness: some record is committed.
+fn record_committed(model: &InsyncModel, state: &SystemState) -> bool {
+    live_brokers(model, state).any(|(_, s)| s.hw > 0)
+}
+
+/// Witness: the leader shrank the ISR (no broker was fenced or restarted, so no expiry or
+/// registration removed anyone).
+fn isr_shrink(model: &InsyncModel, state: &SystemState) -> bool {
+    let c = controller(state);
+    let no_restart =
+        (1..=model.cfg.brokers).all(|b| model.broker_state(state, b).broker_epoch == 0);
+    c.view.isr.len() < model.cfg.brokers as usize && c.fenced.is_empty() && no_restart
+}
+
+/// Witness: the ISR is full again after a change (only an expansion can make it so).
+fn isr_expansion(model: &InsyncModel, state: &SystemState) -> bool {
+    let view = controller(state).view;
+    view.partition_epoch > 1 && view.isr.len() == model.cfg.brokers as usize
+}
+
+/// Witness: a broker other than the first leader's epoch leads and acts as leader.
+fn leader_change(model: &InsyncModel, state: &SystemState) -> bool {
+    controller(state).view.leader_epoch > 1 && acting_leader(model, state).is_some()
+}
+
+/// Witness: the leader told a follower to truncate a divergent suffix, which it will do on
+/// delivery (a `DivergingEpoch` for its current leader epoch that cuts its log).
+fn divergent_truncation(model: &InsyncModel, state: &SystemState) -> bool {
+    live_brokers(model, state).any(|(b, s)| {
+        let Some(view) = s.view else { return false };
+        let Some(leader) = view.leader else {
+            return false;
+        };
+        in_flight(state, leader.id(), b.id(), |m| match m {
+            Msg::FetchResponse {
+                leader_epoch,
+                result: FetchResult::DivergingEpoch { epoch, end_offset },
+            } => {
+                *leader_epoch == view.leader_epoch
+                    && (*end_offset).min(epochs::end_of_epoch(&s.log, *epoch)) < s.leo()
+            }
+            _ => false,
+        })
+    })
+}
+
+/// Witness: a broker that crashed and restarted is back in the ISR after its registration
+/// (which, in `kip-966`, always removes it).
+fn crash_rejoin(model: &InsyncModel, state: &SystemState) -> bool {
+    let isr = controller(state).view.isr;
+    live_brokers(model, state).any(|(b, s)| {
+        s.broker_epoch > 0
+            && s.registered
+            && isr.contains(b)
+            && s.view.is_some_and(|v| v.isr.contains(b))
+    })
+}
+
+/// Witness: a leader refused a produce with `NotEnoughReplicas`.
+fn not_enough_replicas(model: &InsyncModel, state: &SystemState) -> bool {
+    let client = Id::from(model.cfg.client_index());
+    (1..=model.cfg.brokers).any(|b| {
+        in_flight(state, BrokerId(b).id(), client, |m| {
+            matches!(
+                m,
+                Msg::ProduceResponse {
+                    result: ProduceResult::NotEnoughReplicas,
+                    ..
+                }
+            )
+        })
+    })
+}
+
+/// Record ids the client has had acknowledged (for descriptions).
+pub fn acked(model: &InsyncModel, state: &SystemState) -> Vec<RecordId> {
+    client(model, state).acked.clone()
+}
