@@ -165,7 +165,9 @@ impl Config {
             records: 1,
             crashes: 1,
             expiries: 1,
-            isr_shrinks: 1,
+            // Each `Lag` firing multiplies the 3-broker space by about 30; expiries and
+            // restarts already shrink the ISR there.
+            isr_shrinks: if brokers >= 3 { 0 } else { 1 },
             reads: 1,
             max_epoch: 4,
             unclean_leader_election: false,
