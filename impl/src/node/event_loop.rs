@@ -186,17 +186,20 @@ impl<R: Role> EventLoop<R> {
         let mut ticker = tokio::time::interval(TICK);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
+            // Biased, clock before inputs: under a steady stream of inputs the clock must
+            // still run, or heartbeats would starve and the controller would fence a busy
+            // broker. A due tick is cheap; inputs wait at most one tick's work.
             tokio::select! {
                 biased;
                 _ = shutdown.recv() => return Ok(()),
-                input = self.inputs.recv() => match input {
-                    Some(input) => self.handle(input)?,
-                    None => return Ok(()),
-                },
                 now = ticker.tick(), if !self.stepped => {
                     let outgoing = self.role.tick(now)?;
                     self.outbound.send_all(outgoing);
                 }
+                input = self.inputs.recv() => match input {
+                    Some(input) => self.handle(input)?,
+                    None => return Ok(()),
+                },
             }
         }
     }
@@ -284,5 +287,117 @@ impl<R: Role> EventLoop<R> {
                 dropped: counters.dropped.clone(),
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::node::shutdown::shutdown_pair;
+    use crate::protocol::{BrokerSnapshot, FetchState};
+
+    /// Answers every message with a `RegisterBroker` to broker 9, which has no channel.
+    struct EchoRole;
+
+    impl Role for EchoRole {
+        fn start(&mut self) -> Result<Outgoing, NodeError> {
+            Ok(Vec::new())
+        }
+        fn step(&mut self, _from: NodeId, _message: Message) -> Result<Outgoing, NodeError> {
+            Ok(vec![(NodeId::Broker(9), Message::RegisterBroker)])
+        }
+        fn fire(&mut self, _timer: &Timer) -> Result<Option<Outgoing>, NodeError> {
+            Ok(None)
+        }
+        fn snapshot(&self) -> Result<Snapshot, NodeError> {
+            Ok(Snapshot::Broker(BrokerSnapshot {
+                id: 1,
+                view: None,
+                log: Vec::new(),
+                log_end_offset: 0,
+                hw: 0,
+                leader_epoch_start_offset: None,
+                replicas: BTreeMap::new(),
+                pending_isr: None,
+                waiting: Vec::new(),
+                fetch_state: FetchState::Idle,
+                armed_timers: Default::default(),
+            }))
+        }
+        fn metadata(&self) -> Metadata {
+            Metadata {
+                node: NodeId::Broker(1),
+                view: None,
+                brokers: BTreeMap::new(),
+                controller: None,
+            }
+        }
+        fn tick(&mut self, _now: Instant) -> Result<Outgoing, NodeError> {
+            panic!("a stepped node has no clock");
+        }
+        fn close(&mut self) -> Result<(), NodeError> {
+            Ok(())
+        }
+    }
+
+    async fn control(
+        inputs: &mpsc::Sender<Input>,
+        request: Control,
+    ) -> oneshot::Receiver<ControlReply> {
+        let (reply, answer) = oneshot::channel();
+        inputs
+            .send(Input::Control { request, reply })
+            .await
+            .unwrap();
+        answer
+    }
+
+    #[tokio::test]
+    async fn barrier_waits_for_processed_frames_and_counts_drops() {
+        let (trigger, shutdown) = shutdown_pair();
+        let (inputs, receiver) = mpsc::channel(16);
+        let event_loop = EventLoop::new(
+            EchoRole,
+            receiver,
+            Outbound::new(BTreeMap::new()),
+            true,
+            trigger,
+        );
+        let running = tokio::spawn(event_loop.run(shutdown));
+
+        let received = BTreeMap::from([(NodeId::Broker(2), 1)]);
+        let mut barrier = control(&inputs, Control::Barrier { received }).await;
+        let fired = control(&inputs, Control::FireTimer(Timer::Lag(3))).await;
+        assert_eq!(
+            fired.await.unwrap(),
+            ControlReply::TimerNotArmed(Timer::Lag(3))
+        );
+        assert!(
+            barrier.try_recv().is_err(),
+            "nothing from broker 2 processed yet"
+        );
+
+        let message = Message::RegisterBroker;
+        inputs
+            .send(Input::Message {
+                from: NodeId::Broker(2),
+                message,
+            })
+            .await
+            .unwrap();
+        let one = BTreeMap::from([(NodeId::Broker(9), 1)]);
+        let expected = ControlReply::Barrier {
+            emitted: one.clone(),
+            dropped: one,
+        };
+        assert_eq!(
+            barrier.await.unwrap(),
+            expected,
+            "emitted and dropped: no channel to 9"
+        );
+
+        let stopped = control(&inputs, Control::Shutdown).await;
+        assert_eq!(stopped.await.unwrap(), ControlReply::ShuttingDown);
+        running.await.unwrap().unwrap();
     }
 }
