@@ -9,6 +9,8 @@
 //! - `control`     — the control channel client (`Inspect`, `FireTimer`, `Barrier`);
 //! - `cluster`     — the controller and brokers as child processes in stepped mode;
 //! - `client`      — the harness plays the model's client actor;
+//! - `replay`      — the step driver: perform, wait (barriers), compare, stop at the first mismatch;
+//! - `sources`     — cover (BFS transition cover), random walks, counterexamples, witnesses;
 //! - `diff`        — field-level differences for divergence reports.
 pub mod abstraction;
 pub mod client;
@@ -16,5 +18,7 @@ pub mod cluster;
 pub mod control;
 pub mod diff;
 pub mod mapping;
+pub mod replay;
 pub mod router;
+pub mod sources;
 pub mod trace;
