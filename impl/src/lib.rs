@@ -11,3 +11,5 @@ pub mod client;
 pub mod core;
 pub mod node;
 pub mod protocol;
+pub mod storage;
+pub mod wire;
