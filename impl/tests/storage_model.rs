@@ -26,7 +26,8 @@ enum Operation {
 
 fn operation() -> impl Strategy<Value = Operation> {
     prop_oneof![
-        4 => (1u8..5, any::<bool>()).prop_map(|(count, new_epoch)| Operation::Append { count, new_epoch }),
+        4 => (1u8..5, any::<bool>())
+            .prop_map(|(count, new_epoch)| Operation::Append { count, new_epoch }),
         2 => (0u8..6).prop_map(|back| Operation::Truncate { back }),
         1 => Just(Operation::Flush),
         1 => Just(Operation::Reopen),

@@ -229,8 +229,9 @@ impl Log {
     }
 
     /// Reads records from `from_offset` on: at most `records_max` records and `bytes_max`
-    /// bytes of frames (capped at [`READ_BYTES_MAX`]), but always at least one record when `from_offset` is below the log end
-    /// (so a consumer makes progress past a record larger than its byte budget).
+    /// bytes of frames (capped at [`READ_BYTES_MAX`]), but always at least one record when
+    /// `from_offset` is below the log end (so a consumer makes progress past a record larger
+    /// than its byte budget).
     pub fn read(
         &self,
         from_offset: u64,

@@ -268,7 +268,8 @@ fn load_epoch_cache(
     };
     if outcome != CheckpointOutcome::Loaded {
         if outcome != CheckpointOutcome::Missing {
-            tracing::warn!(path = %path.display(), ?outcome, "leader-epoch checkpoint rebuilt from the log");
+            let path = path.display();
+            tracing::warn!(%path, ?outcome, "leader-epoch checkpoint rebuilt from the log");
         }
         write_checkpoint(&path, &derived.entries())?;
     }
