@@ -30,7 +30,8 @@ use super::shutdown::shutdown_pair;
 use super::{bind, run_node, NodeError, Wiring};
 use crate::core::{BrokerCore, BrokerStart, ControllerState, CoreError, Effects, ReplicaLog};
 use crate::protocol::{
-    BrokerId, Epoch, Message, Metadata, NodeId, Offset, Record, Snapshot, Timer,
+    BrokerId, Epoch, FetchResult, Message, Metadata, NodeId, Offset, OffsetsForLeaderEpochResult,
+    Record, Snapshot, Timer,
 };
 use crate::storage::log::LOG_FILE_NAME;
 use crate::storage::{simulate_power_loss, FsyncPolicy, Storage, StorageError, StorageOptions};
@@ -161,7 +162,7 @@ impl BrokerRole {
 
     /// Notes what the clocks need from one input's outgoing messages: requests sent (fetch
     /// deadline), fetches answered or parked.
-    fn observe(&mut self, fetch_from: Option<BrokerId>, response: bool, outgoing: &Outgoing) {
+    fn observe(&mut self, fetch_from: Option<BrokerId>, stopped: bool, outgoing: &Outgoing) {
         let Some(clocks) = self.clocks.as_mut() else {
             return;
         };
@@ -181,7 +182,7 @@ impl BrokerRole {
         }
         if requested {
             clocks.request_deadline = Some(now + clocks.timing.fetch_timeout);
-        } else if response {
+        } else if stopped {
             clocks.request_deadline = Some(now + STOPPED_RETRY_DELAY);
         }
         if let (Some(follower), false) = (fetch_from, answered_fetch) {
@@ -294,13 +295,23 @@ impl Role for BrokerRole {
             (NodeId::Broker(follower), Message::Fetch { .. }) => Some(*follower),
             _ => None,
         };
-        let response = matches!(
+        // A fencing answer stops the follower until a new view; it retries soon (the view is
+        // usually a moment away). Other answers leave the fetch deadline alone: a duplicate
+        // answer to a re-sent fetch is dropped by the core and must not trigger another.
+        let stopped = matches!(
             message,
-            Message::FetchResponse { .. } | Message::OffsetsForLeaderEpochResponse { .. }
+            Message::FetchResponse {
+                result: FetchResult::FencedLeaderEpoch
+                    | FetchResult::UnknownLeaderEpoch
+                    | FetchResult::NotLeader,
+                ..
+            } | Message::OffsetsForLeaderEpochResponse {
+                result: OffsetsForLeaderEpochResult::NotLeader
+            }
         );
         match self.core.step(from, message) {
             Ok(effects) => {
-                self.observe(fetch_from, response, &effects.send);
+                self.observe(fetch_from, stopped, &effects.send);
                 Ok(effects.send)
             }
             Err(CoreError::Storage(error)) => Err(NodeError::Storage(error)),
