@@ -24,9 +24,8 @@ use tokio::time::Instant;
 use tracing::{info, warn};
 
 use super::config::{BrokerConfig, Timing};
-use super::controller::spawn_signal_handler;
 use super::event_loop::{Outgoing, Role};
-use super::shutdown::shutdown_pair;
+use super::shutdown::{shutdown_pair, spawn_signal_handler};
 use super::{bind, run_node, NodeError, Wiring};
 use crate::core::{BrokerCore, BrokerStart, ControllerState, CoreError, Effects, ReplicaLog};
 use crate::protocol::{

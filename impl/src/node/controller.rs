@@ -14,7 +14,7 @@ use tracing::{info, warn};
 
 use super::config::ControllerConfig;
 use super::event_loop::{Outgoing, Role};
-use super::shutdown::{shutdown_pair, ShutdownTrigger};
+use super::shutdown::{shutdown_pair, spawn_signal_handler};
 use super::{bind, run_node, NodeError, Wiring};
 use crate::core::{ControllerCore, ControllerState, CoreError, Effects};
 use crate::protocol::{BrokerId, Metadata, NodeId, Snapshot, Timer};
@@ -173,13 +173,4 @@ pub async fn run_controller(
     let (trigger, shutdown) = shutdown_pair();
     spawn_signal_handler(trigger.clone());
     run_node(listener, role, wiring, trigger, shutdown).await
-}
-
-/// SIGINT/SIGTERM trigger a graceful shutdown.
-pub(crate) fn spawn_signal_handler(trigger: ShutdownTrigger) {
-    tokio::spawn(async move {
-        super::shutdown::termination_signal().await;
-        info!("termination signal received; shutting down");
-        trigger.trigger();
-    });
 }

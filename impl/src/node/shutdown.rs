@@ -72,6 +72,15 @@ pub async fn termination_signal() {
     }
 }
 
+/// SIGINT/SIGTERM trigger a graceful shutdown of the node.
+pub fn spawn_signal_handler(trigger: ShutdownTrigger) {
+    tokio::spawn(async move {
+        termination_signal().await;
+        tracing::info!("termination signal received; shutting down");
+        trigger.trigger();
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
