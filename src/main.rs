@@ -47,6 +47,10 @@ enum Command {
     Inspect(cli::client::InspectArgs),
     /// Measure produce throughput and latency on a local cluster.
     Bench(cli::bench::BenchArgs),
+    /// Write model traces (ITF JSON): a transition cover, random walks, counterexamples.
+    Traces(cli::traces::TracesArgs),
+    /// Replay model traces on real processes, step by step, and report divergences.
+    Conform(cli::traces::ConformArgs),
 }
 
 fn main() {
@@ -65,6 +69,8 @@ fn main() {
         Command::Consume(args) => cli::node::with_logs("warn", || cli::client::run_consume(args)),
         Command::Inspect(args) => cli::node::with_logs("warn", || cli::client::run_inspect(args)),
         Command::Bench(args) => cli::node::with_logs("warn", || cli::bench::run_bench(args)),
+        Command::Traces(args) => cli::traces::run_traces(args),
+        Command::Conform(args) => cli::traces::run_conform(args),
     };
     std::process::exit(code);
 }

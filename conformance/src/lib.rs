@@ -10,6 +10,7 @@
 //! - `cluster`     — the controller and brokers as child processes in stepped mode;
 //! - `client`      — the harness plays the model's client actor;
 //! - `replay`      — the step driver: perform, wait (barriers), compare, stop at the first mismatch;
+//! - `report`      — replaying a set, the summary (text and JSON), divergences, consequences;
 //! - `sources`     — cover (BFS transition cover), random walks, counterexamples, witnesses;
 //! - `diff`        — field-level differences for divergence reports.
 pub mod abstraction;
@@ -19,6 +20,7 @@ pub mod control;
 pub mod diff;
 pub mod mapping;
 pub mod replay;
+pub mod report;
 pub mod router;
 pub mod sources;
 pub mod trace;

@@ -233,6 +233,10 @@ pub fn msg_from_impl(
             result,
         } => Msg::FetchResponse {
             leader_epoch: small("leader_epoch", u64::from(*leader_epoch))?,
+            // The echo of the request's fetch offset (docs/protocol.md §3, added by the model
+            // owner): the implementation does not send it yet, so the harness supplies the
+            // offset of the request it delivered.
+            fetch_offset: small("fetch_offset", first_offset.unwrap_or(0))?,
             result: fetch_result_from_impl(result, &start)?,
         },
         imp::Message::OffsetsForLeaderEpoch { requested_epoch } => Msg::OffsetsForLeaderEpoch {
@@ -382,6 +386,27 @@ pub fn client_request_to_impl(msg: &Msg) -> Option<imp::Message> {
 
 // ---------------------------------------------------------------------------------------------
 // Model-only detail
+
+/// Messages the model sends and the contract does not define, so no node ever sends them:
+/// the registration answer (DIVERGENCES.md D1). The harness performs their delivery as a
+/// no-op on real nodes and leaves them out of the network comparison.
+pub fn model_only_message(msg: &Msg) -> bool {
+    match msg {
+        Msg::RegisterBrokerResponse => true,
+        Msg::LeaderAndIsr(_)
+        | Msg::AlterPartitionResponse { .. }
+        | Msg::AlterPartition { .. }
+        | Msg::RegisterBroker { .. }
+        | Msg::Fetch { .. }
+        | Msg::FetchResponse { .. }
+        | Msg::OffsetsForLeaderEpoch { .. }
+        | Msg::OffsetsForLeaderEpochResponse { .. }
+        | Msg::Produce { .. }
+        | Msg::ProduceResponse { .. }
+        | Msg::Consume { .. }
+        | Msg::ConsumeResponse { .. } => false,
+    }
+}
 
 /// The model's message with the detail the contract does not define set to the neutral value
 /// `msg_from_impl` gives it: KIP-903 broker epochs (`Fetch.broker_epoch`,

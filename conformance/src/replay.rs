@@ -40,6 +40,9 @@ use crate::mapping::{self, TimerTarget};
 use crate::router::Router;
 use crate::trace::{self, ModelTrace};
 
+/// Most frames delivered while letting a counterexample's cluster settle.
+pub const DRAIN_DELIVERIES_MAX: usize = 1000;
+
 /// The cluster id every replayed cluster uses.
 pub const CLUSTER_ID: &str = "insync-conformance";
 
@@ -55,6 +58,9 @@ pub struct ReplayOptions {
     pub step_timeout: Duration,
     /// Keep data directories and node logs here instead of a deleted tempdir.
     pub keep_dir: Option<PathBuf>,
+    /// After the trace (clean or not), let the nodes finish what is in flight and read the
+    /// partition back with `insync consume`: the real consequence of a counterexample.
+    pub consequence: bool,
 }
 
 impl ReplayOptions {
@@ -64,6 +70,7 @@ impl ReplayOptions {
             impl_variant: None,
             step_timeout: Duration::from_secs(10),
             keep_dir: None,
+            consequence: false,
         }
     }
 }
@@ -95,6 +102,25 @@ pub struct TraceOutcome {
     pub snapshots: BTreeMap<NodeId, imp::Snapshot>,
     /// The harness client's final state (what the real brokers acknowledged and served).
     pub client: insync_model::client::ClientState,
+    /// With `ReplayOptions::consequence`: what the real partition holds afterwards.
+    pub consequence: Option<Consequence>,
+}
+
+/// What a real cluster holds after a counterexample: acknowledged records that are gone.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Consequence {
+    /// Record ids the real brokers acknowledged with `acks=all`.
+    pub acked: Vec<u8>,
+    /// The leader `consume` read from, per the controller's view.
+    pub leader: Option<u32>,
+    /// `(offset, record id)` as `insync consume` printed them.
+    pub consumed: Vec<(u64, u8)>,
+    /// Acknowledged records `consume` does not return.
+    pub missing: Vec<u8>,
+    /// Every running broker's log, `(offset, record id, leader epoch)`.
+    pub logs: BTreeMap<u32, Vec<(u64, u8, u32)>>,
+    /// `consume`'s stderr or failure, if any.
+    pub note: String,
 }
 
 /// What one trace exercised.
@@ -158,6 +184,7 @@ pub async fn replay(trace: &ModelTrace, options: &ReplayOptions) -> TraceOutcome
         covered: Covered::default(),
         snapshots: BTreeMap::new(),
         client: client::initial(),
+        consequence: None,
     };
     let mut harness = match Harness::start(&trace.meta.config, options, dir).await {
         Ok(h) => h,
@@ -172,6 +199,9 @@ pub async fn replay(trace: &ModelTrace, options: &ReplayOptions) -> TraceOutcome
         outcome.divergence = Some(divergence(step, action, stop, logs));
     }
     outcome.client = harness.client.clone();
+    if options.consequence {
+        outcome.consequence = Some(harness.consequence(&options.binary).await);
+    }
     harness.cluster.shutdown().await;
     outcome.elapsed = started.elapsed();
     outcome
@@ -199,6 +229,7 @@ fn harness_failure(trace: &ModelTrace, started: Instant, reason: String) -> Trac
         covered: Covered::default(),
         snapshots: BTreeMap::new(),
         client: client::initial(),
+        consequence: None,
     }
 }
 
@@ -339,6 +370,15 @@ impl Harness {
 
     async fn deliver(&mut self, src: Id, dst: Id, msg: &Msg) -> Result<(), Stop> {
         let (source, target) = (self.node(src)?, self.node(dst)?);
+        if let (Msg::RegisterBrokerResponse, NodeId::Broker(b)) = (msg, target) {
+            // Model-only (DIVERGENCES.md D1): no frame exists. The broker's `registered`
+            // flag, which the harness supplies, turns true here as in the model.
+            self.contexts
+                .get_mut(&b)
+                .expect("every broker")
+                .registration_delivered = true;
+            return Ok(());
+        }
         let head = self.router.head(source, target).ok_or_else(|| {
             Stop::Diverged(vec![format!(
                 "{}: the model delivers {msg:?} but no frame is queued",
@@ -361,12 +401,6 @@ impl Harness {
             let from = BrokerId::from_id(src);
             client::on_response(&self.cfg, &mut self.client, from, &mapped);
             return Ok(());
-        }
-        if let (Msg::RegisterBrokerResponse, NodeId::Broker(b)) = (msg, target) {
-            self.contexts
-                .get_mut(&b)
-                .expect("every broker")
-                .registration_delivered = true;
         }
         self.router
             .deliver(source, target)
@@ -519,14 +553,121 @@ impl Harness {
         }
     }
 
+    /// Lets every frame in flight between the nodes arrive (client channels stay as they
+    /// are), then reads the partition with the real `insync consume`.
+    async fn consequence(&mut self, binary: &std::path::Path) -> Consequence {
+        let mut note = String::new();
+        for _ in 0..DRAIN_DELIVERIES_MAX {
+            let next = self.router.queues().into_keys().find(|(src, dst)| {
+                !matches!(src, NodeId::Client(_))
+                    && !matches!(dst, NodeId::Client(_))
+                    && self.cluster.is_running(*dst)
+            });
+            let Some((src, dst)) = next else { break };
+            let delivered = self.router.deliver(src, dst).await;
+            if let Err(e) = delivered.map_err(|e| format!("{e}")) {
+                note = e;
+                break;
+            }
+            if let Err(stop) = self.settle(dst).await {
+                note = format!("{stop:?}");
+                break;
+            }
+        }
+        let mut logs = BTreeMap::new();
+        let mut leader = None;
+        let nodes: Vec<NodeId> = self.controls.keys().copied().collect();
+        for node in nodes {
+            let Ok(snapshot) = self.control(node).map(|c| c.inspect()) else {
+                continue;
+            };
+            match snapshot.await {
+                Ok(imp::Snapshot::Controller(c)) => leader = c.view.leader,
+                Ok(imp::Snapshot::Broker(b)) => {
+                    let log = b
+                        .log
+                        .iter()
+                        .map(|(o, e, id)| (*o, mapping::record_id_from_impl(id).unwrap_or(0), *e))
+                        .collect();
+                    logs.insert(b.id, log);
+                }
+                Err(e) => note = e.to_string(),
+            }
+        }
+        let (consumed, consume_note) = self.consume(binary).await;
+        if !consume_note.is_empty() {
+            note = consume_note;
+        }
+        let acked = self.client.acked.clone();
+        let missing = acked
+            .iter()
+            .copied()
+            .filter(|r| !consumed.iter().any(|(_, id)| id == r))
+            .collect();
+        Consequence {
+            acked,
+            leader,
+            consumed,
+            missing,
+            logs,
+            note,
+        }
+    }
+
+    /// `insync consume --json` against every running node, as an operator would run it.
+    async fn consume(&self, binary: &std::path::Path) -> (Vec<(u64, u8)>, String) {
+        // The controller's metadata names the brokers by their router addresses, through
+        // which an outside client is passed (`router::PASS_THROUGH_EXCEPT`).
+        let bootstrap: Vec<String> = self
+            .cluster
+            .listen_addr(NodeId::Controller)
+            .map(|a| vec![a.to_string()])
+            .unwrap_or_default();
+        let output = tokio::process::Command::new(binary)
+            .args([
+                "consume",
+                "--json",
+                "--timeout-ms",
+                "5000",
+                "--cluster-id",
+                CLUSTER_ID,
+            ])
+            .arg("--bootstrap")
+            .arg(bootstrap.join(","))
+            .kill_on_drop(true)
+            .output()
+            .await;
+        let output = match output {
+            Ok(o) => o,
+            Err(e) => return (Vec::new(), format!("cannot run consume: {e}")),
+        };
+        let records = String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .filter_map(|v| {
+                let offset = v.get("offset")?.as_u64()?;
+                let sequence = v.get("sequence")?.as_u64()?;
+                Some((offset, u8::try_from(sequence).ok()?))
+            })
+            .collect();
+        (
+            records,
+            String::from_utf8_lossy(&output.stderr).trim().to_owned(),
+        )
+    }
+
     fn compare_network(&self, state: &SystemState) -> Vec<String> {
         let Network::Ordered(channels) = &state.network else {
             unreachable!("the model's network is ordered")
         };
         let mut expected: BTreeMap<(Id, Id), Vec<Msg>> = BTreeMap::new();
         for ((src, dst), queue) in channels {
-            if !queue.is_empty() {
-                let erased = queue.iter().map(mapping::erase_model_only).collect();
+            let erased: Vec<Msg> = queue
+                .iter()
+                .filter(|m| !mapping::model_only_message(m))
+                .map(mapping::erase_model_only)
+                .collect();
+            if !erased.is_empty() {
                 expected.insert((*src, *dst), erased);
             }
         }
@@ -600,7 +741,9 @@ fn record(covered: &mut Covered, before: &SystemState, action: &Action, after: &
     let step = StepAction::from_action(action);
     covered.action_kinds.insert(step.kind());
     if let StepAction::Deliver { msg, .. } = &step {
-        covered.message_types.insert(msg.type_name());
+        if !mapping::model_only_message(msg) {
+            covered.message_types.insert(msg.type_name());
+        }
     }
     let from = trace::fingerprint(before);
     covered.states.insert(trace::fingerprint(after));

@@ -38,6 +38,13 @@ use tokio::task::JoinHandle;
 /// The most frames one channel may hold before the router calls it a flood.
 pub const QUEUE_FRAMES_MAX: usize = 10_000;
 
+/// Client connections reach a broker through its router address when a client discovers
+/// the leader from the controller's metadata (which names router addresses). Those of any
+/// client but the trace's own (`mapping::HARNESS_CLIENT_ID`, which the harness never dials
+/// through the router) are passed through untouched: an operator's `insync consume` after a
+/// replay is not part of the trace.
+pub const PASS_THROUGH_EXCEPT: u64 = crate::mapping::HARNESS_CLIENT_ID;
+
 /// A directed channel `(src, dst)`, FIFO like a TCP connection.
 pub type Channel = (NodeId, NodeId);
 
@@ -120,6 +127,9 @@ struct Queues {
 struct Shared {
     queues: Mutex<Queues>,
     arrived: Notify,
+    /// Where each node really listens (for pass-through client connections).
+    node_addrs: Mutex<BTreeMap<NodeId, SocketAddr>>,
+    cluster_id: String,
 }
 
 impl Shared {
@@ -197,6 +207,8 @@ impl Router {
         let shared = Arc::new(Shared {
             queues: Mutex::new(Queues::default()),
             arrived: Notify::new(),
+            node_addrs: Mutex::new(BTreeMap::new()),
+            cluster_id: cluster_id.to_owned(),
         });
         let mut router_addrs = BTreeMap::new();
         let mut accept_tasks = Vec::new();
@@ -231,6 +243,12 @@ impl Router {
     /// Records where `node` really listens (it may change across restarts).
     pub fn set_node_addr(&mut self, node: NodeId, addr: SocketAddr) {
         self.node_addrs.insert(node, addr);
+        let mut shared = self
+            .shared
+            .node_addrs
+            .lock()
+            .expect("router state poisoned");
+        shared.insert(node, addr);
     }
 
     /// Queues a frame the harness itself sends (its client actor's requests).
@@ -493,6 +511,12 @@ async fn accept_loop(listener: TcpListener, dst: NodeId, cluster_id: String, sha
                 shared.fault(format!("{sender:?} dialled {dst:?}'s protocol listener"));
                 return;
             };
+            if let NodeId::Client(id) = src {
+                if id != PASS_THROUGH_EXCEPT {
+                    pass_through(connection, sender, dst, shared).await;
+                    return;
+                }
+            }
             let incarnation = shared.lock().incarnation.get(&src).copied().unwrap_or(0);
             let (reader, _writer) = connection.into_split_with(TcpStream::into_split);
             // The writer half is held by the read loop's future so the connection stays open.
@@ -532,5 +556,48 @@ async fn read_loop(
                 return;
             }
         }
+    }
+}
+
+/// Proxies one outside client's connection to the node's real address, both directions.
+async fn pass_through(
+    connection: Connection<TcpStream>,
+    sender: PeerName,
+    dst: NodeId,
+    shared: Arc<Shared>,
+) {
+    let addr = shared
+        .node_addrs
+        .lock()
+        .expect("router state poisoned")
+        .get(&dst)
+        .copied();
+    let Some(addr) = addr else { return };
+    let Ok(stream) = TcpStream::connect(addr).await else {
+        return;
+    };
+    let hello = Hello::new(shared.cluster_id.clone(), sender);
+    let Ok((upstream, _)) = handshake_client(Connection::new(stream), &hello).await else {
+        return;
+    };
+    let (mut client_reader, mut client_writer) = connection.into_split_with(TcpStream::into_split);
+    let (mut node_reader, mut node_writer) = upstream.into_split_with(TcpStream::into_split);
+    let requests = async {
+        while let Ok(Some(message)) = client_reader.read::<Message>().await {
+            if node_writer.write(&message).await.is_err() {
+                break;
+            }
+        }
+    };
+    let answers = async {
+        while let Ok(Some(message)) = node_reader.read::<Message>().await {
+            if client_writer.write(&message).await.is_err() {
+                break;
+            }
+        }
+    };
+    tokio::select! {
+        _ = requests => {}
+        _ = answers => {}
     }
 }

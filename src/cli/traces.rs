@@ -1,0 +1,347 @@
+//! `insync traces` (write model traces as ITF JSON files) and `insync conform` (replay traces
+//! on real processes in stepped mode and report divergences and coverage). Parsing and
+//! printing only; the work is in `insync_conformance`.
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use clap::Args;
+use insync_conformance::replay::ReplayOptions;
+use insync_conformance::report::{self, Entry, Reachable};
+use insync_conformance::sources;
+use insync_conformance::trace::{trace_files, ModelTrace, Source, TraceFile};
+use insync_model::{Acks, Config, Fsync, InsyncModel, Variant};
+
+/// The model configuration (the same flags and defaults as `insync check`).
+#[derive(Args, Clone, Debug)]
+pub struct TraceModelArgs {
+    /// Protocol variant of the model: kip-966 (current), kip-320, kip-279, kip-101,
+    /// hw-truncation.
+    #[arg(long = "model-variant", default_value = "kip-966")]
+    model_variant: String,
+    /// Number of brokers (1-7).
+    #[arg(long, default_value_t = 2)]
+    brokers: u8,
+    #[arg(long)]
+    records: Option<u8>,
+    #[arg(long)]
+    crashes: Option<u8>,
+    #[arg(long)]
+    expiries: Option<u8>,
+    #[arg(long = "isr-shrinks")]
+    isr_shrinks: Option<u8>,
+    #[arg(long)]
+    reads: Option<u8>,
+    #[arg(long = "max-epoch")]
+    max_epoch: Option<u8>,
+    /// Unclean leader election: on or off.
+    #[arg(long, default_value = "off")]
+    unclean: String,
+    /// Producer acks: all or 1.
+    #[arg(long, default_value = "all")]
+    acks: String,
+    #[arg(long = "min-isr")]
+    min_isr: Option<u8>,
+    /// lazy or always.
+    #[arg(long, default_value = "lazy")]
+    fsync: String,
+}
+
+impl TraceModelArgs {
+    fn config(&self, variant: Option<Variant>) -> Result<Config, String> {
+        let mut cfg = Config::new(self.brokers);
+        cfg.variant = match variant {
+            Some(v) => v,
+            None => Variant::from_str(&self.model_variant)?,
+        };
+        cfg.records = self.records.unwrap_or(cfg.records);
+        cfg.crashes = self.crashes.unwrap_or(cfg.crashes);
+        cfg.expiries = self.expiries.unwrap_or(cfg.expiries);
+        cfg.isr_shrinks = self.isr_shrinks.unwrap_or(cfg.isr_shrinks);
+        cfg.reads = self.reads.unwrap_or(cfg.reads);
+        cfg.max_epoch = self.max_epoch.unwrap_or(cfg.max_epoch);
+        cfg.unclean_leader_election = match self.unclean.as_str() {
+            "on" | "true" => true,
+            "off" | "false" => false,
+            other => return Err(format!("unknown --unclean '{other}': expected on or off")),
+        };
+        cfg.acks = Acks::from_str(&self.acks)?;
+        cfg.min_insync_replicas = self
+            .min_isr
+            .unwrap_or(Config::default_min_isr(self.brokers));
+        cfg.fsync = Fsync::from_str(&self.fsync)?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+}
+
+/// Which traces to generate.
+#[derive(Args, Clone, Debug)]
+pub struct SourceArgs {
+    /// cover (every reachable transition), random (seeded walks), counterexample or witness
+    /// (the checker's shortest path for --property).
+    #[arg(long)]
+    source: Option<String>,
+    /// The property for --source counterexample / witness.
+    #[arg(long)]
+    property: Option<String>,
+    /// First seed for --source random.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Number of random walks.
+    #[arg(long, default_value_t = 10)]
+    count: u64,
+    /// Longest random walk, in steps.
+    #[arg(long, default_value_t = 60)]
+    steps: usize,
+    /// Cover: the most states enumerated; beyond it the cover is by action kind and message
+    /// type, and says so.
+    #[arg(long, default_value_t = 200_000)]
+    states_max: usize,
+    #[command(flatten)]
+    model: TraceModelArgs,
+}
+
+#[derive(Args)]
+#[command(after_help = "Examples:\n  \
+    insync traces --source cover --expiries 1 --crashes 0 --isr-shrinks 0 --reads 0 --out traces/\n  \
+    insync traces --source counterexample --model-variant hw-truncation --property no_acked_record_lost --out cex/")]
+pub struct TracesArgs {
+    #[command(flatten)]
+    source: SourceArgs,
+    /// Directory to write one JSON file per trace into.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+#[derive(Args)]
+#[command(after_help = "Examples:\n  \
+    insync conform --source cover --expiries 1 --crashes 0 --isr-shrinks 0 --reads 0\n  \
+    insync conform --traces traces/\n  \
+    insync conform --variant hw-truncation --source counterexample --property no_acked_record_lost\n\n\
+    With --source, --variant is the variant of both the model and the nodes; with --traces it \
+    is the nodes' only (replaying the default variant's traces on hw-truncation nodes must \
+    diverge: the harness is sensitive).")]
+pub struct ConformArgs {
+    /// A trace file or a directory of them (from `insync traces`).
+    #[arg(long, conflicts_with = "source")]
+    traces: Option<PathBuf>,
+    #[command(flatten)]
+    source: SourceArgs,
+    /// The variant the nodes run (and, with --source, the model).
+    #[arg(long)]
+    variant: Option<String>,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+    /// With --source: where to write the traces (default: a directory under the system temp).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Keep node data directories and logs of the last trace here.
+    #[arg(long)]
+    keep: Option<PathBuf>,
+    /// Bound on each step's waits, in milliseconds.
+    #[arg(long, default_value_t = 10_000)]
+    step_timeout_ms: u64,
+    /// Stop after this many traces.
+    #[arg(long)]
+    limit: Option<usize>,
+}
+
+fn usage(message: String) -> i32 {
+    eprintln!("insync: {message}");
+    2
+}
+
+/// Generates the traces `args` names, with the reachable graph's size for a cover.
+fn generate(
+    args: &SourceArgs,
+    variant: Option<Variant>,
+) -> Result<(Vec<ModelTrace>, Option<Reachable>), String> {
+    let source = Source::from_str(args.source.as_deref().unwrap_or("cover"))?;
+    let cfg = args.model.config(variant)?;
+    let model = InsyncModel::new(cfg);
+    match source {
+        Source::Cover => {
+            let set = sources::cover(&model, args.states_max);
+            let reachable = Reachable {
+                states: set.reachable_states,
+                transitions: set.reachable_transitions,
+                complete: set.complete,
+            };
+            Ok((set.traces, Some(reachable)))
+        }
+        Source::Random => Ok((
+            sources::random(&model, args.seed, args.count, args.steps),
+            None,
+        )),
+        Source::Counterexample | Source::Witness => {
+            let property = args
+                .property
+                .as_deref()
+                .ok_or("--source counterexample and witness need --property")?;
+            match sources::discovery(&model, property)? {
+                Some(trace) => Ok((vec![trace], None)),
+                None => Err(format!("the model finds no path to {property} in {cfg}")),
+            }
+        }
+    }
+}
+
+fn write_traces(traces: Vec<ModelTrace>, dir: &Path) -> Result<Vec<Entry>, String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let width = traces.len().to_string().len();
+    traces
+        .into_iter()
+        .enumerate()
+        .map(|(i, trace)| {
+            let name = match (&trace.meta.property, trace.meta.seed) {
+                (Some(p), _) => format!(
+                    "{}-{}-{p}.json",
+                    trace.meta.source.name(),
+                    trace.meta.config.variant
+                ),
+                (None, Some(seed)) => {
+                    format!("random-{}-seed-{seed}.json", trace.meta.config.variant)
+                }
+                (None, None) => format!(
+                    "{}-{}-{:0width$}.json",
+                    trace.meta.source.name(),
+                    trace.meta.config.variant,
+                    i + 1
+                ),
+            };
+            let file = dir.join(name);
+            trace
+                .write(&file)
+                .map_err(|e| format!("{}: {e}", file.display()))?;
+            Ok(Entry { file, trace })
+        })
+        .collect()
+}
+
+pub fn run_traces(args: TracesArgs) -> i32 {
+    let (traces, reachable) = match generate(&args.source, None) {
+        Ok(t) => t,
+        Err(e) => return usage(e),
+    };
+    let kinds = sources::kinds_of(&traces);
+    let steps: usize = traces.iter().map(ModelTrace::steps).sum();
+    let entries = match write_traces(traces, &args.out) {
+        Ok(e) => e,
+        Err(e) => return usage(e),
+    };
+    println!(
+        "wrote {} traces ({steps} steps) to {}",
+        entries.len(),
+        args.out.display()
+    );
+    if let Some(r) = reachable {
+        println!(
+            "reachable within the bounds: {} states, {} transitions{}",
+            r.states,
+            r.transitions,
+            if r.complete {
+                "; the traces take every transition"
+            } else {
+                "; graph larger than --states-max: the traces cover every action kind and message type instead"
+            }
+        );
+    }
+    println!(
+        "action kinds and message types in the traces ({}): {kinds:?}",
+        kinds.len()
+    );
+    0
+}
+
+fn load(path: &Path) -> Result<Vec<Entry>, String> {
+    let files = if path.is_dir() {
+        trace_files(path).map_err(|e| format!("{}: {e}", path.display()))?
+    } else {
+        vec![path.to_owned()]
+    };
+    files
+        .into_iter()
+        .map(|file| {
+            let parsed = TraceFile::read(&file).map_err(|e| e.to_string())?;
+            let model = InsyncModel::new(parsed.meta.config);
+            let trace = parsed.to_path(&model).map_err(|e| e.to_string())?;
+            Ok(Entry { file, trace })
+        })
+        .collect()
+}
+
+pub fn run_conform(args: ConformArgs) -> i32 {
+    let variant = match args.variant.as_deref().map(Variant::from_str).transpose() {
+        Ok(v) => v,
+        Err(e) => return usage(e),
+    };
+    let (entries, reachable, consequence) = match &args.traces {
+        Some(path) => match load(path) {
+            Ok(entries) => (entries, None, false),
+            Err(e) => return usage(e),
+        },
+        None => {
+            let (traces, reachable) = match generate(&args.source, variant) {
+                Ok(t) => t,
+                Err(e) => return usage(e),
+            };
+            let dir = args.out.clone().unwrap_or_else(|| {
+                std::env::temp_dir().join(format!("insync-traces-{}", std::process::id()))
+            });
+            let consequence = traces
+                .iter()
+                .any(|t| t.meta.source == Source::Counterexample);
+            match write_traces(traces, &dir) {
+                Ok(entries) => (entries, reachable, consequence),
+                Err(e) => return usage(e),
+            }
+        }
+    };
+    let limit = args.limit.unwrap_or(usize::MAX);
+    let entries: Vec<Entry> = entries.into_iter().take(limit).collect();
+    let binary = match std::env::current_exe() {
+        Ok(b) => b,
+        Err(e) => return usage(format!("cannot locate the insync binary: {e}")),
+    };
+    let mut options = ReplayOptions::new(binary);
+    options.impl_variant = if args.traces.is_some() { variant } else { None };
+    options.step_timeout = Duration::from_millis(args.step_timeout_ms);
+    options.keep_dir = args.keep.clone();
+    options.consequence = consequence;
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => return usage(format!("cannot start the runtime: {e}")),
+    };
+    let total = entries.len();
+    let quiet = args.json;
+    let summary = runtime.block_on(report::replay_all(
+        &entries,
+        &options,
+        reachable,
+        |done, s| {
+            if !quiet && (done % 100 == 0 || done == total) {
+                eprintln!(
+                    "  {done}/{total} traces, {} steps, {} divergences",
+                    s.steps,
+                    s.divergences.len()
+                );
+            }
+        },
+    ));
+    if args.json {
+        println!("{}", report::json(&summary));
+    } else {
+        print!("{}", report::text(&summary));
+    }
+    if summary.divergences.is_empty() {
+        0
+    } else {
+        1
+    }
+}
