@@ -308,8 +308,14 @@ impl Role for BrokerRole {
                 result: OffsetsForLeaderEpochResult::NotLeader
             }
         );
+        let log_end_offset = self.core.log().log_end_offset();
         match self.core.step(from, message) {
             Ok(effects) => {
+                let truncated_to = self.core.log().log_end_offset();
+                if truncated_to < log_end_offset {
+                    // Operators want to see this one: records this replica held are gone.
+                    info!(?from, log_end_offset, truncated_to, "log truncated");
+                }
                 self.observe(fetch_from, stopped, &effects.send);
                 Ok(effects.send)
             }
