@@ -68,8 +68,16 @@ pub struct ProtocolArgs {
     #[arg(long, value_enum, default_value_t = VariantArg::Kip966)]
     pub variant: VariantArg,
     /// Allow electing a leader outside the ISR when no ISR member is available (may lose
-    /// committed records: the model shows how).
-    #[arg(long)]
+    /// committed records: the model shows how). `--unclean` alone means on; `--unclean on|off`
+    /// as in `insync check`.
+    #[arg(
+        long,
+        value_name = "on|off",
+        num_args = 0..=1,
+        default_value = "off",
+        default_missing_value = "on",
+        value_parser = parse_switch
+    )]
     pub unclean: bool,
     /// min.insync.replicas: acks=all produce is refused with NotEnoughReplicas below it.
     /// Default: 2 with 3 or more brokers, else 1.
@@ -87,6 +95,15 @@ pub struct ProtocolArgs {
     pub stepped: bool,
     #[command(flatten)]
     pub timing: TimingArgs,
+}
+
+/// `on`/`off` (also `true`/`false`), as the model's switches are spelled.
+fn parse_switch(text: &str) -> Result<bool, String> {
+    match text {
+        "on" | "true" => Ok(true),
+        "off" | "false" => Ok(false),
+        other => Err(format!("expected on or off, not {other:?}")),
+    }
 }
 
 /// Real-time clocks (ignored with --stepped).
@@ -166,7 +183,7 @@ impl ProtocolArgs {
             self.fsync.to_string(),
         ];
         if self.unclean {
-            flags.push("--unclean".into());
+            flags.extend(["--unclean".to_string(), "on".to_string()]);
         }
         if let Some(min_isr) = self.min_isr {
             flags.extend(["--min-isr".to_string(), min_isr.to_string()]);
