@@ -233,10 +233,9 @@ pub fn msg_from_impl(
             result,
         } => Msg::FetchResponse {
             leader_epoch: small("leader_epoch", u64::from(*leader_epoch))?,
-            // The echo of the request's fetch offset (docs/protocol.md §3, added by the model
-            // owner): the implementation does not send it yet, so the harness supplies the
-            // offset of the request it delivered.
-            fetch_offset: small("fetch_offset", first_offset.unwrap_or(0))?,
+            // The echo of the request's fetch offset is in the model but not on the wire yet
+            // (DIVERGENCES.md D1): neutral here and in `erase_model_only`.
+            fetch_offset: 0,
             result: fetch_result_from_impl(result, &start)?,
         },
         imp::Message::OffsetsForLeaderEpoch { requested_epoch } => Msg::OffsetsForLeaderEpoch {
@@ -408,10 +407,11 @@ pub fn model_only_message(msg: &Msg) -> bool {
     }
 }
 
-/// The model's message with the detail the contract does not define set to the neutral value
-/// `msg_from_impl` gives it: KIP-903 broker epochs (`Fetch.broker_epoch`,
-/// `RegisterBroker.broker_epoch`, `AlterPartition.broker_epochs`) are in the model but not in
-/// docs/protocol.md §3 nor on the wire (conformance/DIVERGENCES.md, D1). Messages are compared
+/// The model's message with the detail the implementation does not carry set to the neutral
+/// value `msg_from_impl` gives it: KIP-903 broker epochs (`Fetch.broker_epoch`,
+/// `RegisterBroker.broker_epoch`, `AlterPartition.broker_epochs`) and the fetch offset a
+/// `FetchResponse` echoes are in the model but not on the wire (conformance/DIVERGENCES.md,
+/// D1). Messages are compared
 /// after this erasure on both sides; a behaviour that depends on the erased detail still shows
 /// as a divergence in what the nodes do.
 pub fn erase_model_only(msg: &Msg) -> Msg {
@@ -439,10 +439,18 @@ pub fn erase_model_only(msg: &Msg) -> Msg {
             last_fetched_epoch: *last_fetched_epoch,
             broker_epoch: 0,
         },
+        Msg::FetchResponse {
+            leader_epoch,
+            fetch_offset: _,
+            result,
+        } => Msg::FetchResponse {
+            leader_epoch: *leader_epoch,
+            fetch_offset: 0,
+            result: result.clone(),
+        },
         Msg::LeaderAndIsr(_)
         | Msg::AlterPartitionResponse { .. }
         | Msg::RegisterBrokerResponse
-        | Msg::FetchResponse { .. }
         | Msg::OffsetsForLeaderEpoch { .. }
         | Msg::OffsetsForLeaderEpochResponse { .. }
         | Msg::Produce { .. }
@@ -460,6 +468,9 @@ pub fn erase_model_only(msg: &Msg) -> Msg {
 pub enum TimerTarget {
     /// A node's timer, fired with `Control::FireTimer`.
     Node(imp::Timer),
+    /// A model timer with no implementation counterpart (DIVERGENCES.md D5): firing it is
+    /// reported as a divergence.
+    ModelOnly(model::Timer),
     /// The harness's client: it sends the request itself.
     ClientProduce(BrokerId),
     ClientConsume(BrokerId),
@@ -471,6 +482,7 @@ pub fn timer_to_impl(timer: &model::Timer) -> TimerTarget {
         model::Timer::Expire(b) => TimerTarget::Node(imp::Timer::Expire(u32::from(b.0))),
         model::Timer::Produce(b) => TimerTarget::ClientProduce(*b),
         model::Timer::Consume(b) => TimerTarget::ClientConsume(*b),
+        model::Timer::Heartbeat(_) => TimerTarget::ModelOnly(*timer),
     }
 }
 

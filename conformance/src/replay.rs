@@ -418,6 +418,11 @@ impl Harness {
                 control.fire(t).await?;
                 return self.settle(node).await;
             }
+            TimerTarget::ModelOnly(t) => {
+                return Err(Stop::Diverged(vec![format!(
+                    "the model fires {t:?}, which the implementation has no counterpart for"
+                )]))
+            }
             TimerTarget::ClientProduce(b) => {
                 client::produce(&self.cfg, &mut self.client, b).map(|m| (b, m))
             }
@@ -534,7 +539,7 @@ impl Harness {
             let expected_timers: BTreeSet<Timer> = state.timers_set[index]
                 .iter()
                 .copied()
-                .filter(|t| matches!(t, Timer::Lag(_) | Timer::Expire(_)))
+                .filter(|t| matches!(mapping::timer_to_impl(t), TimerTarget::Node(_)))
                 .collect();
             match abstraction::armed_timers(armed) {
                 Ok(actual) if actual == expected_timers => {}
