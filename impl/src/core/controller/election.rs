@@ -11,15 +11,23 @@ impl ControllerCore {
     /// than `min_insync_replicas` joins the ELR (it holds every committed record, because the
     /// HW cannot advance while the ISR is that small), and a member (re)joining the ISR leaves
     /// the ELR.
+    ///
+    /// Beyond docs/protocol.md, as Kafka's controller does (`PartitionChangeBuilder`): once
+    /// the ISR has `min_insync_replicas` members again the ELR is emptied, because the HW
+    /// advances again without the ELR members and they stop holding every committed record.
+    /// Without this an ELR member that missed later commits could be elected
+    /// (`kip966_elr_is_cleared_when_the_isr_regains_min_isr` shows the loss).
     pub(super) fn set_isr(&mut self, isr: BTreeSet<BrokerId>) {
         if self.config.variant == Variant::Kip966 {
             let small = (isr.len() as u64) < u64::from(self.config.min_insync_replicas);
-            let removed: Vec<BrokerId> = self.state.view.isr.difference(&isr).copied().collect();
             if small {
+                let removed = self.state.view.isr.difference(&isr).copied();
                 self.state.elr.extend(removed);
-            }
-            for member in &isr {
-                self.state.elr.remove(member);
+                for member in &isr {
+                    self.state.elr.remove(member);
+                }
+            } else {
+                self.state.elr.clear();
             }
         }
         self.state.view.isr = isr;

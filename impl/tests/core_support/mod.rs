@@ -1,0 +1,316 @@
+//! A deterministic in-memory network for the sans-I/O core: one controller, N brokers over
+//! `MemLog`, and the test as the client. Messages travel FIFO per (source, target) channel,
+//! like TCP connections, and are delivered one at a time by the test or by `run`, which
+//! visits channels round-robin in a fixed order. A crash drops the broker's volatile state
+//! and every message in flight to or from it (its connections break), keeps what `MemLog`
+//! says is durable, and a restart brings it back through `BrokerStart::Restart`.
+
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use insync_impl::core::memlog::MemLog;
+use insync_impl::core::{
+    BrokerCore, BrokerStart, ControllerCore, Effects, ProtocolConfig, ReplicaLog, Variant,
+};
+use insync_impl::protocol::{
+    Acks, BrokerId, BrokerSnapshot, Message, NodeId, Offset, ProduceResult, Record, RecordId,
+    Timer, View,
+};
+use insync_impl::storage::FsyncPolicy;
+
+pub const CLIENT: NodeId = NodeId::Client(1);
+/// `run` gives up after this many deliveries: a protocol that never goes quiet is a bug.
+const RUN_DELIVERIES_MAX: usize = 100_000;
+
+pub type Channel = (NodeId, NodeId);
+
+pub struct Sim {
+    pub config: ProtocolConfig,
+    fsync: FsyncPolicy,
+    pub controller: ControllerCore,
+    brokers: BTreeMap<BrokerId, BrokerCore<MemLog>>,
+    crashed: BTreeMap<BrokerId, MemLog>,
+    net: BTreeMap<Channel, VecDeque<Message>>,
+    /// Brokers cut off by `block`: `run` delivers nothing to or from them.
+    blocked: BTreeSet<BrokerId>,
+    /// Every message delivered so far, in order.
+    pub delivered: Vec<(NodeId, NodeId, Message)>,
+    /// Responses that reached the client, in order.
+    pub client_inbox: VecDeque<(NodeId, Message)>,
+    cursor: usize,
+}
+
+impl Sim {
+    pub fn new(variant: Variant, brokers: u32, min_insync_replicas: u32) -> Sim {
+        Sim::with(
+            variant,
+            brokers,
+            min_insync_replicas,
+            false,
+            FsyncPolicy::Always,
+        )
+    }
+
+    pub fn with(
+        variant: Variant,
+        brokers: u32,
+        min_insync_replicas: u32,
+        unclean_leader_election: bool,
+        fsync: FsyncPolicy,
+    ) -> Sim {
+        let config = ProtocolConfig {
+            variant,
+            unclean_leader_election,
+            min_insync_replicas,
+            brokers: (1..=brokers).collect(),
+        };
+        let (controller, _) = ControllerCore::new(config.clone(), None);
+        let view = controller.state().view.clone();
+        let mut sim = Sim {
+            config: config.clone(),
+            fsync,
+            controller,
+            brokers: BTreeMap::new(),
+            crashed: BTreeMap::new(),
+            net: BTreeMap::new(),
+            blocked: BTreeSet::new(),
+            delivered: Vec::new(),
+            client_inbox: VecDeque::new(),
+            cursor: 0,
+        };
+        for id in 1..=brokers {
+            let start = BrokerStart::Initial(view.clone());
+            let (core, effects) = BrokerCore::new(id, config.clone(), MemLog::new(fsync), start)
+                .expect("memlog does not fail");
+            sim.brokers.insert(id, core);
+            sim.enqueue(NodeId::Broker(id), effects);
+        }
+        sim
+    }
+
+    fn enqueue(&mut self, source: NodeId, effects: Effects) {
+        for (target, message) in effects.send {
+            if let NodeId::Client(_) = target {
+                self.client_inbox.push_back((source, message));
+            } else {
+                self.net
+                    .entry((source, target))
+                    .or_default()
+                    .push_back(message);
+            }
+        }
+    }
+
+    /// Delivers the head of one channel; false when it is empty.
+    pub fn deliver(&mut self, source: NodeId, target: NodeId) -> bool {
+        let Some(message) = self
+            .net
+            .get_mut(&(source, target))
+            .and_then(VecDeque::pop_front)
+        else {
+            return false;
+        };
+        self.delivered.push((source, target, message.clone()));
+        let effects = match target {
+            NodeId::Controller => self
+                .controller
+                .step(source, message)
+                .expect("controller step"),
+            NodeId::Broker(id) => {
+                let core = self
+                    .brokers
+                    .get_mut(&id)
+                    .expect("deliver to a running broker");
+                core.step(source, message).expect("broker step")
+            }
+            NodeId::Client(_) => unreachable!("client messages bypass the network"),
+        };
+        self.enqueue(target, effects);
+        true
+    }
+
+    /// Channels with a message waiting, in a fixed order.
+    pub fn ready_channels(&self) -> Vec<Channel> {
+        self.net
+            .iter()
+            .filter(|(_, queue)| !queue.is_empty())
+            .map(|(channel, _)| *channel)
+            .collect()
+    }
+
+    fn deliverable(&self, (source, target): Channel) -> bool {
+        let cut = |node: NodeId| matches!(node, NodeId::Broker(id) if self.blocked.contains(&id));
+        !cut(source) && !cut(target)
+    }
+
+    /// Delivers messages round-robin over channels until none is deliverable.
+    pub fn run(&mut self) {
+        for _ in 0..RUN_DELIVERIES_MAX {
+            let ready: Vec<Channel> = self
+                .ready_channels()
+                .into_iter()
+                .filter(|channel| self.deliverable(*channel))
+                .collect();
+            if ready.is_empty() {
+                return;
+            }
+            let (source, target) = ready[self.cursor % ready.len()];
+            self.cursor = self.cursor.wrapping_add(1);
+            self.deliver(source, target);
+        }
+        panic!("the network did not go quiet within {RUN_DELIVERIES_MAX} deliveries");
+    }
+
+    pub fn block(&mut self, broker: BrokerId) {
+        self.blocked.insert(broker);
+    }
+
+    pub fn unblock(&mut self, broker: BrokerId) {
+        self.blocked.remove(&broker);
+    }
+
+    /// The client sends a one-record batch.
+    pub fn produce(&mut self, broker: BrokerId, record: RecordId, acks: Acks) {
+        let message = Message::Produce {
+            producer_id: record.producer_id,
+            first_sequence: record.sequence,
+            values: vec![format!("value-{}-{}", record.producer_id, record.sequence).into()],
+            acks,
+        };
+        self.client_send(broker, message);
+    }
+
+    pub fn client_send(&mut self, broker: BrokerId, message: Message) {
+        let core = self.brokers.get_mut(&broker).expect("running broker");
+        let effects = core.step(CLIENT, message).expect("client request");
+        self.enqueue(NodeId::Broker(broker), effects);
+    }
+
+    /// The next produce result the client received.
+    pub fn next_produce_result(&mut self) -> Option<(RecordId, ProduceResult)> {
+        while let Some((_, message)) = self.client_inbox.pop_front() {
+            if let Message::ProduceResponse {
+                producer_id,
+                first_sequence,
+                result,
+            } = message
+            {
+                let record = RecordId {
+                    producer_id,
+                    sequence: first_sequence,
+                };
+                return Some((record, result));
+            }
+        }
+        None
+    }
+
+    pub fn fire_broker(&mut self, broker: BrokerId, timer: Timer) {
+        let core = self.brokers.get_mut(&broker).expect("running broker");
+        let effects = core.fire(&timer).expect("armed timer");
+        self.enqueue(NodeId::Broker(broker), effects);
+    }
+
+    pub fn fire_controller(&mut self, timer: Timer) {
+        let effects = self.controller.fire(&timer).expect("armed timer");
+        self.enqueue(NodeId::Controller, effects);
+    }
+
+    /// The real-time heartbeat of a running broker, delivered at once.
+    pub fn heartbeat(&mut self, broker: BrokerId) {
+        let message = self.broker(broker).heartbeat();
+        let effects = self
+            .controller
+            .step(NodeId::Broker(broker), message)
+            .expect("heartbeat");
+        self.enqueue(NodeId::Controller, effects);
+    }
+
+    pub fn crash(&mut self, broker: BrokerId) {
+        let core = self.brokers.remove(&broker).expect("running broker");
+        self.crashed.insert(broker, core.into_log().crash());
+        let node = NodeId::Broker(broker);
+        self.net
+            .retain(|(source, target), _| *source != node && *target != node);
+    }
+
+    pub fn restart(&mut self, broker: BrokerId) {
+        let log = self.crashed.remove(&broker).expect("crashed broker");
+        let (core, effects) =
+            BrokerCore::new(broker, self.config.clone(), log, BrokerStart::Restart)
+                .expect("memlog does not fail");
+        self.brokers.insert(broker, core);
+        self.enqueue(NodeId::Broker(broker), effects);
+    }
+
+    pub fn is_running(&self, broker: BrokerId) -> bool {
+        self.brokers.contains_key(&broker)
+    }
+
+    pub fn broker(&self, broker: BrokerId) -> &BrokerCore<MemLog> {
+        self.brokers.get(&broker).expect("running broker")
+    }
+
+    pub fn broker_mut(&mut self, broker: BrokerId) -> &mut BrokerCore<MemLog> {
+        self.brokers.get_mut(&broker).expect("running broker")
+    }
+
+    /// Steps a broker directly with a message from `source` (bypassing the network) and
+    /// returns what it sent.
+    pub fn step_broker(&mut self, broker: BrokerId, source: NodeId, message: Message) -> Effects {
+        self.broker_mut(broker)
+            .step(source, message)
+            .expect("broker step")
+    }
+
+    pub fn snapshot(&self, broker: BrokerId) -> BrokerSnapshot {
+        self.broker(broker)
+            .snapshot()
+            .expect("memlog does not fail")
+    }
+
+    /// The broker's records, running or crashed (its durable log).
+    pub fn records(&self, broker: BrokerId) -> Vec<Record> {
+        match self.brokers.get(&broker) {
+            Some(core) => core.log().records().to_vec(),
+            None => self.crashed[&broker].records().to_vec(),
+        }
+    }
+
+    pub fn record_ids(&self, broker: BrokerId) -> Vec<RecordId> {
+        let id = |record: &Record| RecordId {
+            producer_id: record.producer_id,
+            sequence: record.sequence,
+        };
+        self.records(broker).iter().map(id).collect()
+    }
+
+    pub fn log_end_offset(&self, broker: BrokerId) -> Offset {
+        self.broker(broker).log().log_end_offset()
+    }
+
+    pub fn view(&self) -> View {
+        self.controller.state().view.clone()
+    }
+
+    /// How many delivered messages match `predicate`.
+    pub fn count_delivered(&self, predicate: impl Fn(&Message) -> bool) -> usize {
+        self.delivered
+            .iter()
+            .filter(|(_, _, message)| predicate(message))
+            .count()
+    }
+}
+
+/// Record ids in tests: producer `producer`, sequence `sequence`.
+pub fn rid(producer: u64, sequence: u32) -> RecordId {
+    RecordId {
+        producer_id: producer,
+        sequence,
+    }
+}
+
+pub fn isr(members: &[BrokerId]) -> BTreeSet<BrokerId> {
+    members.iter().copied().collect()
+}
