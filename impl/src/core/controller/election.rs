@@ -33,42 +33,51 @@ impl ControllerCore {
         self.state.view.isr = isr;
     }
 
-    /// Elects a leader and installs it in the view (the caller bumps the epochs):
+    /// Elects a leader and installs it in the view (the caller bumps `partition_epoch`):
     /// the lowest unfenced ISR member; else (`kip-966`) the lowest unfenced ELR member; else,
     /// with `unclean_leader_election`, the lowest unfenced broker; else no leader. A leader
     /// chosen outside the ISR becomes its only member (as Kafka does for ELR and unclean
-    /// elections), so the leader is always in its own ISR.
+    /// elections), so the leader is always in its own ISR; the members it replaces do not
+    /// join the ELR. The elected broker leaves the ELR. Every election that yields a leader,
+    /// or takes the leader away, starts a new leader epoch, even when it re-elects the same
+    /// broker (a restarted leader must not reuse its old epoch); none to none changes nothing.
+    /// This matches the model (`model/src/controller.rs::elect`).
     pub(super) fn elect(&mut self) {
-        let unfenced = |broker: &&BrokerId| !self.state.fenced.contains(broker);
-        if let Some(leader) = self.state.view.isr.iter().find(unfenced).copied() {
-            self.state.view.leader = Some(leader);
+        let fenced = &self.state.fenced;
+        let from_isr = self
+            .state
+            .view
+            .isr
+            .iter()
+            .find(|b| !fenced.contains(b))
+            .copied();
+        let from_elr = (self.config.variant == Variant::Kip966)
+            .then(|| self.state.elr.iter().find(|b| !fenced.contains(b)).copied())
+            .flatten();
+        let unclean = self
+            .config
+            .unclean_leader_election
+            .then(|| {
+                let mut brokers = self.config.brokers.clone();
+                brokers.sort_unstable();
+                brokers.into_iter().find(|b| !fenced.contains(b))
+            })
+            .flatten();
+        let (leader, isr) = match (from_isr, from_elr.or(unclean)) {
+            (Some(leader), _) => (Some(leader), None),
+            (None, Some(leader)) => (Some(leader), Some(BTreeSet::from([leader]))),
+            (None, None) => (None, None),
+        };
+        if let Some(leader) = leader {
+            self.state.elr.remove(&leader);
+        }
+        if leader.is_none() && self.state.view.leader.is_none() {
             return;
         }
-        let from_elr = if self.config.variant == Variant::Kip966 {
-            self.state.elr.iter().find(unfenced).copied()
-        } else {
-            None
-        };
-        let unclean = || {
-            let mut brokers = self.config.brokers.clone();
-            brokers.sort_unstable();
-            brokers
-                .into_iter()
-                .find(|broker| !self.state.fenced.contains(broker))
-        };
-        let outside = from_elr.or_else(|| {
-            if self.config.unclean_leader_election {
-                unclean()
-            } else {
-                None
-            }
-        });
-        match outside {
-            Some(leader) => {
-                self.set_isr(BTreeSet::from([leader]));
-                self.state.view.leader = Some(leader);
-            }
-            None => self.state.view.leader = None,
+        if let Some(isr) = isr {
+            self.state.view.isr = isr;
         }
+        self.state.view.leader = leader;
+        self.state.view.leader_epoch += 1;
     }
 }

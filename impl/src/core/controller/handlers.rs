@@ -51,7 +51,8 @@ impl ControllerCore {
     }
 
     /// `Expire(b)`: fence b; remove it from the ISR unless it is the last member; if it was
-    /// the leader, elect. Always a new view, sent to every broker.
+    /// the leader, elect. A changed view goes to every broker (an expiry that changes only the
+    /// fenced set, e.g. of a broker outside the ISR, sends nothing, as in the model).
     pub(super) fn on_expire(&mut self, broker: BrokerId) {
         let before = self.state.view.clone();
         self.state.fenced.insert(broker);
@@ -64,8 +65,7 @@ impl ControllerCore {
         if before.leader == Some(broker) {
             self.elect();
         }
-        self.bump_epochs(&before);
-        self.broadcast_view();
+        self.publish(&before);
     }
 
     /// `RegisterBroker` from b: unfence b; it may have lost unflushed records, so it leaves
@@ -86,10 +86,8 @@ impl ControllerCore {
         if before.leader == Some(broker) || before.leader.is_none() {
             self.elect();
         }
-        let changed = self.state.view.leader != before.leader || self.state.view.isr != before.isr;
-        if changed {
-            self.bump_epochs(&before);
-            self.broadcast_view();
+        if self.state.view != before {
+            self.publish(&before);
         } else {
             let view = self.state.view.clone();
             self.send(NodeId::Broker(broker), Message::LeaderAndIsr(view));
@@ -108,17 +106,19 @@ impl ControllerCore {
         }
     }
 
-    /// A new view: `partition_epoch + 1`, and `leader_epoch + 1` when the leader changed
-    /// (including to or from no leader).
-    fn bump_epochs(&mut self, before: &View) {
+    /// A changed view (leader, leader epoch or ISR) gets `partition_epoch + 1` and goes to
+    /// every broker; an unchanged one goes nowhere. `elect` has already bumped the leader
+    /// epoch when it ran.
+    fn publish(&mut self, before: &View) {
         let view = &mut self.state.view;
         assert_eq!(
             view.partition_epoch, before.partition_epoch,
             "epochs bumped twice"
         );
-        view.partition_epoch += 1;
-        if view.leader != before.leader {
-            view.leader_epoch += 1;
+        if *view == *before {
+            return;
         }
+        view.partition_epoch += 1;
+        self.broadcast_view();
     }
 }
