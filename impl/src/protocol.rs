@@ -15,6 +15,9 @@ pub type BrokerId = u32;
 pub type Offset = u64;
 /// A leader epoch or partition epoch.
 pub type Epoch = u32;
+/// A broker's epoch (KIP-903): how many times it restarted from its data directory, durable in
+/// that directory. The first start is epoch 0.
+pub type BrokerEpoch = u32;
 /// A client record's identity as the protocol sees it: (producer id, sequence).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct RecordId {
@@ -122,21 +125,37 @@ pub enum Message {
         isr: BTreeSet<BrokerId>,
         leader_epoch: Epoch,
         partition_epoch: Epoch,
+        /// `(broker, broker_epoch)` of each *added* member, as of its last fetch (KIP-903).
+        broker_epochs: Vec<(BrokerId, BrokerEpoch)>,
     },
-    RegisterBroker,
+    /// Sent by a broker when it (re)starts from its data directory, with its new broker epoch.
+    RegisterBroker {
+        broker_epoch: BrokerEpoch,
+    },
     /// Real-time liveness only (never in stepped mode): "I am alive". The controller's answer
-    /// is the current view, sent as `LeaderAndIsr` when the broker's view is older.
+    /// is the current view, sent as `LeaderAndIsr` when the broker's view is older; from a
+    /// fenced broker at its registered `broker_epoch` it is the controller's `Heartbeat(b)`
+    /// timer (the broker was falsely suspected and comes back, §4.10).
     Heartbeat {
         partition_epoch: Epoch,
+        broker_epoch: BrokerEpoch,
     },
+    // controller -> broker (registration)
+    /// The registration is processed; views from now on are for this incarnation.
+    RegisterBrokerResponse,
     // broker -> broker
     Fetch {
         leader_epoch: Epoch,
         fetch_offset: Offset,
         last_fetched_epoch: Epoch,
+        /// The follower's broker epoch (KIP-903).
+        broker_epoch: BrokerEpoch,
     },
+    /// `leader_epoch` and `fetch_offset` echo the request: a follower applies only the answer
+    /// to the fetch it would send now.
     FetchResponse {
         leader_epoch: Epoch,
+        fetch_offset: Offset,
         result: FetchResult,
     },
     OffsetsForLeaderEpoch {
@@ -175,6 +194,10 @@ pub enum Timer {
     Lag(BrokerId),
     /// Controller: broker `b`'s session expired.
     Expire(BrokerId),
+    /// Controller: fenced broker `b`, which was never down, heartbeats again (its expiry was a
+    /// false suspicion); handled like a registration at its registered broker epoch. Armed for
+    /// every fenced broker; in real time a `Heartbeat` message fires it.
+    Heartbeat(BrokerId),
 }
 
 /// Requests on the control channel (operators, `cluster`, and the conformance harness).
@@ -241,6 +264,8 @@ pub struct ControllerSnapshot {
     pub view: View,
     pub fenced: BTreeSet<BrokerId>,
     pub elr: BTreeSet<BrokerId>,
+    /// Each broker's epoch from its last registration (absent: 0, never restarted).
+    pub broker_epochs: BTreeMap<BrokerId, BrokerEpoch>,
     pub armed_timers: BTreeSet<Timer>,
 }
 
@@ -249,6 +274,8 @@ pub struct ReplicaProgress {
     pub fetch_offset: Option<Offset>,
     pub hw_sent: Offset,
     pub parked: bool,
+    /// The broker epoch of the follower's last fetch (KIP-903).
+    pub broker_epoch: BrokerEpoch,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -261,6 +288,10 @@ pub enum FetchState {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BrokerSnapshot {
     pub id: BrokerId,
+    /// How many times it restarted (KIP-903).
+    pub broker_epoch: BrokerEpoch,
+    /// False from a restart until the controller's `RegisterBrokerResponse`.
+    pub registered: bool,
     pub view: Option<View>,
     /// `(offset, leader_epoch, record_id)` for every record.
     pub log: Vec<(Offset, Epoch, RecordId)>,

@@ -184,6 +184,7 @@ fn leso_rule_blocks_expansion_below_the_epoch_start() {
             NodeId::Broker(1),
             Message::FetchResponse {
                 leader_epoch: 1,
+                fetch_offset: 0,
                 result: response,
             },
         )
@@ -206,6 +207,7 @@ fn leso_rule_blocks_expansion_below_the_epoch_start() {
         leader_epoch: 2,
         fetch_offset,
         last_fetched_epoch: 1,
+        broker_epoch: 0,
     };
     let effects = broker.step(NodeId::Broker(3), fetch(1)).unwrap();
     let proposes = |effects: &insync_impl::core::Effects| {

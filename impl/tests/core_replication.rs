@@ -236,6 +236,7 @@ fn fetch_fencing_by_leader_epoch() {
         leader_epoch,
         fetch_offset: 0,
         last_fetched_epoch: 0,
+        broker_epoch: 0,
     };
     let answer = |sim: &mut Sim, broker, message| {
         let effects = sim.step_broker(broker, NodeId::Broker(2), message);
@@ -258,6 +259,7 @@ fn fetch_fencing_by_leader_epoch() {
     // The follower stops on any of them.
     let response = Message::FetchResponse {
         leader_epoch: 1,
+        fetch_offset: 0,
         result: FetchResult::UnknownLeaderEpoch,
     };
     sim.step_broker(2, NodeId::Broker(1), response);

@@ -125,24 +125,40 @@ async fn stepped_controller_counts_frames_fires_named_timers_and_persists_its_vi
         "Lag is not armed here"
     );
 
-    // Broker 2 (played by the test) registers: removed from the ISR, view to everyone.
+    // Broker 2 (played by the test) registers at broker epoch 1 (its first restart): removed
+    // from the ISR; `RegisterBrokerResponse` to it first (KIP-903), then the view to everyone.
     let stream = TcpStream::connect(&address).await.unwrap();
     let hello = Hello::new(CLUSTER, PeerName::Broker(2));
     let (mut broker_2, _) = handshake_client(Connection::new(stream), &hello)
         .await
         .unwrap();
-    broker_2.write(&Message::RegisterBroker).await.unwrap();
+    let register = Message::RegisterBroker { broker_epoch: 1 };
+    broker_2.write(&register).await.unwrap();
     let received = BTreeMap::from([(NodeId::Broker(2), 1)]);
     let (emitted, dropped) = control.barrier(received, TIMEOUT).await.unwrap();
-    let one_each: BTreeMap<NodeId, u64> = (1..=3).map(|id| (NodeId::Broker(id), 1)).collect();
-    assert_eq!(emitted, one_each, "one LeaderAndIsr per broker channel");
+    let registered_counts = BTreeMap::from([
+        (NodeId::Broker(1), 1),
+        (NodeId::Broker(2), 2),
+        (NodeId::Broker(3), 1),
+    ]);
+    assert_eq!(
+        emitted, registered_counts,
+        "one LeaderAndIsr per broker, an answer to 2"
+    );
     assert!(dropped.is_empty());
     let registered = View {
         isr: BTreeSet::from([1, 3]),
         partition_epoch: 2,
         ..initial.view.clone()
     };
-    view_to_all(&next_frames(&mut frames, 3).await, &registered);
+    let mut received = next_frames(&mut frames, 4).await;
+    let answer = received.remove(1);
+    assert_eq!(answer, (2, Message::RegisterBrokerResponse));
+    view_to_all(&received, &registered);
+    let Snapshot::Controller(state) = control.inspect().await.unwrap() else {
+        panic!()
+    };
+    assert_eq!(state.broker_epochs, BTreeMap::from([(2, 1)]));
 
     // The harness fires Expire(3) by name; nothing expired by itself meanwhile.
     let Snapshot::Controller(before) = control.inspect().await.unwrap() else {
@@ -151,8 +167,11 @@ async fn stepped_controller_counts_frames_fires_named_timers_and_persists_its_vi
     assert!(before.fenced.is_empty(), "no session clock in stepped mode");
     assert!(control.fire_timer(Timer::Expire(3)).await.unwrap());
     let (emitted, _) = control.barrier(BTreeMap::new(), TIMEOUT).await.unwrap();
-    let two_each: BTreeMap<NodeId, u64> = (1..=3).map(|id| (NodeId::Broker(id), 2)).collect();
-    assert_eq!(emitted, two_each);
+    let expired_counts: BTreeMap<NodeId, u64> = registered_counts
+        .iter()
+        .map(|(id, count)| (*id, count + 1))
+        .collect();
+    assert_eq!(emitted, expired_counts);
     let expired = View {
         isr: BTreeSet::from([1]),
         partition_epoch: 3,
@@ -170,4 +189,8 @@ async fn stepped_controller_counts_frames_fires_named_timers_and_persists_its_vi
     };
     assert_eq!(resumed.view, expired);
     assert_eq!(resumed.fenced, BTreeSet::from([3]));
+    assert_eq!(resumed.broker_epochs, BTreeMap::from([(2, 1)]));
+    // A fenced broker arms `Heartbeat(b)`, the others `Expire(b)` (§4.10).
+    let armed = BTreeSet::from([Timer::Expire(1), Timer::Expire(2), Timer::Heartbeat(3)]);
+    assert_eq!(resumed.armed_timers, armed);
 }

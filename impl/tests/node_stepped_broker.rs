@@ -112,6 +112,7 @@ async fn stepped_follower_replicates_on_delivery_and_loses_unflushed_records_on_
         leader_epoch: 1,
         fetch_offset: 0,
         last_fetched_epoch: 0,
+        broker_epoch: 0,
     };
     assert_eq!(
         next_frame(&mut frames).await,
@@ -144,6 +145,7 @@ async fn stepped_follower_replicates_on_delivery_and_loses_unflushed_records_on_
     };
     let answer = Message::FetchResponse {
         leader_epoch: 1,
+        fetch_offset: 0,
         result,
     };
     leader.write(&answer).await.unwrap();
@@ -159,6 +161,7 @@ async fn stepped_follower_replicates_on_delivery_and_loses_unflushed_records_on_
         leader_epoch: 1,
         fetch_offset: 2,
         last_fetched_epoch: 1,
+        broker_epoch: 0,
     };
     assert_eq!(
         next_frame(&mut frames).await,
@@ -175,10 +178,15 @@ async fn stepped_follower_replicates_on_delivery_and_loses_unflushed_records_on_
     let mut control = ControlClient::connect(&address, CLUSTER).await.unwrap();
     assert_eq!(
         next_frame(&mut frames).await,
-        (PeerName::Controller, Message::RegisterBroker)
+        (
+            PeerName::Controller,
+            Message::RegisterBroker { broker_epoch: 1 }
+        ),
+        "the first restart is broker epoch 1, read back from the data directory"
     );
     let snapshot = broker_snapshot(&mut control).await;
     assert_eq!(snapshot.log_end_offset, 0, "unflushed records are gone");
+    assert_eq!((snapshot.broker_epoch, snapshot.registered), (1, false));
     assert_eq!(
         snapshot.view, None,
         "a restarted broker waits for the controller's view"

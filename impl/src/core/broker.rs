@@ -34,7 +34,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use super::{CoreError, Effects, ProtocolConfig, ReplicaLog};
 use crate::protocol::{
-    BrokerId, BrokerSnapshot, Epoch, FetchState, Message, NodeId, Offset, RecordId,
+    BrokerEpoch, BrokerId, BrokerSnapshot, Epoch, FetchState, Message, NodeId, Offset, RecordId,
     ReplicaProgress, Timer, View,
 };
 use producers::ProducerTable;
@@ -42,12 +42,14 @@ use producers::ProducerTable;
 /// How a broker process starts (docs/protocol.md §2 "Initial state").
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum BrokerStart {
-    /// First start of a fresh cluster: the broker has installed this view already; a follower
-    /// sends its first `Fetch`.
+    /// First start of a fresh cluster: broker epoch 0, registered; the broker has installed
+    /// this view already; a follower sends its first `Fetch`.
     Initial(View),
-    /// Restart from a data directory: no view; the broker sends `RegisterBroker` and waits
-    /// for the controller's `LeaderAndIsr`.
-    Restart,
+    /// Restart from a data directory with the new `broker_epoch` (the runtime has made it
+    /// durable: one more than the previous incarnation's). No view; the broker sends
+    /// `RegisterBroker { broker_epoch }` and ignores `LeaderAndIsr` until the controller's
+    /// `RegisterBrokerResponse` (KIP-903).
+    Restart { broker_epoch: BrokerEpoch },
 }
 
 /// What the leader knows about one follower (docs/protocol.md §2 `ReplicaProgress`).
@@ -61,6 +63,9 @@ struct Replica {
     /// the request's epoch, which differs from the leader's own only in the variants that do
     /// not fence fetches.
     parked_epoch: Option<Epoch>,
+    /// The broker epoch of its last fetch (KIP-903): an ISR expansion names it, so the
+    /// controller refuses to add a broker on the strength of an earlier incarnation's fetch.
+    broker_epoch: BrokerEpoch,
     /// Real time only (see `realtime`): the leader's LEO when it last answered this follower,
     /// and how many times the follower has since fetched up to such an LEO.
     end_offset_sent: Offset,
@@ -94,6 +99,10 @@ pub struct BrokerCore<L: ReplicaLog> {
     id: BrokerId,
     config: ProtocolConfig,
     log: L,
+    /// How many times this broker restarted (KIP-903).
+    broker_epoch: BrokerEpoch,
+    /// False from a restart until the controller's `RegisterBrokerResponse` (§4.1 step 0).
+    registered: bool,
     view: Option<View>,
     hw: Offset,
     leader: Option<LeaderState>,
@@ -121,10 +130,16 @@ impl<L: ReplicaLog> BrokerCore<L> {
         );
         let hw = log.high_watermark_checkpoint().min(log.log_end_offset());
         let producers = ProducerTable::rebuild(&log).map_err(CoreError::Storage)?;
+        let (broker_epoch, registered) = match &start {
+            BrokerStart::Initial(_) => (0, true),
+            BrokerStart::Restart { broker_epoch } => (*broker_epoch, false),
+        };
         let mut core = BrokerCore {
             id,
             config,
             log,
+            broker_epoch,
+            registered,
             view: None,
             hw,
             leader: None,
@@ -139,7 +154,9 @@ impl<L: ReplicaLog> BrokerCore<L> {
                 core.validate_view(NodeId::Controller, &view)?;
                 core.install_view(view)?;
             }
-            BrokerStart::Restart => core.send(NodeId::Controller, Message::RegisterBroker),
+            BrokerStart::Restart { broker_epoch } => {
+                core.send(NodeId::Controller, Message::RegisterBroker { broker_epoch })
+            }
         }
         let effects = core.finish(before);
         Ok((core, effects))
@@ -161,6 +178,11 @@ impl<L: ReplicaLog> BrokerCore<L> {
 
     fn dispatch(&mut self, from: NodeId, message: Message) -> BrokerResult<(), L> {
         match message {
+            Message::RegisterBrokerResponse => {
+                self.expect_controller(from, "RegisterBrokerResponse")?;
+                self.registered = true;
+                Ok(())
+            }
             Message::LeaderAndIsr(view) => {
                 self.expect_controller(from, "LeaderAndIsr")?;
                 self.validate_view(from, &view)?;
@@ -174,21 +196,24 @@ impl<L: ReplicaLog> BrokerCore<L> {
                 leader_epoch,
                 fetch_offset,
                 last_fetched_epoch,
+                broker_epoch,
             } => {
                 let follower = self.expect_peer(from, "Fetch")?;
                 let request = fetch::FetchRequest {
                     leader_epoch,
                     fetch_offset,
                     last_fetched_epoch,
+                    broker_epoch,
                 };
                 self.on_fetch(follower, request)
             }
             Message::FetchResponse {
                 leader_epoch,
+                fetch_offset,
                 result,
             } => {
                 let sender = self.expect_peer(from, "FetchResponse")?;
-                self.on_fetch_response(sender, leader_epoch, result)
+                self.on_fetch_response(sender, (leader_epoch, fetch_offset), result)
             }
             Message::OffsetsForLeaderEpoch { requested_epoch } => {
                 let follower = self.expect_peer(from, "OffsetsForLeaderEpoch")?;
@@ -238,7 +263,9 @@ impl<L: ReplicaLog> BrokerCore<L> {
         let before = self.armed.clone();
         match timer {
             Timer::Lag(follower) => self.on_lag(*follower),
-            Timer::Expire(_) => unreachable!("a broker never arms Expire"),
+            Timer::Expire(_) | Timer::Heartbeat(_) => {
+                unreachable!("a broker never arms controller timers")
+            }
         }
         Ok(self.finish(before))
     }
@@ -263,6 +290,15 @@ impl<L: ReplicaLog> BrokerCore<L> {
         self.leader.is_some()
     }
 
+    pub fn broker_epoch(&self) -> BrokerEpoch {
+        self.broker_epoch
+    }
+
+    /// False from a restart until the controller answered its registration.
+    pub fn is_registered(&self) -> bool {
+        self.registered
+    }
+
     /// The log, for the runtime (flushes, metrics) and tests.
     pub fn log(&self) -> &L {
         &self.log
@@ -284,6 +320,7 @@ impl<L: ReplicaLog> BrokerCore<L> {
                     fetch_offset: replica.fetch_offset,
                     hw_sent: replica.hw_sent,
                     parked: replica.parked_epoch.is_some(),
+                    broker_epoch: replica.broker_epoch,
                 };
                 state
                     .replicas
@@ -294,6 +331,8 @@ impl<L: ReplicaLog> BrokerCore<L> {
             .unwrap_or_default();
         Ok(BrokerSnapshot {
             id: self.id,
+            broker_epoch: self.broker_epoch,
+            registered: self.registered,
             view: self.view.clone(),
             log,
             log_end_offset: self.log.log_end_offset(),
@@ -468,7 +507,8 @@ pub(crate) fn message_name(message: &Message) -> &'static str {
         Message::LeaderAndIsr(_) => "LeaderAndIsr",
         Message::AlterPartitionResponse { .. } => "AlterPartitionResponse",
         Message::AlterPartition { .. } => "AlterPartition",
-        Message::RegisterBroker => "RegisterBroker",
+        Message::RegisterBroker { .. } => "RegisterBroker",
+        Message::RegisterBrokerResponse => "RegisterBrokerResponse",
         Message::Heartbeat { .. } => "Heartbeat",
         Message::Fetch { .. } => "Fetch",
         Message::FetchResponse { .. } => "FetchResponse",

@@ -8,22 +8,24 @@
 //! durably (write + fsync + rename) *before* it sends any message of those effects: a view
 //! the brokers have seen must survive a controller restart, or epochs could be reused.
 //!
-//! Real time (§6): `Expire(b)` is armed for every unfenced broker (the model bounds how many
-//! expiries happen; the implementation does not). The runtime fires it when b's heartbeats
-//! stop for a session timeout, and the harness fires it by name in stepped mode. A broker
-//! that was fenced while alive (false suspicion) comes back through its next `Heartbeat`,
-//! which the controller treats as a `RegisterBroker`: the protocol's only way back in, and a
-//! conservative one (the broker is treated as having possibly lost unflushed records).
+//! Timers (§4.10): `Expire(b)` is armed for every unfenced broker and `Heartbeat(b)` for every
+//! fenced one (the model bounds how many fire; the implementation does not). In real time the
+//! runtime fires `Expire(b)` when b's heartbeats stop for a session timeout, and a `Heartbeat`
+//! message from a fenced broker at its registered broker epoch is `Heartbeat(b)` (the broker
+//! was falsely suspected and comes back); in stepped mode the harness fires both by name.
+//! `Heartbeat(b)` is handled like a `RegisterBroker` at b's registered broker epoch: the
+//! protocol's only way back in, and a conservative one (the broker is treated as having
+//! possibly lost unflushed records).
 
 mod election;
 mod handlers;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
 use super::{ControllerError, Effects, ProtocolConfig};
-use crate::protocol::{BrokerId, ControllerSnapshot, Message, NodeId, Timer, View};
+use crate::protocol::{BrokerEpoch, BrokerId, ControllerSnapshot, Message, NodeId, Timer, View};
 
 /// The controller's persistent state. See the module documentation for when the runtime
 /// must write it.
@@ -34,6 +36,8 @@ pub struct ControllerState {
     pub fenced: BTreeSet<BrokerId>,
     /// Eligible leader replicas (`kip-966` only; empty otherwise).
     pub elr: BTreeSet<BrokerId>,
+    /// Each broker's epoch from its last registration (KIP-903; absent: 0, never restarted).
+    pub broker_epochs: BTreeMap<BrokerId, BrokerEpoch>,
 }
 
 impl ControllerState {
@@ -52,6 +56,7 @@ impl ControllerState {
             },
             fenced: BTreeSet::new(),
             elr: BTreeSet::new(),
+            broker_epochs: BTreeMap::new(),
         }
     }
 }
@@ -93,7 +98,8 @@ impl ControllerCore {
         result.map(|()| effects)
     }
 
-    /// Fires `Expire(b)`, armed for every unfenced broker.
+    /// Fires `Expire(b)` (armed for every unfenced broker) or `Heartbeat(b)` (for every fenced
+    /// one).
     pub fn fire(&mut self, timer: &Timer) -> Result<Effects, ControllerError> {
         if !self.armed.contains(timer) {
             return Err(ControllerError::TimerNotArmed(timer.clone()));
@@ -102,6 +108,7 @@ impl ControllerCore {
         let before_state = self.state.clone();
         match timer {
             Timer::Expire(broker) => self.on_expire(*broker),
+            Timer::Heartbeat(broker) => self.on_heartbeat_timer(*broker),
             Timer::Lag(_) => unreachable!("the controller never arms Lag"),
         }
         Ok(self.finish(before_timers, Some(before_state)))
@@ -121,6 +128,7 @@ impl ControllerCore {
             view: self.state.view.clone(),
             fenced: self.state.fenced.clone(),
             elr: self.state.elr.clone(),
+            broker_epochs: self.state.broker_epochs.clone(),
             armed_timers: self.armed.clone(),
         }
     }
@@ -140,13 +148,20 @@ impl ControllerCore {
                 isr,
                 leader_epoch,
                 partition_epoch,
-            } => self.on_alter_partition(broker, isr, leader_epoch, partition_epoch),
-            Message::RegisterBroker => {
-                self.on_register_broker(broker);
+                broker_epochs,
+            } => {
+                let epochs = (leader_epoch, partition_epoch);
+                self.on_alter_partition(broker, isr, epochs, &broker_epochs)
+            }
+            Message::RegisterBroker { broker_epoch } => {
+                self.on_register_broker(broker, broker_epoch);
                 Ok(())
             }
-            Message::Heartbeat { partition_epoch } => {
-                self.on_heartbeat(broker, partition_epoch);
+            Message::Heartbeat {
+                partition_epoch,
+                broker_epoch,
+            } => {
+                self.on_heartbeat(broker, partition_epoch, broker_epoch);
                 Ok(())
             }
             other => Err(ControllerError::UnexpectedMessage {
@@ -171,7 +186,8 @@ impl ControllerCore {
         }
     }
 
-    /// Re-arms `Expire(b)` for exactly the unfenced brokers and builds the effects.
+    /// Re-arms `Expire(b)` for exactly the unfenced brokers and `Heartbeat(b)` for exactly the
+    /// fenced ones, and builds the effects.
     fn finish(
         &mut self,
         before_timers: BTreeSet<Timer>,
@@ -181,8 +197,10 @@ impl ControllerCore {
             .config
             .brokers
             .iter()
-            .filter(|broker| !self.state.fenced.contains(broker))
-            .map(|broker| Timer::Expire(*broker))
+            .map(|broker| match self.state.fenced.contains(broker) {
+                true => Timer::Heartbeat(*broker),
+                false => Timer::Expire(*broker),
+            })
             .collect();
         Effects {
             send: std::mem::take(&mut self.outbox),

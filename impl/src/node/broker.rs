@@ -9,11 +9,15 @@
 //!   (`BrokerCore::release_parked`), so idle followers never hit their fetch timeout;
 //! - replica lag: `Lag(f)` fires when f has not caught up (per `BrokerCore::lag_candidates`)
 //!   for `replica_lag_time_max`;
-//! - background flush (`fsync = lazy`): the log is fsynced every `flush_interval`.
+//! - background flush (`fsync = lazy`): the log is fsynced every `flush_interval`;
+//! - HW checkpoint: a changed HW is written every [`HIGH_WATERMARK_CHECKPOINT_INTERVAL`] and on
+//!   a clean stop, not on every change (stepped mode writes it on every change).
 //!
 //! Start: a data directory without a log is the first start of a fresh cluster
-//! (`BrokerStart::Initial` with the initial view); otherwise the broker restarts
-//! (`RegisterBroker`). `--simulate-power-loss-on-start` first cuts the log back to what was
+//! (`BrokerStart::Initial` with the initial view, broker epoch 0); otherwise the broker
+//! restarts (`RegisterBroker` with the next broker epoch). The broker epoch (KIP-903: the
+//! number of restarts) is a checkpoint in the data directory, [`BROKER_EPOCH_FILE_NAME`],
+//! written durably before the core starts, so no two incarnations share an epoch. `--simulate-power-loss-on-start` first cuts the log back to what was
 //! durable (`storage::simulate_power_loss`), as a stepped restart after SIGKILL needs.
 
 use std::collections::BTreeMap;
@@ -29,12 +33,23 @@ use super::shutdown::{shutdown_pair, spawn_signal_handler};
 use super::{bind, run_node, NodeError, Wiring};
 use crate::core::{BrokerCore, BrokerStart, ControllerState, CoreError, Effects, ReplicaLog};
 use crate::protocol::{
-    BrokerId, Epoch, FetchResult, Message, Metadata, NodeId, Offset, OffsetsForLeaderEpochResult,
-    Record, Snapshot, Timer,
+    BrokerEpoch, BrokerId, Epoch, FetchResult, Message, Metadata, NodeId, Offset,
+    OffsetsForLeaderEpochResult, Record, Snapshot, Timer,
 };
 use crate::storage::log::LOG_FILE_NAME;
-use crate::storage::{simulate_power_loss, FsyncPolicy, Storage, StorageError, StorageOptions};
+use crate::storage::{
+    read_checkpoint, simulate_power_loss, write_checkpoint, FsyncPolicy, Storage, StorageError,
+    StorageOptions,
+};
 use crate::wire::PeerName;
+
+/// File name of the broker-epoch checkpoint inside the data directory.
+pub const BROKER_EPOCH_FILE_NAME: &str = "broker-epoch.checkpoint";
+
+/// Real time only: how often a changed HW is checkpointed (Kafka's
+/// `replica.high.watermark.checkpoint.interval.ms`, default 5 s). Stepped mode writes it on
+/// every change, as the model does.
+pub const HIGH_WATERMARK_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Retry delay of a follower stopped by a fencing answer (see the module doc).
 pub const STOPPED_RETRY_DELAY: Duration = Duration::from_millis(50);
@@ -51,6 +66,10 @@ impl SharedStorage {
 
     pub fn flush(&self) -> Result<(), StorageError> {
         self.lock().flush()
+    }
+
+    pub fn flush_high_watermark(&self) -> Result<(), StorageError> {
+        self.lock().flush_high_watermark()
     }
 }
 
@@ -95,6 +114,7 @@ struct Clocks {
     timing: Timing,
     next_heartbeat: Instant,
     next_flush: Instant,
+    next_high_watermark_checkpoint: Instant,
     /// When the follower's outstanding request is given up on and sent again.
     request_deadline: Option<Instant>,
     /// Leader: parked fetches and since when.
@@ -129,22 +149,34 @@ impl BrokerRole {
             fsync: config.options.fsync,
             track_durability: config.options.stepped || config.simulate_power_loss_on_start,
         };
-        let (storage, report) = Storage::open(dir, options)?;
+        let (mut storage, report) = Storage::open(dir, options)?;
+        if !config.options.stepped {
+            storage.defer_high_watermark();
+        }
         info!(?report, fresh, "data directory opened");
         let storage = SharedStorage(Arc::new(Mutex::new(storage)));
         let protocol = config.options.protocol.clone();
+        let broker_epoch = next_broker_epoch(dir, fresh)?;
+        info!(broker_epoch, "broker epoch");
         let start = match fresh {
             true => BrokerStart::Initial(ControllerState::initial(&protocol).view),
-            false => BrokerStart::Restart,
+            false => BrokerStart::Restart { broker_epoch },
         };
         let (core, initial) =
             BrokerCore::new(config.id, protocol, storage.clone(), start).map_err(core_failure)?;
         let clocks = (!config.options.stepped).then(|| {
             let now = Instant::now();
+            // A restarted broker's first heartbeat would repeat the `RegisterBroker` it has
+            // just sent (see `BrokerCore::heartbeat`): wait one interval.
+            let next_heartbeat = match fresh {
+                true => now,
+                false => now + config.options.timing.heartbeat_interval,
+            };
             Clocks {
                 timing: config.options.timing.clone(),
-                next_heartbeat: now,
+                next_heartbeat,
                 next_flush: now + config.options.timing.flush_interval,
+                next_high_watermark_checkpoint: now + HIGH_WATERMARK_CHECKPOINT_INTERVAL,
                 request_deadline: None,
                 parked_since: BTreeMap::new(),
                 lag: BTreeMap::new(),
@@ -201,6 +233,10 @@ impl BrokerRole {
         if self.config.options.fsync == FsyncPolicy::Lazy && now >= clocks.next_flush {
             clocks.next_flush = now + clocks.timing.flush_interval;
             self.storage.flush()?;
+        }
+        if now >= clocks.next_high_watermark_checkpoint {
+            clocks.next_high_watermark_checkpoint = now + HIGH_WATERMARK_CHECKPOINT_INTERVAL;
+            self.storage.flush_high_watermark()?;
         }
         if clocks
             .request_deadline
@@ -273,6 +309,25 @@ impl BrokerRole {
         }
         Ok(outgoing)
     }
+}
+
+/// The broker epoch of this incarnation, made durable before it is used: 0 on the first
+/// start, one more than the checkpointed one on a restart (a data directory from before broker
+/// epochs existed counts as epoch 0).
+fn next_broker_epoch(dir: &std::path::Path, fresh: bool) -> Result<BrokerEpoch, NodeError> {
+    let path = dir.join(BROKER_EPOCH_FILE_NAME);
+    let broker_epoch = match fresh {
+        true => 0,
+        false => {
+            let previous: Option<BrokerEpoch> = read_checkpoint(&path)?;
+            let previous = previous.unwrap_or(0);
+            previous
+                .checked_add(1)
+                .ok_or_else(|| NodeError::Core(format!("broker epoch {previous} exhausted")))?
+        }
+    };
+    write_checkpoint(&path, &broker_epoch)?;
+    Ok(broker_epoch)
 }
 
 fn core_failure(error: CoreError<StorageError>) -> NodeError {
@@ -366,6 +421,7 @@ impl Role for BrokerRole {
         if self.config.options.fsync == FsyncPolicy::Lazy && !self.config.options.stepped {
             self.storage.flush()?;
         }
+        self.storage.flush_high_watermark()?;
         Ok(())
     }
 }

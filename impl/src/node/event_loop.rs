@@ -304,7 +304,10 @@ mod tests {
             Ok(Vec::new())
         }
         fn step(&mut self, _from: NodeId, _message: Message) -> Result<Outgoing, NodeError> {
-            Ok(vec![(NodeId::Broker(9), Message::RegisterBroker)])
+            Ok(vec![(
+                NodeId::Broker(9),
+                Message::RegisterBroker { broker_epoch: 0 },
+            )])
         }
         fn fire(&mut self, _timer: &Timer) -> Result<Option<Outgoing>, NodeError> {
             Ok(None)
@@ -312,6 +315,8 @@ mod tests {
         fn snapshot(&self) -> Result<Snapshot, NodeError> {
             Ok(Snapshot::Broker(BrokerSnapshot {
                 id: 1,
+                broker_epoch: 0,
+                registered: true,
                 view: None,
                 log: Vec::new(),
                 log_end_offset: 0,
@@ -377,7 +382,7 @@ mod tests {
             "nothing from broker 2 processed yet"
         );
 
-        let message = Message::RegisterBroker;
+        let message = Message::RegisterBroker { broker_epoch: 1 };
         inputs
             .send(Input::Message {
                 from: NodeId::Broker(2),

@@ -90,6 +90,11 @@ pub struct Storage {
     log: Log,
     epochs: EpochCache,
     high_watermark: u64,
+    /// Real time only (see [`Storage::defer_high_watermark`]): HW changes are kept in memory
+    /// and written by [`Storage::flush_high_watermark`].
+    high_watermark_deferred: bool,
+    /// The in-memory HW differs from the checkpoint on disk.
+    high_watermark_dirty: bool,
 }
 
 impl Storage {
@@ -115,6 +120,8 @@ impl Storage {
             log,
             epochs,
             high_watermark,
+            high_watermark_deferred: false,
+            high_watermark_dirty: false,
         };
         storage.assert_consistent();
         Ok((storage, report))
@@ -208,15 +215,39 @@ impl Storage {
         self.high_watermark
     }
 
-    /// Durably records `high_watermark`, which must not exceed the log end.
+    /// Records `high_watermark`, which must not exceed the log end: durably at once, or,
+    /// once [`Storage::defer_high_watermark`] was called, in memory until the next
+    /// [`Storage::flush_high_watermark`].
     pub fn checkpoint_high_watermark(&mut self, high_watermark: u64) -> Result<(), StorageError> {
         assert!(
             high_watermark <= self.log.log_end_offset(),
             "high watermark {high_watermark} past the log end {}",
             self.log.log_end_offset()
         );
-        write_checkpoint(&self.dir.join(HIGH_WATERMARK_FILE_NAME), &high_watermark)?;
         self.high_watermark = high_watermark;
+        self.high_watermark_dirty = true;
+        if self.high_watermark_deferred {
+            return Ok(());
+        }
+        self.flush_high_watermark()
+    }
+
+    /// From now on HW changes are written only by [`Storage::flush_high_watermark`] (Kafka's
+    /// `replica.high.watermark.checkpoint.interval.ms`). Safe because recovery needs no
+    /// up-to-date HW: it is clamped to the recovered log end, and truncation after a restart
+    /// uses leader epochs, not the HW (see docs/runtime.md).
+    pub fn defer_high_watermark(&mut self) {
+        self.high_watermark_deferred = true;
+    }
+
+    /// Durably writes the HW if it changed since the last write.
+    pub fn flush_high_watermark(&mut self) -> Result<(), StorageError> {
+        if !self.high_watermark_dirty {
+            return Ok(());
+        }
+        let high_watermark = self.high_watermark;
+        write_checkpoint(&self.dir.join(HIGH_WATERMARK_FILE_NAME), &high_watermark)?;
+        self.high_watermark_dirty = false;
         Ok(())
     }
 

@@ -3,7 +3,8 @@
 //! like TCP connections, and are delivered one at a time by the test or by `run`, which
 //! visits channels round-robin in a fixed order. A crash drops the broker's volatile state
 //! and every message in flight to or from it (its connections break), keeps what `MemLog`
-//! says is durable, and a restart brings it back through `BrokerStart::Restart`.
+//! says is durable, and a restart brings it back through `BrokerStart::Restart` with the next
+//! broker epoch (the simulator counts restarts, as the runtime's checkpoint does).
 
 #![allow(dead_code)]
 
@@ -14,8 +15,8 @@ use insync_impl::core::{
     BrokerCore, BrokerStart, ControllerCore, Effects, ProtocolConfig, ReplicaLog, Variant,
 };
 use insync_impl::protocol::{
-    Acks, BrokerId, BrokerSnapshot, Message, NodeId, Offset, ProduceResult, Record, RecordId,
-    Timer, View,
+    Acks, BrokerEpoch, BrokerId, BrokerSnapshot, Message, NodeId, Offset, ProduceResult, Record,
+    RecordId, Timer, View,
 };
 use insync_impl::storage::FsyncPolicy;
 
@@ -31,6 +32,8 @@ pub struct Sim {
     pub controller: ControllerCore,
     brokers: BTreeMap<BrokerId, BrokerCore<MemLog>>,
     crashed: BTreeMap<BrokerId, MemLog>,
+    /// Each broker's current broker epoch: its number of restarts.
+    broker_epochs: BTreeMap<BrokerId, BrokerEpoch>,
     net: BTreeMap<Channel, VecDeque<Message>>,
     /// Brokers cut off by `block`: `run` delivers nothing to or from them.
     blocked: BTreeSet<BrokerId>,
@@ -73,6 +76,7 @@ impl Sim {
             controller,
             brokers: BTreeMap::new(),
             crashed: BTreeMap::new(),
+            broker_epochs: BTreeMap::new(),
             net: BTreeMap::new(),
             blocked: BTreeSet::new(),
             delivered: Vec::new(),
@@ -237,9 +241,13 @@ impl Sim {
 
     pub fn restart(&mut self, broker: BrokerId) {
         let log = self.crashed.remove(&broker).expect("crashed broker");
+        let broker_epoch = self.broker_epochs.entry(broker).or_insert(0);
+        *broker_epoch += 1;
+        let start = BrokerStart::Restart {
+            broker_epoch: *broker_epoch,
+        };
         let (core, effects) =
-            BrokerCore::new(broker, self.config.clone(), log, BrokerStart::Restart)
-                .expect("memlog does not fail");
+            BrokerCore::new(broker, self.config.clone(), log, start).expect("memlog does not fail");
         self.brokers.insert(broker, core);
         self.enqueue(NodeId::Broker(broker), effects);
     }

@@ -6,8 +6,11 @@ use crate::protocol::{AlterPartitionError, NodeId, View};
 
 impl<L: ReplicaLog> BrokerCore<L> {
     /// Any answer clears `pending_isr`; `Ok(v)` newer than the installed view is installed
-    /// (§4.1 rules, which try to advance the HW). A broker that is no longer leader has no
-    /// proposal in flight and ignores the answer.
+    /// (§4.1 rules). Then, after every answer, the leader tries to advance the HW: the HW is
+    /// a function of `view.isr ∪ pending_isr`, so clearing a refused expansion's
+    /// `pending_isr` can raise it, and in stepped mode nothing else would re-evaluate it
+    /// (DIVERGENCES.md D4). A broker that is no longer leader has no proposal in flight and
+    /// ignores the answer.
     pub(super) fn on_alter_partition_response(
         &mut self,
         result: Result<View, AlterPartitionError>,
@@ -16,13 +19,12 @@ impl<L: ReplicaLog> BrokerCore<L> {
             return Ok(());
         };
         state.pending_isr = None;
-        let Ok(view) = result else {
-            return Ok(());
-        };
-        self.validate_view(NodeId::Controller, &view)?;
-        if view.partition_epoch > self.installed_view().partition_epoch {
-            self.install_view(view)?;
+        if let Ok(view) = result {
+            self.validate_view(NodeId::Controller, &view)?;
+            if view.partition_epoch > self.installed_view().partition_epoch {
+                self.install_view(view)?;
+            }
         }
-        Ok(())
+        self.maybe_advance_high_watermark()
     }
 }

@@ -3,7 +3,7 @@
 
 use super::{BrokerCore, BrokerResult};
 use crate::core::{CoreError, ReplicaLog, FETCH_RECORDS_MAX};
-use crate::protocol::{BrokerId, Epoch, FetchResult, Message, NodeId, Offset};
+use crate::protocol::{BrokerEpoch, BrokerId, Epoch, FetchResult, Message, NodeId, Offset};
 
 /// The fields of a `Fetch`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -11,6 +11,7 @@ pub(super) struct FetchRequest {
     pub leader_epoch: Epoch,
     pub fetch_offset: Offset,
     pub last_fetched_epoch: Epoch,
+    pub broker_epoch: BrokerEpoch,
 }
 
 impl<L: ReplicaLog> BrokerCore<L> {
@@ -20,17 +21,17 @@ impl<L: ReplicaLog> BrokerCore<L> {
         request: FetchRequest,
     ) -> BrokerResult<(), L> {
         if let Some(refusal) = self.fetch_refusal(&request) {
-            self.answer_fetch(follower, request.leader_epoch, refusal);
+            self.answer_fetch(follower, &request, refusal);
             return Ok(());
         }
         let log_end_offset = self.log.log_end_offset();
         if request.fetch_offset > log_end_offset {
             let result = FetchResult::OffsetOutOfRange { log_end_offset };
-            self.answer_fetch(follower, request.leader_epoch, result);
+            self.answer_fetch(follower, &request, result);
             return Ok(());
         }
-        self.record_fetch_progress(follower, request.fetch_offset);
-        self.maybe_expand_isr(follower, request.fetch_offset);
+        self.record_fetch_progress(follower, &request);
+        self.maybe_expand_isr(follower, &request);
         self.maybe_advance_high_watermark()?;
         let replica = &self.leader_state().replicas[&follower];
         if request.fetch_offset < self.log.log_end_offset() || replica.hw_sent < self.hw {
@@ -74,20 +75,25 @@ impl<L: ReplicaLog> BrokerCore<L> {
         None
     }
 
-    /// Step 4, plus the real-time "caught up" count (see `realtime`). A new fetch supersedes
-    /// a parked one from the same follower (a real-time re-send; stepped mode never has two).
-    fn record_fetch_progress(&mut self, follower: BrokerId, fetch_offset: Offset) {
+    /// Step 4: the follower's `fetch_offset` and `broker_epoch`, plus the real-time "caught
+    /// up" count (see `realtime`). A new fetch supersedes a parked one from the same follower
+    /// (a real-time re-send, or a fetch of a new incarnation after a crash: the old one's
+    /// parked fetch must not be answered).
+    fn record_fetch_progress(&mut self, follower: BrokerId, request: &FetchRequest) {
         let replica = self.replica_mut(follower);
-        if fetch_offset >= replica.end_offset_sent {
+        if request.fetch_offset >= replica.end_offset_sent {
             replica.caught_up_count += 1;
         }
-        replica.fetch_offset = Some(fetch_offset);
+        replica.fetch_offset = Some(request.fetch_offset);
+        replica.broker_epoch = request.broker_epoch;
         replica.parked_epoch = None;
     }
 
     /// Step 5, ISR expansion: f is outside `view.isr ∪ pending_isr`, no `AlterPartition` is
-    /// pending, and f has reached both the HW and the start of this leader's epoch.
-    fn maybe_expand_isr(&mut self, follower: BrokerId, fetch_offset: Offset) {
+    /// pending, and f has reached both the HW and the start of this leader's epoch. The
+    /// proposal names f's broker epoch as of this fetch (KIP-903).
+    fn maybe_expand_isr(&mut self, follower: BrokerId, request: &FetchRequest) {
+        let fetch_offset = request.fetch_offset;
         let view = self.installed_view();
         let state = self.leader_state();
         let eligible = !view.isr.contains(&follower)
@@ -103,13 +109,14 @@ impl<L: ReplicaLog> BrokerCore<L> {
             isr: isr.clone(),
             leader_epoch: view.leader_epoch,
             partition_epoch: view.partition_epoch,
+            broker_epochs: vec![(follower, request.broker_epoch)],
         };
         self.leader_state_mut().pending_isr = Some(isr);
         self.send(NodeId::Controller, message);
     }
 
     /// Answers a fetch at `fetch_offset` with records (at most `FETCH_RECORDS_MAX`) and the
-    /// HW; `hw_sent = hw`. `leader_epoch` echoes the request.
+    /// HW; `hw_sent = hw`. `leader_epoch` and `fetch_offset` echo the request.
     pub(super) fn send_records(
         &mut self,
         follower: BrokerId,
@@ -130,13 +137,19 @@ impl<L: ReplicaLog> BrokerCore<L> {
             records,
             high_watermark: hw,
         };
-        self.answer_fetch(follower, leader_epoch, result);
+        let message = Message::FetchResponse {
+            leader_epoch,
+            fetch_offset,
+            result,
+        };
+        self.send(NodeId::Broker(follower), message);
         Ok(())
     }
 
-    fn answer_fetch(&mut self, follower: BrokerId, leader_epoch: Epoch, result: FetchResult) {
+    fn answer_fetch(&mut self, follower: BrokerId, request: &FetchRequest, result: FetchResult) {
         let message = Message::FetchResponse {
-            leader_epoch,
+            leader_epoch: request.leader_epoch,
+            fetch_offset: request.fetch_offset,
             result,
         };
         self.send(NodeId::Broker(follower), message);

@@ -2,28 +2,35 @@
 
 use super::{BrokerCore, BrokerResult};
 use crate::core::{CoreError, ReplicaLog};
-use crate::protocol::{BrokerId, Epoch, FetchResult, FetchState, Offset, Record};
+use crate::protocol::{BrokerId, Epoch, FetchResult, FetchState, NodeId, Offset, Record};
 
 impl<L: ReplicaLog> BrokerCore<L> {
-    /// Ignored unless the sender is the leader of the installed view and `leader_epoch`
-    /// matches the view's.
+    /// Ignored unless the sender is the leader of the installed view, `leader_epoch` matches
+    /// the view's, a fetch is in flight (`Fetching`) and the echoed `fetch_offset` is the LEO,
+    /// i.e. it answers the fetch this follower would send now. The last test drops the answer
+    /// to a fetch a previous incarnation sent, which the leader held parked across the crash
+    /// (DIVERGENCES.md D3), and in real time the twin answer to a re-sent fetch.
     pub(super) fn on_fetch_response(
         &mut self,
         sender: BrokerId,
-        leader_epoch: Epoch,
+        (leader_epoch, fetch_offset): (Epoch, Offset),
         result: FetchResult,
     ) -> BrokerResult<(), L> {
         let Some(view) = &self.view else {
             return Ok(());
         };
-        if view.leader != Some(sender) || view.leader_epoch != leader_epoch {
+        if view.leader != Some(sender)
+            || view.leader_epoch != leader_epoch
+            || self.fetch_state != FetchState::Fetching
+            || fetch_offset != self.log.log_end_offset()
+        {
             return Ok(());
         }
         match result {
             FetchResult::Records {
                 records,
                 high_watermark,
-            } => self.on_fetched_records(records, high_watermark),
+            } => self.on_fetched_records(sender, records, high_watermark),
             FetchResult::DivergingEpoch { epoch, end_offset } => {
                 let own_end_offset = self.own_end_offset_for_epoch(epoch);
                 self.truncate_log(end_offset.min(own_end_offset))?;
@@ -49,15 +56,19 @@ impl<L: ReplicaLog> BrokerCore<L> {
     /// `Records`: append (they start at LEO), `hw = min(high_watermark, LEO)`, fetch again.
     fn on_fetched_records(
         &mut self,
+        sender: BrokerId,
         records: Vec<Record>,
         high_watermark: Offset,
     ) -> BrokerResult<(), L> {
         let log_end_offset = self.log.log_end_offset();
         if let Some(first) = records.first() {
             if first.offset != log_end_offset {
-                // An answer to a fetch this follower re-sent after a timeout (real time only):
-                // its twin has been or will be handled, so this one is dropped whole.
-                return Ok(());
+                // The echoed fetch offset was the LEO, so only a faulty leader sends this.
+                return Err(CoreError::InvalidRequest {
+                    from: NodeId::Broker(sender),
+                    message: "FetchResponse",
+                    reason: "records do not start at the fetch offset",
+                });
             }
             self.log.append(&records).map_err(CoreError::Storage)?;
             let appended = log_end_offset + records.len() as u64;

@@ -54,6 +54,7 @@ impl<L: ReplicaLog> BrokerCore<L> {
             isr: isr.clone(),
             leader_epoch: view.leader_epoch,
             partition_epoch: view.partition_epoch,
+            broker_epochs: Vec::new(),
         };
         self.leader_state_mut().pending_isr = Some(isr);
         self.send(NodeId::Controller, message);

@@ -8,8 +8,14 @@ use crate::core::{ReplicaLog, Variant};
 use crate::protocol::{BrokerId, FetchState, Message, NodeId, ProduceResult, View};
 
 impl<L: ReplicaLog> BrokerCore<L> {
-    /// §4.1 step 1: a view no newer than the installed one is stale and ignored.
+    /// §4.1 step 0: a restarted broker ignores every view until the controller answered its
+    /// registration (KIP-903: a view elected before the controller knew of the restart may
+    /// name it leader although it lost its unflushed log). Step 1: a view no newer than the
+    /// installed one is stale and ignored.
     pub(super) fn on_leader_and_isr(&mut self, view: View) -> BrokerResult<(), L> {
+        if !self.registered {
+            return Ok(());
+        }
         if let Some(installed) = &self.view {
             if installed.partition_epoch >= view.partition_epoch {
                 return Ok(());
@@ -29,7 +35,9 @@ impl<L: ReplicaLog> BrokerCore<L> {
     }
 
     /// §4.1 step 2. New leadership when the leader epoch changed or this broker was not
-    /// leader: `leader_epoch_start_offset = LEO`, fresh progress for every other broker.
+    /// leader: `leader_epoch_start_offset = LEO`, fresh progress for every other broker, and
+    /// the produce requests still waiting from an earlier leadership are answered `NotLeader`
+    /// (as the model does: they belong to a leader epoch that is over).
     fn install_as_leader(&mut self, view: View) -> BrokerResult<(), L> {
         let new_leadership = match (&self.leader, &self.view) {
             (Some(_), Some(installed)) => installed.leader_epoch != view.leader_epoch,
@@ -44,16 +52,12 @@ impl<L: ReplicaLog> BrokerCore<L> {
                 .filter(|id| **id != self.id)
                 .map(|id| (*id, Replica::fresh(hw)))
                 .collect();
-            let waiting = self
-                .leader
-                .take()
-                .map(|state| state.waiting)
-                .unwrap_or_default();
+            self.resign_leadership();
             self.leader = Some(LeaderState {
                 leader_epoch_start_offset: self.log.log_end_offset(),
                 replicas,
                 pending_isr: None,
-                waiting,
+                waiting: Default::default(),
             });
         }
         self.fetch_state = FetchState::Idle;
@@ -119,8 +123,8 @@ impl<L: ReplicaLog> BrokerCore<L> {
         Ok(())
     }
 
-    /// Sends `Fetch { leader_epoch: v.leader_epoch, fetch_offset: LEO, last_fetched_epoch }`
-    /// to the installed view's leader and enters `Fetching`.
+    /// Sends `Fetch { leader_epoch: v.leader_epoch, fetch_offset: LEO, last_fetched_epoch,
+    /// broker_epoch }` to the installed view's leader and enters `Fetching`.
     pub(super) fn send_fetch(&mut self) {
         let view = self.installed_view();
         let leader = view.leader.expect("a follower fetches only from a leader");
@@ -129,6 +133,7 @@ impl<L: ReplicaLog> BrokerCore<L> {
             leader_epoch: view.leader_epoch,
             fetch_offset: self.log.log_end_offset(),
             last_fetched_epoch: self.log.last_epoch(),
+            broker_epoch: self.broker_epoch,
         };
         self.fetch_state = FetchState::Fetching;
         self.send(NodeId::Broker(leader), message);
@@ -151,6 +156,7 @@ impl Replica {
             fetch_offset: None,
             hw_sent: hw,
             parked_epoch: None,
+            broker_epoch: 0,
             end_offset_sent: 0,
             caught_up_count: 0,
         }

@@ -79,16 +79,27 @@ impl<L: ReplicaLog> BrokerCore<L> {
                     follower: *follower,
                     caught_up_count: state.replicas[follower].caught_up_count,
                 }),
-                Timer::Expire(_) => None,
+                Timer::Expire(_) | Timer::Heartbeat(_) => None,
             })
             .collect()
     }
 
     /// The heartbeat to send the controller: it carries the installed view's
     /// `partition_epoch` (0 before the first view), so a controller that knows a newer view
-    /// answers with it.
+    /// answers with it, and the broker epoch, so a fenced broker's heartbeat lets it back in
+    /// (the controller's `Heartbeat(b)`) only for the incarnation the controller registered.
+    /// Until its registration is answered a restarted broker re-sends `RegisterBroker`
+    /// instead: a broken connection may have lost the first one, and nothing else would
+    /// repeat it (the controller treats a repeated registration like the first).
     pub fn heartbeat(&self) -> Message {
+        let broker_epoch = self.broker_epoch;
+        if !self.registered {
+            return Message::RegisterBroker { broker_epoch };
+        }
         let partition_epoch = self.view.as_ref().map_or(0, |view| view.partition_epoch);
-        Message::Heartbeat { partition_epoch }
+        Message::Heartbeat {
+            partition_epoch,
+            broker_epoch,
+        }
     }
 }

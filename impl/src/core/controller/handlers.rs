@@ -1,23 +1,25 @@
-//! §4.10 Controller handlers: `AlterPartition`, `Expire(b)`, `RegisterBroker`, and the
-//! real-time `Heartbeat`.
+//! §4.10 Controller handlers: `AlterPartition`, `Expire(b)`, `RegisterBroker`, the
+//! `Heartbeat(b)` timer, and the real-time `Heartbeat` message that fires it.
 
 use std::collections::BTreeSet;
 
 use super::ControllerCore;
 use crate::core::{ControllerError, Variant};
-use crate::protocol::{AlterPartitionError, BrokerId, Epoch, Message, NodeId, View};
+use crate::protocol::{AlterPartitionError, BrokerEpoch, BrokerId, Epoch, Message, NodeId, View};
 
 impl ControllerCore {
     /// `FencedLeaderEpoch` unless b is the view's leader at `leader_epoch`;
     /// `InvalidUpdateVersion` unless `partition_epoch` matches; in `kip-966`,
-    /// `IneligibleReplica` if it adds a fenced broker. Otherwise the new ISR is installed
-    /// (`partition_epoch + 1`) and `Ok(view)` goes to b only.
+    /// `IneligibleReplica` if it adds a fenced broker (KIP-841) or names a broker epoch that
+    /// differs from the broker's registered one (KIP-903: the fetch that qualified it came
+    /// from an earlier incarnation, which may have held records the new one lost). Otherwise
+    /// the new ISR is installed (`partition_epoch + 1`) and `Ok(view)` goes to b only.
     pub(super) fn on_alter_partition(
         &mut self,
         broker: BrokerId,
         isr: BTreeSet<BrokerId>,
-        leader_epoch: Epoch,
-        partition_epoch: Epoch,
+        (leader_epoch, partition_epoch): (Epoch, Epoch),
+        broker_epochs: &[(BrokerId, BrokerEpoch)],
     ) -> Result<(), ControllerError> {
         let invalid = |reason| ControllerError::InvalidRequest {
             from: NodeId::Broker(broker),
@@ -35,9 +37,12 @@ impl ControllerCore {
         } else if !isr.contains(&broker) {
             return Err(invalid("the leader proposed an ISR without itself"));
         } else if self.config.variant == Variant::Kip966
-            && isr
+            && (isr
                 .difference(&view.isr)
                 .any(|added| self.state.fenced.contains(added))
+                || broker_epochs
+                    .iter()
+                    .any(|(member, epoch)| self.registered_epoch(*member) != *epoch))
         {
             Err(AlterPartitionError::IneligibleReplica)
         } else {
@@ -68,12 +73,14 @@ impl ControllerCore {
         self.publish(&before);
     }
 
-    /// `RegisterBroker` from b: unfence b; it may have lost unflushed records, so it leaves
-    /// the ISR (in `kip-966` even as the last member; otherwise unless it is the last member)
-    /// and the ELR; elect if b was the leader or there is no leader. The view goes to every
-    /// broker if it changed, else to b only.
-    pub(super) fn on_register_broker(&mut self, broker: BrokerId) {
+    /// `RegisterBroker` from b: record its broker epoch; unfence b; it may have lost
+    /// unflushed records, so it leaves the ISR (in `kip-966` even as the last member;
+    /// otherwise unless it is the last member) and the ELR; elect if b was the leader or there
+    /// is no leader. `RegisterBrokerResponse` goes to b first, then the view: to every broker
+    /// if it changed, else to b only.
+    pub(super) fn on_register_broker(&mut self, broker: BrokerId, broker_epoch: BrokerEpoch) {
         let before = self.state.view.clone();
+        self.state.broker_epochs.insert(broker, broker_epoch);
         self.state.fenced.remove(&broker);
         let isr = &self.state.view.isr;
         let last_member = isr.len() == 1;
@@ -86,6 +93,7 @@ impl ControllerCore {
         if before.leader == Some(broker) || before.leader.is_none() {
             self.elect();
         }
+        self.send(NodeId::Broker(broker), Message::RegisterBrokerResponse);
         if self.state.view != before {
             self.publish(&before);
         } else {
@@ -94,16 +102,42 @@ impl ControllerCore {
         }
     }
 
-    /// Real time only: a heartbeat from a fenced broker is its way back in (treated as a
-    /// registration); from an unfenced broker holding an older view, it is answered with the
-    /// current view.
-    pub(super) fn on_heartbeat(&mut self, broker: BrokerId, partition_epoch: Epoch) {
+    /// The `Heartbeat(b)` timer, armed while b is fenced: b was never down (its expiry was a
+    /// false suspicion) and heartbeats again; it is let back in the way a registration is,
+    /// at the broker epoch it registered last (the model's `Heartbeat(b)`).
+    pub(super) fn on_heartbeat_timer(&mut self, broker: BrokerId) {
+        assert!(
+            self.state.fenced.contains(&broker),
+            "Heartbeat({broker}) armed for an unfenced broker"
+        );
+        let broker_epoch = self.registered_epoch(broker);
+        self.on_register_broker(broker, broker_epoch);
+    }
+
+    /// Real time only: the `Heartbeat` message. From a fenced broker at its registered broker
+    /// epoch it fires `Heartbeat(b)`; from an unfenced broker holding an older view it is
+    /// answered with the current view; from another incarnation (a stale connection) it is
+    /// ignored.
+    pub(super) fn on_heartbeat(
+        &mut self,
+        broker: BrokerId,
+        partition_epoch: Epoch,
+        broker_epoch: BrokerEpoch,
+    ) {
+        if broker_epoch != self.registered_epoch(broker) {
+            return;
+        }
         if self.state.fenced.contains(&broker) {
-            self.on_register_broker(broker);
+            self.on_heartbeat_timer(broker);
         } else if partition_epoch < self.state.view.partition_epoch {
             let view = self.state.view.clone();
             self.send(NodeId::Broker(broker), Message::LeaderAndIsr(view));
         }
+    }
+
+    /// b's broker epoch from its last registration; 0 for a broker that never restarted.
+    fn registered_epoch(&self, broker: BrokerId) -> BrokerEpoch {
+        self.state.broker_epochs.get(&broker).copied().unwrap_or(0)
     }
 
     /// A changed view (leader, leader epoch or ISR) gets `partition_epoch + 1` and goes to
