@@ -5,12 +5,12 @@
 //! ids (checked to be the harness's, then reduced to the model's record id), the broker's own
 //! id and its redundant `log_end_offset` (both checked for consistency, then dropped), and
 //! armed timers (compared separately, against the model's timer set of that actor, by
-//! `armed_timers`). Every field the model has is filled from the snapshot, with two
-//! exceptions the implementation has no state for, documented in docs/conformance.md:
-//! `broker_epoch` (the model's count of restarts: the harness supplies its own count of the
-//! restarts it performed) and `registered` (see [`BrokerContext`]).
+//! `armed_timers`). Every field the model has is filled from the snapshot, KIP-903's
+//! `broker_epoch`, `registered` and `broker_epochs` included since the implementation holds
+//! them (DIVERGENCES.md D1, closed); [`BrokerContext`], the harness's own record of restarts
+//! and registrations, is no longer needed to fill them.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use insync_impl::protocol as imp;
 use insync_model::broker::{BrokerState, FetchState, LeaderState, ReplicaProgress};
@@ -44,14 +44,21 @@ pub fn controller(snapshot: &imp::ControllerSnapshot) -> Result<ControllerState,
         view: mapping::view_from_impl(&snapshot.view)?,
         fenced: mapping::broker_set_from_impl(&snapshot.fenced)?,
         elr: mapping::broker_set_from_impl(&snapshot.elr)?,
-        broker_epochs: BTreeMap::new(),
+        broker_epochs: snapshot
+            .broker_epochs
+            .iter()
+            .map(|(b, e)| {
+                let epoch = small("broker_epoch", u64::from(*e))?;
+                Ok((mapping::broker_from_impl(*b)?, epoch))
+            })
+            .collect::<Result<_, MappingError>>()?,
     })
 }
 
 /// A broker's abstract state.
 pub fn broker(
     snapshot: &imp::BrokerSnapshot,
-    context: BrokerContext,
+    _context: BrokerContext,
 ) -> Result<BrokerState, MappingError> {
     let log = log(snapshot)?;
     if snapshot.log_end_offset != log.len() as u64 {
@@ -92,8 +99,8 @@ pub fn broker(
         }
     };
     Ok(BrokerState {
-        broker_epoch: context.restarts,
-        registered: context.registration_delivered,
+        broker_epoch: small("broker_epoch", u64::from(snapshot.broker_epoch))?,
+        registered: snapshot.registered,
         view: snapshot
             .view
             .as_ref()
@@ -106,26 +113,18 @@ pub fn broker(
     })
 }
 
-/// The model's controller state with the detail the contract lacks set to the neutral value
-/// [`controller`] gives it: the KIP-903 `broker_epochs` table (DIVERGENCES.md, D1).
+/// The model's controller state with the detail the implementation lacks set to a neutral
+/// value: nothing since the implementation holds KIP-903's `broker_epochs` (DIVERGENCES.md
+/// D1, closed). The identity, kept as the one place to declare such detail.
 pub fn erase_controller(state: &ControllerState) -> ControllerState {
-    ControllerState {
-        broker_epochs: BTreeMap::new(),
-        ..state.clone()
-    }
+    state.clone()
 }
 
-/// The model's broker state with the detail the contract lacks set to the neutral value
-/// [`broker`] gives it: the KIP-903 broker epoch the leader remembers per follower
-/// (DIVERGENCES.md, D1). `broker_epoch` and `registered` are kept: the harness supplies them.
+/// The model's broker state with the detail the implementation lacks set to a neutral value:
+/// nothing since the implementation holds KIP-903's broker epochs (DIVERGENCES.md D1,
+/// closed). The identity, kept as the one place to declare such detail.
 pub fn erase_broker(state: &BrokerState) -> BrokerState {
-    let mut erased = state.clone();
-    if let Some(leader) = erased.leader.as_mut() {
-        for progress in leader.replicas.values_mut() {
-            progress.broker_epoch = 0;
-        }
-    }
-    erased
+    state.clone()
 }
 
 /// The node's armed timers in the model's names, to compare with the model's timer set.
@@ -158,7 +157,7 @@ fn replica(progress: &imp::ReplicaProgress) -> Result<ReplicaProgress, MappingEr
             .transpose()?,
         hw_sent: small("hw_sent", progress.hw_sent)?,
         parked: progress.parked,
-        broker_epoch: 0,
+        broker_epoch: small("broker_epoch", u64::from(progress.broker_epoch))?,
     })
 }
 
@@ -186,6 +185,7 @@ mod tests {
     use super::*;
     use crate::mapping::{payload, HARNESS_PRODUCER_ID};
     use insync_model::types::{BrokerSet, View};
+    use std::collections::BTreeMap;
 
     fn rid(sequence: u32) -> imp::RecordId {
         imp::RecordId {
@@ -211,6 +211,7 @@ mod tests {
                 fetch_offset: Some(1),
                 hw_sent: 0,
                 parked: true,
+                broker_epoch: 1,
             },
         );
         replicas.insert(
@@ -219,10 +220,13 @@ mod tests {
                 fetch_offset: None,
                 hw_sent: 0,
                 parked: false,
+                broker_epoch: 0,
             },
         );
         imp::BrokerSnapshot {
             id: 1,
+            broker_epoch: 0,
+            registered: true,
             view: Some(view(1, 2, &[1, 2], 3)),
             log: vec![(0, 1, rid(1)), (1, 2, rid(2))],
             log_end_offset: 2,
@@ -269,17 +273,21 @@ mod tests {
         assert_eq!(leader.leader_epoch_start_offset, 1);
         assert_eq!(leader.replicas[&BrokerId(2)].fetch_offset, Some(1));
         assert!(leader.replicas[&BrokerId(2)].parked);
+        assert_eq!(leader.replicas[&BrokerId(2)].broker_epoch, 1);
         assert_eq!(leader.replicas[&BrokerId(3)].fetch_offset, None);
         assert_eq!(leader.pending_isr, Some(BrokerSet::all(3)));
         assert_eq!(leader.waiting, vec![(2, 1)]);
         assert_eq!(state.fetch_state, FetchState::Idle);
     }
 
-    /// Goal: a follower has no leader state; restarts come from the harness's context.
+    /// Goal: a follower has no leader state; its broker epoch and registration come from
+    /// the snapshot.
     #[test]
     fn follower_snapshot_has_no_leader_state() {
         let snapshot = imp::BrokerSnapshot {
             id: 2,
+            broker_epoch: 1,
+            registered: false,
             view: None,
             log: vec![(0, 1, rid(1))],
             log_end_offset: 1,
@@ -291,11 +299,7 @@ mod tests {
             fetch_state: imp::FetchState::Fetching,
             armed_timers: BTreeSet::new(),
         };
-        let context = BrokerContext {
-            restarts: 1,
-            registration_delivered: false,
-        };
-        let state = broker(&snapshot, context).unwrap();
+        let state = broker(&snapshot, BrokerContext::FIRST_START).unwrap();
         assert_eq!((state.broker_epoch, state.registered), (1, false));
         assert!(state.leader.is_none());
         assert_eq!(state.fetch_state, FetchState::Fetching);
@@ -323,7 +327,8 @@ mod tests {
             view: view(2, 3, &[2], 5),
             fenced: [1].into_iter().collect(),
             elr: [3].into_iter().collect(),
-            armed_timers: [imp::Timer::Expire(2), imp::Timer::Expire(3)]
+            broker_epochs: [(3, 2)].into_iter().collect(),
+            armed_timers: [imp::Timer::Heartbeat(1), imp::Timer::Expire(3)]
                 .into_iter()
                 .collect(),
         };
@@ -331,8 +336,9 @@ mod tests {
         assert_eq!(state.view.leader, Some(BrokerId(2)));
         assert_eq!(state.fenced, BrokerSet::empty().with(BrokerId(1)));
         assert_eq!(state.elr, BrokerSet::empty().with(BrokerId(3)));
+        assert_eq!(state.broker_epochs, BTreeMap::from([(BrokerId(3), 2)]));
         let timers = armed_timers(&snapshot.armed_timers).unwrap();
-        assert!(timers.contains(&Timer::Expire(BrokerId(2))));
+        assert!(timers.contains(&Timer::Heartbeat(BrokerId(1))));
         assert_eq!(timers.len(), 2);
     }
 }

@@ -208,13 +208,20 @@ pub fn msg_from_impl(
             isr,
             leader_epoch,
             partition_epoch,
+            broker_epochs,
         } => Msg::AlterPartition {
             isr: broker_set_from_impl(isr)?,
             leader_epoch: small("leader_epoch", u64::from(*leader_epoch))?,
             partition_epoch: small("partition_epoch", u64::from(*partition_epoch))?,
-            broker_epochs: Vec::new(),
+            broker_epochs: broker_epochs
+                .iter()
+                .map(|(b, e)| Ok((broker_from_impl(*b)?, small("broker_epoch", u64::from(*e))?)))
+                .collect::<Result<_, MappingError>>()?,
         },
-        imp::Message::RegisterBroker => Msg::RegisterBroker { broker_epoch: 0 },
+        imp::Message::RegisterBroker { broker_epoch } => Msg::RegisterBroker {
+            broker_epoch: small("broker_epoch", u64::from(*broker_epoch))?,
+        },
+        imp::Message::RegisterBrokerResponse => Msg::RegisterBrokerResponse,
         imp::Message::Heartbeat { .. } => {
             return Err(MappingError::ImplOnly(format!("{message:?}")));
         }
@@ -222,20 +229,20 @@ pub fn msg_from_impl(
             leader_epoch,
             fetch_offset,
             last_fetched_epoch,
+            broker_epoch,
         } => Msg::Fetch {
             leader_epoch: small("leader_epoch", u64::from(*leader_epoch))?,
             fetch_offset: small("fetch_offset", *fetch_offset)?,
             last_fetched_epoch: small("last_fetched_epoch", u64::from(*last_fetched_epoch))?,
-            broker_epoch: 0,
+            broker_epoch: small("broker_epoch", u64::from(*broker_epoch))?,
         },
         imp::Message::FetchResponse {
             leader_epoch,
+            fetch_offset,
             result,
         } => Msg::FetchResponse {
             leader_epoch: small("leader_epoch", u64::from(*leader_epoch))?,
-            // The echo of the request's fetch offset is in the model but not on the wire yet
-            // (DIVERGENCES.md D1): neutral here and in `erase_model_only`.
-            fetch_offset: 0,
+            fetch_offset: small("fetch_offset", *fetch_offset)?,
             result: fetch_result_from_impl(result, &start)?,
         },
         imp::Message::OffsetsForLeaderEpoch { requested_epoch } => Msg::OffsetsForLeaderEpoch {
@@ -386,13 +393,13 @@ pub fn client_request_to_impl(msg: &Msg) -> Option<imp::Message> {
 // ---------------------------------------------------------------------------------------------
 // Model-only detail
 
-/// Messages the model sends and the contract does not define, so no node ever sends them:
-/// the registration answer (DIVERGENCES.md D1). The harness performs their delivery as a
-/// no-op on real nodes and leaves them out of the network comparison.
+/// Messages the model sends and no node sends. None since the implementation adopted
+/// KIP-903's registration answer (DIVERGENCES.md D1, closed); kept so that a future model-only
+/// message has one place to be declared.
 pub fn model_only_message(msg: &Msg) -> bool {
     match msg {
-        Msg::RegisterBrokerResponse => true,
-        Msg::LeaderAndIsr(_)
+        Msg::RegisterBrokerResponse
+        | Msg::LeaderAndIsr(_)
         | Msg::AlterPartitionResponse { .. }
         | Msg::AlterPartition { .. }
         | Msg::RegisterBroker { .. }
@@ -407,57 +414,12 @@ pub fn model_only_message(msg: &Msg) -> bool {
     }
 }
 
-/// The model's message with the detail the implementation does not carry set to the neutral
-/// value `msg_from_impl` gives it: KIP-903 broker epochs (`Fetch.broker_epoch`,
-/// `RegisterBroker.broker_epoch`, `AlterPartition.broker_epochs`) and the fetch offset a
-/// `FetchResponse` echoes are in the model but not on the wire (conformance/DIVERGENCES.md,
-/// D1). Messages are compared
-/// after this erasure on both sides; a behaviour that depends on the erased detail still shows
-/// as a divergence in what the nodes do.
+/// The model's message with the detail the implementation does not carry set to a neutral
+/// value. Nothing is erased since the implementation carries KIP-903 broker epochs and the
+/// `FetchResponse` fetch-offset echo (DIVERGENCES.md D1, closed): the identity, kept so that
+/// a future model-only detail has one place to be declared.
 pub fn erase_model_only(msg: &Msg) -> Msg {
-    match msg {
-        Msg::AlterPartition {
-            isr,
-            leader_epoch,
-            partition_epoch,
-            broker_epochs: _,
-        } => Msg::AlterPartition {
-            isr: *isr,
-            leader_epoch: *leader_epoch,
-            partition_epoch: *partition_epoch,
-            broker_epochs: Vec::new(),
-        },
-        Msg::RegisterBroker { broker_epoch: _ } => Msg::RegisterBroker { broker_epoch: 0 },
-        Msg::Fetch {
-            leader_epoch,
-            fetch_offset,
-            last_fetched_epoch,
-            broker_epoch: _,
-        } => Msg::Fetch {
-            leader_epoch: *leader_epoch,
-            fetch_offset: *fetch_offset,
-            last_fetched_epoch: *last_fetched_epoch,
-            broker_epoch: 0,
-        },
-        Msg::FetchResponse {
-            leader_epoch,
-            fetch_offset: _,
-            result,
-        } => Msg::FetchResponse {
-            leader_epoch: *leader_epoch,
-            fetch_offset: 0,
-            result: result.clone(),
-        },
-        Msg::LeaderAndIsr(_)
-        | Msg::AlterPartitionResponse { .. }
-        | Msg::RegisterBrokerResponse
-        | Msg::OffsetsForLeaderEpoch { .. }
-        | Msg::OffsetsForLeaderEpochResponse { .. }
-        | Msg::Produce { .. }
-        | Msg::ProduceResponse { .. }
-        | Msg::Consume { .. }
-        | Msg::ConsumeResponse { .. } => msg.clone(),
-    }
+    msg.clone()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -468,8 +430,8 @@ pub fn erase_model_only(msg: &Msg) -> Msg {
 pub enum TimerTarget {
     /// A node's timer, fired with `Control::FireTimer`.
     Node(imp::Timer),
-    /// A model timer with no implementation counterpart (DIVERGENCES.md D5): firing it is
-    /// reported as a divergence.
+    /// A model timer with no implementation counterpart: firing it is reported as a
+    /// divergence. None today (`Heartbeat(b)` has one since D5 closed).
     ModelOnly(model::Timer),
     /// The harness's client: it sends the request itself.
     ClientProduce(BrokerId),
@@ -482,7 +444,7 @@ pub fn timer_to_impl(timer: &model::Timer) -> TimerTarget {
         model::Timer::Expire(b) => TimerTarget::Node(imp::Timer::Expire(u32::from(b.0))),
         model::Timer::Produce(b) => TimerTarget::ClientProduce(*b),
         model::Timer::Consume(b) => TimerTarget::ClientConsume(*b),
-        model::Timer::Heartbeat(_) => TimerTarget::ModelOnly(*timer),
+        model::Timer::Heartbeat(b) => TimerTarget::Node(imp::Timer::Heartbeat(u32::from(b.0))),
     }
 }
 
@@ -490,6 +452,7 @@ pub fn timer_from_impl(timer: &imp::Timer) -> Result<model::Timer, MappingError>
     Ok(match timer {
         imp::Timer::Lag(f) => model::Timer::Lag(broker_from_impl(*f)?),
         imp::Timer::Expire(b) => model::Timer::Expire(broker_from_impl(*b)?),
+        imp::Timer::Heartbeat(b) => model::Timer::Heartbeat(broker_from_impl(*b)?),
     })
 }
 
@@ -543,7 +506,10 @@ mod tests {
     /// Goal: implementation-only answers have no model counterpart.
     #[test]
     fn impl_only_messages_are_errors() {
-        let heartbeat = imp::Message::Heartbeat { partition_epoch: 1 };
+        let heartbeat = imp::Message::Heartbeat {
+            partition_epoch: 1,
+            broker_epoch: 0,
+        };
         assert!(matches!(
             msg_from_impl(&heartbeat, None),
             Err(MappingError::ImplOnly(_))

@@ -370,15 +370,6 @@ impl Harness {
 
     async fn deliver(&mut self, src: Id, dst: Id, msg: &Msg) -> Result<(), Stop> {
         let (source, target) = (self.node(src)?, self.node(dst)?);
-        if let (Msg::RegisterBrokerResponse, NodeId::Broker(b)) = (msg, target) {
-            // Model-only (DIVERGENCES.md D1): no frame exists. The broker's `registered`
-            // flag, which the harness supplies, turns true here as in the model.
-            self.contexts
-                .get_mut(&b)
-                .expect("every broker")
-                .registration_delivered = true;
-            return Ok(());
-        }
         let head = self.router.head(source, target).ok_or_else(|| {
             Stop::Diverged(vec![format!(
                 "{}: the model delivers {msg:?} but no frame is queued",
