@@ -231,12 +231,18 @@ impl Broker {
                     out,
                 )
             }
-            // Responses from anyone but the leader of its view, or for another epoch: stale.
-            Msg::FetchResponse { leader_epoch, .. }
-                if state.fetch_state != FetchState::Fetching
-                    || !state.view.is_some_and(|v| {
-                        v.leader == Some(BrokerId::from_id(src)) && v.leader_epoch == leader_epoch
-                    }) => {}
+            // Responses from anyone but the leader of its view, for another epoch, or for a fetch
+            // other than the one it would send now (an answer to a fetch its previous
+            // incarnation sent, which a leader held parked across the crash): stale (§4.3).
+            Msg::FetchResponse {
+                leader_epoch,
+                fetch_offset,
+                ..
+            } if state.fetch_state != FetchState::Fetching
+                || fetch_offset != state.leo()
+                || !state.view.is_some_and(|v| {
+                    v.leader == Some(BrokerId::from_id(src)) && v.leader_epoch == leader_epoch
+                }) => {}
             Msg::FetchResponse { result, .. } => self.on_fetch_response(state, src, result, out),
             Msg::OffsetsForLeaderEpoch { requested_epoch } => {
                 let result = self.epoch_lookup(state, requested_epoch);
@@ -383,6 +389,7 @@ impl Broker {
                 follower.id(),
                 Msg::FetchResponse {
                     leader_epoch,
+                    fetch_offset,
                     result,
                 },
             );
@@ -643,6 +650,7 @@ impl Broker {
                 follower.id(),
                 Msg::FetchResponse {
                     leader_epoch,
+                    fetch_offset,
                     result,
                 },
             );

@@ -148,6 +148,9 @@ pub struct Config {
     pub isr_shrinks: u8,
     /// Total `Consume` requests the client sends.
     pub reads: u8,
+    /// Total `Heartbeat(b)` firings: a fenced broker that was never down comes back without
+    /// restarting (an expiry that was a false suspicion, undone). Off (0) by default.
+    pub rejoins: u8,
     /// States whose controller leader epoch exceeds this are outside the search.
     pub max_epoch: u8,
     pub unclean_leader_election: bool,
@@ -169,6 +172,7 @@ impl Config {
             // restarts already shrink the ISR there.
             isr_shrinks: if brokers >= 3 { 0 } else { 1 },
             reads: 1,
+            rejoins: 0,
             max_epoch: 4,
             unclean_leader_election: false,
             acks: Acks::All,
@@ -215,7 +219,12 @@ impl Config {
         if self.max_epoch < 1 || self.max_epoch > 100 {
             return Err("--max-epoch must be between 1 and 100".into());
         }
-        if self.crashes > 20 || self.expiries > 20 || self.isr_shrinks > 20 || self.reads > 20 {
+        if self.crashes > 20
+            || self.expiries > 20
+            || self.isr_shrinks > 20
+            || self.reads > 20
+            || self.rejoins > 20
+        {
             return Err("fault and read budgets must be at most 20".into());
         }
         Ok(())
@@ -227,7 +236,7 @@ impl fmt::Display for Config {
         write!(
             f,
             "variant={} brokers={} records={} crashes={} expiries={} isr-shrinks={} reads={} \
-             max-epoch={} unclean={} acks={} min-isr={} fsync={}",
+             rejoins={} max-epoch={} unclean={} acks={} min-isr={} fsync={}",
             self.variant,
             self.brokers,
             self.records,
@@ -235,6 +244,7 @@ impl fmt::Display for Config {
             self.expiries,
             self.isr_shrinks,
             self.reads,
+            self.rejoins,
             self.max_epoch,
             self.unclean_leader_election,
             self.acks,

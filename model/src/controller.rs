@@ -60,21 +60,31 @@ impl Controller {
         state
     }
 
-    /// `Expire(b)` is armed for every unfenced broker; the fault budget decides how many fire.
+    /// `Expire(b)` is armed for every unfenced broker, `Heartbeat(b)` for every fenced one; the
+    /// fault budgets decide how many fire.
     pub fn sync_timers(
         &self,
         before: Option<&ControllerState>,
         after: &ControllerState,
         out: &mut Out,
     ) {
-        let armed = |s: &ControllerState| self.all().minus(s.fenced);
-        let old = before.map_or(BrokerSet::empty(), armed);
-        let new = armed(after);
-        for b in new.minus(old).iter() {
+        let fenced = |s: &ControllerState| s.fenced;
+        let old = before.map_or(BrokerSet::empty(), fenced);
+        let new = fenced(after);
+        // Initially every broker is unfenced: arm every `Expire`.
+        let old_unfenced = before.map_or(BrokerSet::empty(), |s| self.all().minus(s.fenced));
+        let new_unfenced = self.all().minus(new);
+        for b in new_unfenced.minus(old_unfenced).iter() {
             out.set_timer(Timer::Expire(b), stateright::actor::model_timeout());
         }
-        for b in old.minus(new).iter() {
+        for b in old_unfenced.minus(new_unfenced).iter() {
             out.cancel_timer(Timer::Expire(b));
+        }
+        for b in new.minus(old).iter() {
+            out.set_timer(Timer::Heartbeat(b), stateright::actor::model_timeout());
+        }
+        for b in old.minus(new).iter() {
+            out.cancel_timer(Timer::Heartbeat(b));
         }
     }
 
@@ -156,7 +166,16 @@ impl Controller {
 
     /// `Expire(b)`: fence b, drop it from the ISR unless it is the last member, re-elect if it led.
     pub fn on_timeout(&self, state: &mut ControllerState, timer: Timer, out: &mut Out) {
-        let Timer::Expire(b) = timer else { return };
+        let b = match timer {
+            Timer::Expire(b) => b,
+            // A fenced broker that was never down heartbeats again: it is let back in the way
+            // a registration is, with the broker epoch it registered last (§4.10).
+            Timer::Heartbeat(b) if state.fenced.contains(b) => {
+                let broker_epoch = state.broker_epochs.get(&b).copied().unwrap_or(0);
+                return self.register(state, b, broker_epoch, out);
+            }
+            Timer::Heartbeat(_) | Timer::Lag(_) | Timer::Produce(_) | Timer::Consume(_) => return,
+        };
         if state.fenced.contains(b) {
             return;
         }

@@ -111,6 +111,7 @@ pub fn fmt_msg(msg: &Msg) -> String {
         }
         Msg::FetchResponse {
             leader_epoch,
+            fetch_offset,
             result,
         } => {
             let result = match result {
@@ -126,7 +127,7 @@ pub fn fmt_msg(msg: &Msg) -> String {
                 }
                 other => format!("{other:?}"),
             };
-            format!("FetchResponse(e{leader_epoch} {result})")
+            format!("FetchResponse(e{leader_epoch} offset {fetch_offset} {result})")
         }
         Msg::OffsetsForLeaderEpoch { requested_epoch } => {
             format!("OffsetsForLeaderEpoch(e{requested_epoch})")

@@ -15,6 +15,7 @@
 //! - [`checker`]    — running a check, progress, results, shortest paths.
 //! - [`describe`]   — paths as readable steps, serialisable actions, Mermaid diagrams.
 //! - [`walk`]       — seeded random walks.
+//! - [`scenarios`]  — named configurations that rediscover each historical bug.
 //!
 //! For the conformance harness: build a model with [`InsyncModel::new`]; each actor state
 //! ([`actor::State`]) is `serde::Serialize` with the field names of docs/protocol.md §2;
@@ -31,6 +32,7 @@ pub mod describe;
 pub mod model;
 pub mod msg;
 pub mod properties;
+pub mod scenarios;
 pub mod symmetry;
 pub mod types;
 pub mod walk;

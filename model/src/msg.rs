@@ -2,7 +2,9 @@
 //!
 //! Channels are FIFO per (sender, receiver), like TCP (`Network::new_ordered`). Responses echo
 //! what the receiver needs to match them to its one request in flight: `FetchResponse` echoes
-//! the request's `leader_epoch` (KIP-320 fencing), `ProduceResponse` the `record_id`.
+//! the request's `leader_epoch` (KIP-320 fencing) and `fetch_offset` (a follower applies only
+//! the answer to the fetch it would send now, as Kafka's fetcher does), `ProduceResponse` the
+//! `record_id`.
 
 use crate::config::Acks;
 use crate::types::{BrokerId, BrokerSet, Epoch, Offset, Record, RecordId, View};
@@ -40,9 +42,10 @@ pub enum Msg {
         /// The follower's broker epoch (KIP-903).
         broker_epoch: u8,
     },
-    /// Leader → follower; `leader_epoch` echoes the request.
+    /// Leader → follower; `leader_epoch` and `fetch_offset` echo the request.
     FetchResponse {
         leader_epoch: Epoch,
+        fetch_offset: Offset,
         result: FetchResult,
     },
     /// Follower → leader (`kip-101`, `kip-279`).
@@ -119,6 +122,10 @@ pub enum Timer {
     Lag(BrokerId),
     /// Controller: broker `b`'s session expired (§4.10).
     Expire(BrokerId),
+    /// Controller: a heartbeat arrives from broker `b`, which is fenced but was never down (its
+    /// expiry was a false suspicion); handled like a registration with its current broker
+    /// epoch (§4.10). Budgeted by `Config::rejoins`.
+    Heartbeat(BrokerId),
     /// Client: send the next record's `Produce` to broker `b` (§4.11).
     Produce(BrokerId),
     /// Client: send `Consume` to broker `b` (§4.11).
@@ -196,6 +203,7 @@ impl Rewrite<Id> for Timer {
         match self {
             Timer::Lag(b) => Timer::Lag(b.rewrite(plan)),
             Timer::Expire(b) => Timer::Expire(b.rewrite(plan)),
+            Timer::Heartbeat(b) => Timer::Heartbeat(b.rewrite(plan)),
             Timer::Produce(b) => Timer::Produce(b.rewrite(plan)),
             Timer::Consume(b) => Timer::Consume(b.rewrite(plan)),
         }

@@ -10,8 +10,8 @@ use crate::actor::State;
 use crate::broker::BrokerState;
 use crate::controller::ControllerState;
 use crate::model::{in_flight, InsyncModel, SystemState};
-use crate::msg::{FetchResult, Msg, ProduceResult};
-use crate::types::{epochs, BrokerId, Offset, Record, RecordId};
+use crate::msg::{AlterPartitionResult, Msg, ProduceResult};
+use crate::types::{BrokerId, Offset, Record, RecordId};
 use stateright::actor::Id;
 use stateright::{Expectation, Property};
 
@@ -25,6 +25,7 @@ pub fn all() -> Vec<Property<InsyncModel>> {
         Property::always("consistent_read", consistent_read),
         Property::always("one_leader_per_epoch", one_leader_per_epoch),
         Property::always("view_agreement", view_agreement),
+        Property::always("acked_record_durable", acked_record_durable),
         Property::sometimes("record_committed", record_committed),
         Property::sometimes("isr_shrink", isr_shrink),
         Property::sometimes("isr_expansion", isr_expansion),
@@ -209,20 +210,78 @@ fn view_agreement(model: &InsyncModel, state: &SystemState) -> bool {
             .all(|(_, s)| committed.iter().all(|(o, r)| holds(&s.log, *o, *r)))
 }
 
+/// Every record acknowledged with `acks=all` is held by at least one broker: in its log if it
+/// is up, in its durable storage if it is down.
+///
+/// `no_acked_record_lost` speaks only about the leader of the current view, so it holds
+/// vacuously when there is none: with `min_insync_replicas = 1` and `fsync = lazy`, a leader
+/// alone in the ISR acknowledges a record, crashes and loses it; in `kip-966` its
+/// registration then takes it out of the ISR and, nobody else being eligible, the partition
+/// stays offline. No later leader exists to miss the record, yet it is on no broker at all.
+/// This invariant sees that loss. It is the weakest form of Kafka's promise ("a committed
+/// message will not be lost as long as one in-sync replica that holds it survives"): when it
+/// fails, no election rule, clean or unclean, can bring the record back.
+fn acked_record_durable(model: &InsyncModel, state: &SystemState) -> bool {
+    let brokers = 1..=model.cfg.brokers as usize;
+    let held = |id: RecordId| {
+        brokers.clone().any(|i| {
+            let log: &[Record] = if state.crashed[i] {
+                match &state.actor_storages[i] {
+                    Some(crate::actor::Storage::Broker(s)) => &s.log,
+                    None => &[],
+                }
+            } else {
+                &state.actor_states[i]
+                    .as_broker()
+                    .expect("indices 1..=N are brokers")
+                    .log
+            };
+            log.iter().any(|r| r.record_id == id)
+        })
+    };
+    client(model, state).acked.iter().all(|id| held(*id))
+}
+
 /// Witness: some record is committed.
 fn record_committed(model: &InsyncModel, state: &SystemState) -> bool {
     live_brokers(model, state).any(|(_, s)| s.hw > 0)
 }
 
-/// Witness: the ISR shrank (a `Lag` shrink, a session expiry or a restart removed a member).
-fn isr_shrink(model: &InsyncModel, state: &SystemState) -> bool {
-    controller(state).view.isr.len() < model.cfg.brokers as usize
+/// Whether the controller has accepted a leader's `AlterPartition` whose ISR compares with the
+/// leader's installed one as `accepted`: the `Ok` answer is on its way to the live leader that
+/// proposed it. (The model sends `AlterPartition` for a `Lag` shrink and for an expansion only,
+/// and an accepted proposal is always answered, so this sees every accepted change.)
+fn alter_partition_accepted(
+    model: &InsyncModel,
+    state: &SystemState,
+    accepted: fn(usize, usize) -> bool,
+) -> bool {
+    live_brokers(model, state).any(|(b, s)| {
+        let (Some(leader), Some(view)) = (&s.leader, s.view) else {
+            return false;
+        };
+        in_flight(state, Id::from(0), b.id(), |m| match m {
+            Msg::AlterPartitionResponse {
+                result: AlterPartitionResult::Ok(new),
+            } => {
+                leader.pending_isr == Some(new.isr)
+                    && new.partition_epoch > view.partition_epoch
+                    && accepted(new.isr.len(), view.isr.len())
+            }
+            _ => false,
+        })
+    })
 }
 
-/// Witness: the ISR is full again after a change (only an expansion can make it so).
+/// Witness: the controller accepted a leader's ISR shrink (a `Lag(f)` firing), not merely an
+/// expiry or a restart removing a member.
+fn isr_shrink(model: &InsyncModel, state: &SystemState) -> bool {
+    alter_partition_accepted(model, state, |new, old| new < old)
+}
+
+/// Witness: the controller accepted a leader's ISR expansion.
 fn isr_expansion(model: &InsyncModel, state: &SystemState) -> bool {
-    let view = controller(state).view;
-    view.partition_epoch > 1 && view.isr.len() == model.cfg.brokers as usize
+    alter_partition_accepted(model, state, |new, old| new > old)
 }
 
 /// Witness: a broker other than the first leader's epoch leads and acts as leader.
@@ -230,25 +289,11 @@ fn leader_change(model: &InsyncModel, state: &SystemState) -> bool {
     controller(state).view.leader_epoch > 1 && acting_leader(model, state).is_some()
 }
 
-/// Witness: the leader told a follower to truncate a divergent suffix, which it will do on
-/// delivery (a `DivergingEpoch` for its current leader epoch that cuts its log).
-fn divergent_truncation(model: &InsyncModel, state: &SystemState) -> bool {
-    live_brokers(model, state).any(|(b, s)| {
-        let Some(view) = s.view else { return false };
-        let Some(leader) = view.leader else {
-            return false;
-        };
-        in_flight(state, leader.id(), b.id(), |m| match m {
-            Msg::FetchResponse {
-                leader_epoch,
-                result: FetchResult::DivergingEpoch { epoch, end_offset },
-            } => {
-                *leader_epoch == view.leader_epoch
-                    && (*end_offset).min(epochs::end_of_epoch(&s.log, *epoch)) < s.leo()
-            }
-            _ => false,
-        })
-    })
+/// Witness: a follower removed records from its log on its leader's word (a `DivergingEpoch`,
+/// an `OffsetOutOfRange`, an epoch lookup, or in `hw-truncation` a new leader). Read from the
+/// ghost counter `Budget::truncations`, which `InsyncModel::next_state` bumps on such a step.
+fn divergent_truncation(_model: &InsyncModel, state: &SystemState) -> bool {
+    state.history.truncations > 0
 }
 
 /// Witness: a broker that crashed and restarted is back in the ISR after its registration

@@ -2,7 +2,7 @@
 //! `insync_model::checker`.
 use clap::Args;
 use insync_model::checker::{self, CheckOptions, CheckReport, Status, Strategy};
-use insync_model::{describe, Acks, Config, Fsync, InsyncModel, Variant};
+use insync_model::{describe, scenarios, Acks, Config, Fsync, InsyncModel, Variant};
 use std::io::Write;
 use std::str::FromStr;
 
@@ -31,6 +31,14 @@ pub struct ModelArgs {
     /// Total `Consume` requests the client may send.
     #[arg(long)]
     reads: Option<u8>,
+    /// Total heartbeats from fenced brokers that were never down (a false suspicion undone
+    /// without a restart); 0 by default.
+    #[arg(long)]
+    rejoins: Option<u8>,
+    /// A named scenario (kip-101-bug, kip-279-bug, kip-320-bug, kip-966-bug, min-isr-1-loss):
+    /// its configuration replaces every other model flag, and --diagram draws its property.
+    #[arg(long)]
+    scenario: Option<String>,
     /// States whose leader epoch exceeds this are outside the search.
     #[arg(long = "max-epoch")]
     max_epoch: Option<u8>,
@@ -51,6 +59,14 @@ pub struct ModelArgs {
 
 impl ModelArgs {
     fn config(&self) -> Result<Config, String> {
+        if let Some(name) = &self.scenario {
+            return scenarios::find(name).map(|s| s.config).ok_or_else(|| {
+                format!(
+                    "unknown --scenario '{name}': expected one of {}",
+                    scenarios::names().join(", ")
+                )
+            });
+        }
         let mut cfg = Config::new(self.brokers);
         cfg.variant = Variant::from_str(&self.variant)?;
         cfg.records = self.records.unwrap_or(cfg.records);
@@ -58,6 +74,7 @@ impl ModelArgs {
         cfg.expiries = self.expiries.unwrap_or(cfg.expiries);
         cfg.isr_shrinks = self.isr_shrinks.unwrap_or(cfg.isr_shrinks);
         cfg.reads = self.reads.unwrap_or(cfg.reads);
+        cfg.rejoins = self.rejoins.unwrap_or(cfg.rejoins);
         cfg.max_epoch = self.max_epoch.unwrap_or(cfg.max_epoch);
         cfg.unclean_leader_election = match self.unclean.as_str() {
             "on" | "true" => true,
@@ -149,11 +166,20 @@ pub fn run_check(args: CheckArgs) -> i32 {
         }
     }
     let model = InsyncModel::new(cfg);
-    if let (Some(_), Some(name)) = (&args.diagram, &args.witness) {
+    // A scenario names the property to draw.
+    let scenario_property = args
+        .model
+        .scenario
+        .as_deref()
+        .and_then(scenarios::find)
+        .map(|s| s.property.to_string());
+    let witness = args.witness.clone().or(scenario_property);
+    if let (Some(_), Some(name)) = (&args.diagram, &witness) {
         return match checker::shortest_path(&model, name) {
             Some(path) => {
                 print!("{}", describe::mermaid(&model, name, &path));
-                0
+                // A path to an invariant is a counterexample.
+                i32::from(insync_model::properties::is_invariant(name))
             }
             None => {
                 eprintln!("insync: no path to {name} within the bounds");

@@ -1,0 +1,100 @@
+//! Named scenarios: for each historical variant, the smallest configuration in which the
+//! checker rediscovers the bug that its successor KIP fixed, and the property that shows it.
+//!
+//! `insync check --scenario NAME` runs one; docs/counterexamples.md draws each one's shortest
+//! counterexample (`cargo test -p insync-model --test counterexamples` keeps the drawings in
+//! step with the model). Every scenario but the last two runs with `fsync = always`, so that a
+//! crash loses nothing and the bug shown is the protocol's, not the disk's.
+
+use crate::config::{Config, Fsync, Variant};
+
+/// One named configuration and the property its shortest counterexample violates.
+#[derive(Clone, Copy, Debug)]
+pub struct Scenario {
+    /// `kip-101-bug`: the bug KIP-101 fixed, shown in the variant before it.
+    pub name: &'static str,
+    /// The invariant violated.
+    pub property: &'static str,
+    pub config: Config,
+    /// One line: what goes wrong.
+    pub summary: &'static str,
+}
+
+/// Starts from 3 brokers with every budget at 0 and `fsync = always`.
+fn base(variant: Variant, brokers: u8) -> Config {
+    let mut cfg = Config::new(brokers).with_variant(variant);
+    cfg.records = 1;
+    cfg.crashes = 0;
+    cfg.expiries = 0;
+    cfg.isr_shrinks = 0;
+    cfg.reads = 0;
+    cfg.fsync = Fsync::Always;
+    cfg
+}
+
+/// Every scenario, oldest bug first.
+pub fn all() -> Vec<Scenario> {
+    let mut kip101 = base(Variant::HwTruncation, 3);
+    kip101.expiries = 2;
+    let mut kip279 = base(Variant::Kip101, 3);
+    kip279.expiries = 2;
+    let mut kip320 = base(Variant::Kip279, 3);
+    kip320.expiries = 2;
+    kip320.rejoins = 1;
+    let mut kip966 = base(Variant::Kip320, 2);
+    kip966.crashes = 1;
+    kip966.expiries = 1;
+    kip966.fsync = Fsync::Lazy;
+    let mut min_isr = base(Variant::Kip966, 2);
+    min_isr.crashes = 1;
+    min_isr.expiries = 1;
+    min_isr.min_insync_replicas = 1;
+    min_isr.fsync = Fsync::Lazy;
+    vec![
+        Scenario {
+            name: "kip-101-bug",
+            property: "no_acked_record_lost",
+            config: kip101,
+            summary: "a follower truncates to its stale HW on becoming follower, after its fetch \
+                      counted toward the HW, and is then elected",
+        },
+        Scenario {
+            name: "kip-279-bug",
+            property: "leader_completeness",
+            config: kip279,
+            summary: "after two quick leader changes the one-shot epoch lookup answers for an \
+                      epoch the new leader never had, and the follower keeps a divergent record",
+        },
+        Scenario {
+            name: "kip-320-bug",
+            property: "strong_isr",
+            config: kip320,
+            summary: "a fetch sent in an old leader epoch is served, unfenced, by the same \
+                      broker leading again in a later epoch, and counts toward its HW",
+        },
+        Scenario {
+            name: "kip-966-bug",
+            property: "no_acked_record_lost",
+            config: kip966,
+            summary: "the last ISR member loses unflushed records in a crash, stays in the ISR \
+                      and is re-elected",
+        },
+        Scenario {
+            name: "min-isr-1-loss",
+            property: "acked_record_durable",
+            config: min_isr,
+            summary: "with min_insync_replicas = 1 a leader alone in the ISR acknowledges a \
+                      record and loses it in a crash; the partition goes offline",
+        },
+    ]
+}
+
+/// The scenario called `name`.
+pub fn find(name: &str) -> Option<Scenario> {
+    all().into_iter().find(|s| s.name == name)
+}
+
+/// The scenario names, for `--help` and errors.
+pub fn names() -> Vec<&'static str> {
+    all().iter().map(|s| s.name).collect()
+}
