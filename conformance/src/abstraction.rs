@@ -120,11 +120,21 @@ pub fn erase_controller(state: &ControllerState) -> ControllerState {
     state.clone()
 }
 
-/// The model's broker state with the detail the implementation lacks set to a neutral value:
-/// nothing since the implementation holds KIP-903's broker epochs (DIVERGENCES.md D1,
-/// closed). The identity, kept as the one place to declare such detail.
+/// The neutral value of a parked fetch's leader epoch (see `erase_broker`).
+pub const PARKED_EPOCH_ERASED: u8 = 0;
+
+/// The model's broker state with the detail the implementation's snapshot lacks set to a
+/// neutral value: the leader epoch of a parked fetch (the model's `parked: Option<Epoch>`;
+/// the snapshot's `parked: bool`, DIVERGENCES.md D6). Whether a fetch is parked is still
+/// compared, and the epoch its answer echoes is compared on the wire.
 pub fn erase_broker(state: &BrokerState) -> BrokerState {
-    state.clone()
+    let mut state = state.clone();
+    if let Some(leader) = &mut state.leader {
+        for progress in leader.replicas.values_mut() {
+            progress.parked = progress.parked.map(|_| PARKED_EPOCH_ERASED);
+        }
+    }
+    state
 }
 
 /// The node's armed timers in the model's names, to compare with the model's timer set.
@@ -156,7 +166,9 @@ fn replica(progress: &imp::ReplicaProgress) -> Result<ReplicaProgress, MappingEr
             .map(|o| small("fetch_offset", o))
             .transpose()?,
         hw_sent: small("hw_sent", progress.hw_sent)?,
-        parked: progress.parked,
+        // The snapshot says whether a fetch is parked, not with which leader epoch; its answer
+        // (on the wire) does, and is compared there. See `erase_broker`.
+        parked: progress.parked.then_some(PARKED_EPOCH_ERASED),
         broker_epoch: small("broker_epoch", u64::from(progress.broker_epoch))?,
     })
 }
@@ -272,7 +284,10 @@ mod tests {
         let leader = state.leader.expect("a leader");
         assert_eq!(leader.leader_epoch_start_offset, 1);
         assert_eq!(leader.replicas[&BrokerId(2)].fetch_offset, Some(1));
-        assert!(leader.replicas[&BrokerId(2)].parked);
+        assert_eq!(
+            leader.replicas[&BrokerId(2)].parked,
+            Some(PARKED_EPOCH_ERASED)
+        );
         assert_eq!(leader.replicas[&BrokerId(2)].broker_epoch, 1);
         assert_eq!(leader.replicas[&BrokerId(3)].fetch_offset, None);
         assert_eq!(leader.pending_isr, Some(BrokerSet::all(3)));

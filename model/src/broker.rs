@@ -39,8 +39,9 @@ pub struct ReplicaProgress {
     pub fetch_offset: Option<Offset>,
     /// The HW last sent to it.
     pub hw_sent: Offset,
-    /// A fetch from it is being held until the LEO or HW moves.
-    pub parked: bool,
+    /// A fetch from it is being held until the LEO or HW moves: the leader epoch that fetch
+    /// carried, which its answer echoes (§4.2, as every `FetchResponse` does).
+    pub parked: Option<Epoch>,
     /// The broker epoch of its last fetch (KIP-903).
     pub broker_epoch: u8,
 }
@@ -315,7 +316,7 @@ impl Broker {
                         let progress = ReplicaProgress {
                             fetch_offset: None,
                             hw_sent: state.hw,
-                            parked: false,
+                            parked: None,
                             broker_epoch: 0,
                         };
                         (b, progress)
@@ -426,7 +427,7 @@ impl Broker {
             .expect("every other broker");
         progress.fetch_offset = Some(fetch_offset);
         progress.broker_epoch = broker_epoch;
-        progress.parked = true;
+        progress.parked = Some(request_epoch);
         let maximal_isr = view.isr.union(leader.pending_isr.unwrap_or_default());
         if !maximal_isr.contains(follower)
             && leader.pending_isr.is_none()
@@ -628,24 +629,28 @@ impl Broker {
     /// Answer every parked fetch that now has news (new records or a newer HW).
     fn answer_parked(&self, state: &mut BrokerState, out: &mut Out) {
         let (hw, leo) = (state.hw, state.leo());
-        let (Some(leader), Some(view)) = (&mut state.leader, state.view) else {
+        let Some(leader) = &mut state.leader else {
             return;
         };
         for (follower, progress) in leader.replicas.iter_mut() {
             let Some(fetch_offset) = progress.fetch_offset else {
                 continue;
             };
-            if !progress.parked || (fetch_offset >= leo && progress.hw_sent >= hw) {
+            let Some(leader_epoch) = progress.parked else {
+                continue;
+            };
+            if fetch_offset >= leo && progress.hw_sent >= hw {
                 continue;
             }
-            progress.parked = false;
+            progress.parked = None;
             progress.hw_sent = hw;
             let records = state.log[fetch_offset as usize..].to_vec();
             let result = FetchResult::Records {
                 records,
                 high_watermark: hw,
             };
-            let leader_epoch = view.leader_epoch;
+            // The request's epoch, not the leader's: in the variants without fetch fencing
+            // a fetch stamped with an older epoch is served, and its answer says so.
             out.send(
                 follower.id(),
                 Msg::FetchResponse {

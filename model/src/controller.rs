@@ -143,25 +143,27 @@ impl Controller {
         if self.cfg.variant == Variant::Kip966 && (added.minus(state.fenced) != added || stale) {
             return AlterPartitionResult::IneligibleReplica;
         }
-        let removed = view.isr.minus(isr);
-        self.update_elr(state, removed, isr);
-        state.elr = state.elr.minus(added);
-        state.view = View {
-            isr,
-            partition_epoch: view.partition_epoch + 1,
-            ..view
-        };
+        self.set_isr(state, isr);
+        state.view.partition_epoch = view.partition_epoch + 1;
         AlterPartitionResult::Ok(state.view)
     }
 
-    /// KIP-966: brokers removed while the remaining ISR is below `min_insync_replicas` become
-    /// eligible leader replicas: the HW could not advance without them.
-    fn update_elr(&self, state: &mut ControllerState, removed: BrokerSet, remaining: BrokerSet) {
-        if self.cfg.variant == Variant::Kip966
-            && remaining.len() < self.cfg.min_insync_replicas as usize
-        {
-            state.elr = state.elr.union(removed);
+    /// Replaces the ISR, keeping KIP-966's eligible leader replicas (§4.10): brokers removed
+    /// while the remaining ISR is below `min_insync_replicas` join the ELR (the HW could not
+    /// advance without them, so they hold every committed record) and members of the new ISR
+    /// leave it. Once the ISR has `min_insync_replicas` members again the whole ELR is emptied:
+    /// the HW advances without the ELR members from then on, so they stop holding every
+    /// committed record, and electing one could lose a committed record (Kafka's
+    /// `PartitionChangeBuilder` does the same; `tests/elr.rs` shows the loss without it).
+    fn set_isr(&self, state: &mut ControllerState, isr: BrokerSet) {
+        if self.cfg.variant == Variant::Kip966 {
+            if isr.len() < self.cfg.min_insync_replicas as usize {
+                state.elr = state.elr.union(state.view.isr.minus(isr)).minus(isr);
+            } else {
+                state.elr = BrokerSet::empty();
+            }
         }
+        state.view.isr = isr;
     }
 
     /// `Expire(b)`: fence b, drop it from the ISR unless it is the last member, re-elect if it led.
@@ -181,12 +183,9 @@ impl Controller {
         }
         state.fenced = state.fenced.with(b);
         let before = state.view;
-        let mut isr = before.isr;
-        if isr.contains(b) && isr.len() > 1 {
-            isr = isr.without(b);
-            self.update_elr(state, BrokerSet::empty().with(b), isr);
+        if before.isr.contains(b) && before.isr.len() > 1 {
+            self.set_isr(state, before.isr.without(b));
         }
-        state.view.isr = isr;
         if before.leader == Some(b) {
             self.elect(state);
         }
@@ -198,11 +197,11 @@ impl Controller {
         let before = state.view;
         state.broker_epochs.insert(b, broker_epoch);
         state.fenced = state.fenced.without(b);
-        state.elr = state.elr.without(b);
         let isr = before.isr;
         if isr.contains(b) && (isr.len() > 1 || self.cfg.variant == Variant::Kip966) {
-            state.view.isr = isr.without(b);
+            self.set_isr(state, isr.without(b));
         }
+        state.elr = state.elr.without(b);
         if before.leader == Some(b) || before.leader.is_none() {
             self.elect(state);
         }

@@ -48,8 +48,8 @@ pub struct ModelArgs {
     /// Producer acks: all or 1.
     #[arg(long, default_value = "all")]
     acks: String,
-    /// min.insync.replicas; default 2 with 3 or more brokers, 1 with 1 or 2 brokers (2 of 2
-    /// would block every commit on any single failure).
+    /// min.insync.replicas; default 2 with 2 or more brokers (never acknowledge acks=all with
+    /// one copy), 1 with a single broker.
     #[arg(long = "min-isr")]
     min_isr: Option<u8>,
     /// When appends become durable: lazy (Kafka's default) or always.
