@@ -3,9 +3,11 @@
 //! killed broker restarts, truncates what it should, catches up and rejoins the ISR; every
 //! acknowledged record is read back exactly once, in order.
 //!
-//! Method: one idempotent producer in a task sends the records in batches; the test kills the
-//! leader once a third is acknowledged, so batches are in flight during the failover and some
-//! retries happen after lost acknowledgements. Everything is awaited by polling `Inspect`.
+//! Method: one idempotent producer in a task sends the records in batches. Once a third is
+//! acknowledged it tells the test and waits until the leader has been killed (a gate, not a
+//! race with the producer's speed), so the other two thirds go through the failover: the
+//! first batch after the kill meets a dead leader and is retried against the new one.
+//! Everything else is awaited by polling `Inspect`.
 
 mod support;
 
@@ -24,18 +26,29 @@ async fn leader_killed_mid_stream_loses_and_duplicates_nothing() {
     let mut test = TestCluster::start(3, &[]).await;
     let acknowledged = Arc::new(AtomicU64::new(0));
     let produced = values("record", 0..RECORDS);
+    let third = u64::from(RECORDS / 3);
+    let (third_acknowledged, at_third) = tokio::sync::oneshot::channel::<()>();
+    let (leader_killed, killed) = tokio::sync::oneshot::channel::<()>();
     let producer_task = {
         let config = test.client_config();
         let produced = produced.clone();
         let acknowledged = acknowledged.clone();
         tokio::spawn(async move {
             let mut producer = Producer::new(config, ProduceAcks::All);
+            let mut gate = Some((third_acknowledged, killed));
             for batch in produced.chunks(BATCH) {
                 producer
                     .send_batch(batch.to_vec())
                     .await
                     .expect("batch acknowledged");
-                acknowledged.fetch_add(batch.len() as u64, Ordering::SeqCst);
+                let total = acknowledged.fetch_add(batch.len() as u64, Ordering::SeqCst)
+                    + batch.len() as u64;
+                if total >= third {
+                    if let Some((tell, wait)) = gate.take() {
+                        tell.send(()).expect("the test listens");
+                        wait.await.expect("the test kills the leader");
+                    }
+                }
             }
         })
     };
@@ -45,14 +58,9 @@ async fn leader_killed_mid_stream_loses_and_duplicates_nothing() {
         .wait_controller("a leader", |controller| controller.view.leader.is_some())
         .await;
     let old_leader: BrokerId = before.view.leader.unwrap();
-    let third = u64::from(RECORDS / 3);
-    let leader = test
-        .wait_broker(old_leader, "a third acknowledged", |broker| {
-            broker.hw >= third || acknowledged.load(Ordering::SeqCst) >= third
-        })
-        .await;
-    assert!(leader.view.is_some());
+    at_third.await.expect("a third acknowledged");
     test.cluster.kill_broker(old_leader);
+    leader_killed.send(()).expect("the producer waits");
     let at_kill = acknowledged.load(Ordering::SeqCst);
 
     let after = test
