@@ -4,24 +4,26 @@
 //! Method: each test generates its traces from the model in memory, replays every one on a
 //! fresh controller and brokers (child processes of this crate's binary), and asserts on the
 //! summary: zero divergences for the default variant's cover and random walks; at least one
-//! divergence when the nodes run another variant (the harness is sensitive); for each
-//! historical variant, the acknowledged record that real `consume` no longer returns.
-//! Divergences still open (conformance/DIVERGENCES.md) keep the crash/restart cover ignored.
+//! divergence when the nodes run another variant (the harness is sensitive); for each named
+//! scenario (each variant's own bug, `insync check --scenario`), its counterexample replayed
+//! with zero divergences on nodes running the variant, and the violated property seen on the
+//! real nodes. `kip-320-bug`'s shortest path costs a 130 s BFS, so it is replayed from
+//! `tests/traces/`, and another test re-runs the model along that file so it cannot go stale.
 
 use std::path::PathBuf;
 
-use insync_conformance::replay::ReplayOptions;
+use insync_conformance::replay::{Consequence, ReplayOptions};
 use insync_conformance::report::{self, Entry, Reachable, Summary};
 use insync_conformance::sources;
-use insync_conformance::trace::ModelTrace;
-use insync_model::{Config, InsyncModel, Variant};
+use insync_conformance::trace::{ModelTrace, TraceFile};
+use insync_model::{scenarios, Config, InsyncModel, Variant};
 
 fn options() -> ReplayOptions {
     ReplayOptions::new(PathBuf::from(env!("CARGO_BIN_EXE_insync")))
 }
 
-/// Two brokers, one record, one ISR shrink, one read; no crash and no session expiry (see
-/// DIVERGENCES.md D2, D3, D4).
+/// Two brokers (min ISR 2, the default), one record, one ISR shrink, one read; no crash and no
+/// session expiry: the CI cover configuration (docs/performance.md).
 fn small() -> Config {
     let mut cfg = Config::new(2);
     cfg.crashes = 0;
@@ -99,21 +101,25 @@ async fn cover_of_the_default_variant_replays_clean() {
 }
 
 /// Goal: every action kind and every message type, crashes and restarts included, in the
-/// default variant and the epoch-lookup variant; blocked by the open divergences D2 and D3.
+/// default variant and the epoch-lookup variant. Method: a cover capped at a few thousand
+/// states, which then covers every action kind and message type with few traces.
 #[tokio::test]
-#[ignore = "blocked by conformance/DIVERGENCES.md D2 and D3 (restart paths)"]
 async fn every_action_kind_and_message_type_replays_clean() {
     let mut traces = Vec::new();
     for variant in [Variant::Kip966, Variant::Kip279] {
         let mut cfg = Config::new(2).with_variant(variant);
-        cfg.min_insync_replicas = 2;
-        let set = sources::cover(&InsyncModel::new(cfg), 20_000);
+        cfg.isr_shrinks = 0;
+        let set = sources::cover(&InsyncModel::new(cfg), 2_000);
         traces.extend(set.traces);
     }
     let summary = replay(traces, &options(), None).await;
-    assert!(summary.divergences.is_empty());
+    assert!(summary.divergences.is_empty(), "{}", report::text(&summary));
     assert!(summary.action_kinds_missing().is_empty());
-    assert_eq!(summary.message_types_missing(), ["RegisterBrokerResponse"]);
+    assert!(
+        summary.message_types_missing().is_empty(),
+        "{:?}",
+        summary.message_types_missing()
+    );
 }
 
 /// Goal: seeded random walks, longer than the cover's paths, replay with no divergence.
@@ -156,32 +162,137 @@ async fn default_traces_on_hw_truncation_nodes_diverge() {
     );
 }
 
-/// Goal: each historical variant's shortest `no_acked_record_lost` counterexample, replayed on
-/// real nodes running that variant, ends with an acknowledged record that real `consume`
-/// does not return. (The replay itself stops at D2 on the way; the loss has happened by then.)
+/// Replays `trace` (a counterexample) on nodes running its variant: zero divergences, and
+/// the consequence read from the real nodes.
+async fn replay_counterexample(trace: ModelTrace) -> Consequence {
+    let mut options = options();
+    options.consequence = true;
+    let summary = replay(vec![trace], &options, None).await;
+    assert!(summary.divergences.is_empty(), "{}", report::text(&summary));
+    summary.consequences[0].1.clone()
+}
+
+/// The named scenario's shortest counterexample (BFS), replayed.
+async fn scenario_on_real_nodes(name: &str) -> Consequence {
+    let scenario = scenarios::find(name).expect("a scenario");
+    let model = InsyncModel::new(scenario.config);
+    let trace = sources::discovery(&model, scenario.property)
+        .expect("a known property")
+        .expect("the model finds the counterexample");
+    replay_counterexample(trace).await
+}
+
+/// An acknowledged record that real `consume` does not return.
+fn assert_acked_record_lost(name: &str, c: &Consequence) {
+    assert!(
+        !c.acked.is_empty(),
+        "{name}: the brokers acknowledged: {c:?}"
+    );
+    assert!(
+        !c.missing.is_empty(),
+        "{name}: an acknowledged record must be gone: {c:?}"
+    );
+}
+
+/// Goal: KIP-101's bug on real `hw-truncation` nodes: a follower truncates to its stale HW on
+/// a new view and is elected; the acknowledged record is gone from what `consume` returns.
 #[tokio::test]
-async fn historical_counterexamples_lose_acknowledged_records_on_real_nodes() {
-    for variant in [
-        Variant::HwTruncation,
-        Variant::Kip101,
-        Variant::Kip279,
-        Variant::Kip320,
-    ] {
-        let model = InsyncModel::new(Config::new(2).with_variant(variant));
-        let trace = sources::discovery(&model, "no_acked_record_lost")
-            .expect("a known property")
-            .expect("the model finds the loss");
-        let mut options = options();
-        options.consequence = true;
-        let summary = replay(vec![trace], &options, None).await;
-        let (_, consequence) = &summary.consequences[0];
-        assert!(
-            !consequence.acked.is_empty(),
-            "{variant}: the brokers acknowledged"
-        );
-        assert!(
-            !consequence.missing.is_empty(),
-            "{variant}: an acknowledged record must be gone: {consequence:?}"
-        );
-    }
+async fn kip101_bug_loses_an_acknowledged_record_on_real_nodes() {
+    let c = scenario_on_real_nodes("kip-101-bug").await;
+    assert_eq!(c.property.as_deref(), Some("no_acked_record_lost"));
+    assert_acked_record_lost("kip-101-bug", &c);
+}
+
+/// Goal: KIP-279's bug on real `kip-101` nodes: after two quick leader changes the new leader
+/// lacks a committed record (its `Inspect`ed log holds another record at that offset, and
+/// `consume` does not return the committed one there).
+#[tokio::test]
+async fn kip279_bug_leader_lacks_a_committed_record_on_real_nodes() {
+    let c = scenario_on_real_nodes("kip-279-bug").await;
+    assert_eq!(c.property.as_deref(), Some("leader_completeness"));
+    let leader = c.evidence.leader.expect("a real leader");
+    let ((offset, record, epoch), _) = c.evidence.committed_missing[0];
+    let leader_log = &c.evidence.logs[&leader].0;
+    assert_ne!(
+        leader_log.get(offset as usize),
+        Some(&(offset, record, epoch)),
+        "the leader lacks the committed record"
+    );
+    assert_eq!(c.leader, Some(leader), "consume reads from that leader");
+    assert!(
+        !c.consumed.contains(&(offset, record, epoch)),
+        "consume does not return the committed record {record} of epoch {epoch} at offset \
+         {offset}: {:?}",
+        c.consumed
+    );
+}
+
+/// The committed `kip-320-bug` trace (generated by `insync traces --scenario kip-320-bug
+/// --out tests/traces/`; the BFS costs about 130 s and 6 GB).
+fn kip320_bug_trace() -> ModelTrace {
+    let file = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/traces/counterexample-kip-279-strong_isr.json");
+    let parsed = TraceFile::read(&file).expect("the committed trace parses");
+    let model = InsyncModel::new(parsed.meta.config);
+    parsed
+        .to_path(&model)
+        .unwrap_or_else(|e| panic!("the committed trace no longer matches the model: {e}"))
+}
+
+/// Goal: the committed `kip-320-bug` trace is still a path of the current model (the reader
+/// re-runs the model along it) with the scenario's configuration, and it ends in a
+/// `strong_isr` violation; so the replay below cannot go stale.
+#[test]
+fn kip320_bug_trace_is_a_current_counterexample() {
+    let trace = kip320_bug_trace();
+    let scenario = scenarios::find("kip-320-bug").unwrap();
+    assert_eq!(trace.meta.config, scenario.config);
+    assert_eq!(trace.meta.property.as_deref(), Some("strong_isr"));
+    let model = InsyncModel::new(trace.meta.config);
+    let strong_isr = stateright::Model::properties(&model)
+        .into_iter()
+        .find(|p| p.name == "strong_isr")
+        .unwrap();
+    let last = &trace.path.last().unwrap().0;
+    assert!(!(strong_isr.condition)(&model, last), "ends in a violation");
+    let before = &trace.path[trace.path.len() - 2].0;
+    assert!((strong_isr.condition)(&model, before), "and only there");
+}
+
+/// Goal: KIP-320's bug on real `kip-279` nodes: a fetch from an old leader epoch counts toward
+/// the HW of the same broker leading again; an ISR member's real log then disagrees with the
+/// real leader's below the HW.
+#[tokio::test]
+#[ignore = "conformance/DIVERGENCES.md D7: step 17 of 22, the kip-279 epoch lookup of an empty log"]
+async fn kip320_bug_isr_member_disagrees_with_the_leader_on_real_nodes() {
+    let c = replay_counterexample(kip320_bug_trace()).await;
+    assert_eq!(c.property.as_deref(), Some("strong_isr"));
+    let e = &c.evidence;
+    let leader = e.leader.expect("a real leader");
+    let member = e.isr_disagreeing[0];
+    let hw = e.leader_hw as usize;
+    let (leader_log, member_log) = (&e.logs[&leader].0, &e.logs[&member].0);
+    assert!(
+        member_log.len() < hw || member_log[..hw] != leader_log[..hw],
+        "ISR member {member} {member_log:?} vs leader {leader} {leader_log:?} below HW {hw}"
+    );
+}
+
+/// Goal: KIP-966's bug on real `kip-320` nodes: the last ISR member loses unflushed records
+/// in a (power-loss) crash, stays in the ISR, is re-elected, and the acknowledged record is
+/// gone.
+#[tokio::test]
+async fn kip966_bug_loses_an_acknowledged_record_on_real_nodes() {
+    let c = scenario_on_real_nodes("kip-966-bug").await;
+    assert_eq!(c.property.as_deref(), Some("no_acked_record_lost"));
+    assert_acked_record_lost("kip-966-bug", &c);
+}
+
+/// Goal: `min_insync_replicas = 1` on real `kip-966` nodes: the leader alone in the ISR
+/// acknowledges a record and loses it in a crash; nothing returns it.
+#[tokio::test]
+async fn min_isr_one_loses_an_acknowledged_record_on_real_nodes() {
+    let c = scenario_on_real_nodes("min-isr-1-loss").await;
+    assert_eq!(c.property.as_deref(), Some("acked_record_durable"));
+    assert_acked_record_lost("min-isr-1-loss", &c);
 }

@@ -12,12 +12,14 @@
 //! - `replay`      — the step driver: perform, wait (barriers), compare, stop at the first mismatch;
 //! - `report`      — replaying a set, the summary (text and JSON), divergences, consequences;
 //! - `sources`     — cover (BFS transition cover), random walks, counterexamples, witnesses;
-//! - `diff`        — field-level differences for divergence reports.
+//! - `diff`        — field-level differences for divergence reports;
+//! - `evidence`    — a counterexample's violated invariant read from the real nodes' state.
 pub mod abstraction;
 pub mod client;
 pub mod cluster;
 pub mod control;
 pub mod diff;
+pub mod evidence;
 pub mod mapping;
 pub mod replay;
 pub mod report;

@@ -113,14 +113,18 @@ pub struct Consequence {
     pub acked: Vec<u8>,
     /// The leader `consume` read from, per the controller's view.
     pub leader: Option<u32>,
-    /// `(offset, record id)` as `insync consume` printed them.
-    pub consumed: Vec<(u64, u8)>,
+    /// `(offset, record id, leader epoch)` as `insync consume` printed them.
+    pub consumed: Vec<(u64, u8, u32)>,
     /// Acknowledged records `consume` does not return.
     pub missing: Vec<u8>,
     /// Every running broker's log, `(offset, record id, leader epoch)`.
     pub logs: BTreeMap<u32, Vec<(u64, u8, u32)>>,
     /// `consume`'s stderr or failure, if any.
     pub note: String,
+    /// The counterexample's property.
+    pub property: Option<String>,
+    /// The nodes' state at the end of the trace, before frames in flight were let arrive.
+    pub evidence: crate::evidence::Evidence,
 }
 
 /// What one trace exercised.
@@ -200,7 +204,13 @@ pub async fn replay(trace: &ModelTrace, options: &ReplayOptions) -> TraceOutcome
     }
     outcome.client = harness.client.clone();
     if options.consequence {
-        outcome.consequence = Some(harness.consequence(&options.binary).await);
+        let cluster = &harness.cluster;
+        let evidence =
+            crate::evidence::evidence(&outcome.snapshots, |node| cluster.is_running(node));
+        let mut consequence = harness.consequence(&options.binary).await;
+        consequence.property = trace.meta.property.clone();
+        consequence.evidence = evidence;
+        outcome.consequence = Some(consequence);
     }
     harness.cluster.shutdown().await;
     outcome.elapsed = started.elapsed();
@@ -598,7 +608,7 @@ impl Harness {
         let missing = acked
             .iter()
             .copied()
-            .filter(|r| !consumed.iter().any(|(_, id)| id == r))
+            .filter(|r| !consumed.iter().any(|(_, id, _)| id == r))
             .collect();
         Consequence {
             acked,
@@ -607,11 +617,13 @@ impl Harness {
             missing,
             logs,
             note,
+            property: None,
+            evidence: crate::evidence::Evidence::default(),
         }
     }
 
     /// `insync consume --json` against every running node, as an operator would run it.
-    async fn consume(&self, binary: &std::path::Path) -> (Vec<(u64, u8)>, String) {
+    async fn consume(&self, binary: &std::path::Path) -> (Vec<(u64, u8, u32)>, String) {
         // The controller's metadata names the brokers by their router addresses, through
         // which an outside client is passed (`router::PASS_THROUGH_EXCEPT`).
         let bootstrap: Vec<String> = self
@@ -643,7 +655,12 @@ impl Harness {
             .filter_map(|v| {
                 let offset = v.get("offset")?.as_u64()?;
                 let sequence = v.get("sequence")?.as_u64()?;
-                Some((offset, u8::try_from(sequence).ok()?))
+                let epoch = v.get("leader_epoch")?.as_u64()?;
+                Some((
+                    offset,
+                    u8::try_from(sequence).ok()?,
+                    u32::try_from(epoch).ok()?,
+                ))
             })
             .collect();
         (

@@ -222,7 +222,7 @@ pub fn consequence_text(file: &std::path::Path, c: &Consequence) -> String {
         c.acked
     ));
     out.push_str(&format!(
-        "  `insync consume` (leader per controller: {}) returns (offset, record): {:?}\n",
+        "  `insync consume` (leader per controller: {}) returns (offset, record, epoch): {:?}\n",
         c.leader
             .map_or("none".to_string(), |l| format!("broker {l}")),
         c.consumed
@@ -231,6 +231,10 @@ pub fn consequence_text(file: &std::path::Path, c: &Consequence) -> String {
         out.push_str(&format!(
             "  broker {broker} log (offset, record, epoch): {log:?}\n"
         ));
+    }
+    let property = c.property.as_deref().unwrap_or("no_acked_record_lost");
+    for line in crate::evidence::text(property, &c.evidence, &c.consumed) {
+        out.push_str(&format!("  {line}\n"));
     }
     if c.missing.is_empty() {
         out.push_str("  no acknowledged record is missing\n");
@@ -285,6 +289,15 @@ pub fn json(summary: &Summary) -> Value {
             "missing": c.missing,
             "logs": c.logs,
             "note": c.note,
+            "property": c.property,
+            "evidence": {
+                "leader": c.evidence.leader,
+                "leader_hw": c.evidence.leader_hw,
+                "isr": c.evidence.isr,
+                "logs": c.evidence.logs,
+                "committed_missing": c.evidence.committed_missing,
+                "isr_disagreeing": c.evidence.isr_disagreeing,
+            },
         })).collect::<Vec<_>>(),
     })
 }

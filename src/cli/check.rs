@@ -9,56 +9,58 @@ use std::str::FromStr;
 /// Model configuration flags shared by `check` and `explore`.
 #[derive(Args, Clone, Debug)]
 pub struct ModelArgs {
+    // Fields are pub(crate): `insync traces` and `insync conform` build their configuration
+    // through this struct's `config()` (src/cli/traces.rs), so there is one flag table.
     /// Protocol variant: kip-966 (current), kip-320, kip-279, kip-101, hw-truncation.
     #[arg(long, default_value = "kip-966")]
-    variant: String,
+    pub(crate) variant: String,
     /// Number of brokers (1-7).
     #[arg(long, default_value_t = 3)]
-    brokers: u8,
+    pub(crate) brokers: u8,
     /// Records the client produces.
     #[arg(long)]
-    records: Option<u8>,
+    pub(crate) records: Option<u8>,
     /// Total broker crashes (each may be followed by a restart).
     #[arg(long)]
-    crashes: Option<u8>,
+    pub(crate) crashes: Option<u8>,
     /// Total controller-side session expiries (real failure or false suspicion).
     #[arg(long)]
-    expiries: Option<u8>,
+    pub(crate) expiries: Option<u8>,
     /// Total ISR-shrink proposals (`Lag` timer firings); expansions need no budget of their
     /// own since each re-adds a broker a shrink, expiry or restart removed.
     #[arg(long = "isr-shrinks")]
-    isr_shrinks: Option<u8>,
+    pub(crate) isr_shrinks: Option<u8>,
     /// Total `Consume` requests the client may send.
     #[arg(long)]
-    reads: Option<u8>,
+    pub(crate) reads: Option<u8>,
     /// Total heartbeats from fenced brokers that were never down (a false suspicion undone
     /// without a restart); 0 by default.
     #[arg(long)]
-    rejoins: Option<u8>,
+    pub(crate) rejoins: Option<u8>,
     /// A named scenario (kip-101-bug, kip-279-bug, kip-320-bug, kip-966-bug, min-isr-1-loss):
     /// its configuration replaces every other model flag, and --diagram draws its property.
     #[arg(long)]
-    scenario: Option<String>,
+    pub(crate) scenario: Option<String>,
     /// States whose leader epoch exceeds this are outside the search.
     #[arg(long = "max-epoch")]
-    max_epoch: Option<u8>,
+    pub(crate) max_epoch: Option<u8>,
     /// Allow unclean leader election: on or off.
     #[arg(long, default_value = "off")]
-    unclean: String,
+    pub(crate) unclean: String,
     /// Producer acks: all or 1.
     #[arg(long, default_value = "all")]
-    acks: String,
+    pub(crate) acks: String,
     /// min.insync.replicas; default 2 with 2 or more brokers (never acknowledge acks=all with
     /// one copy), 1 with a single broker.
     #[arg(long = "min-isr")]
-    min_isr: Option<u8>,
+    pub(crate) min_isr: Option<u8>,
     /// When appends become durable: lazy (Kafka's default) or always.
     #[arg(long, default_value = "lazy")]
-    fsync: String,
+    pub(crate) fsync: String,
 }
 
 impl ModelArgs {
-    fn config(&self) -> Result<Config, String> {
+    pub(crate) fn config(&self) -> Result<Config, String> {
         if let Some(name) = &self.scenario {
             return scenarios::find(name).map(|s| s.config).ok_or_else(|| {
                 format!(

@@ -11,15 +11,25 @@ use insync_conformance::replay::ReplayOptions;
 use insync_conformance::report::{self, Entry, Reachable};
 use insync_conformance::sources;
 use insync_conformance::trace::{trace_files, ModelTrace, Source, TraceFile};
-use insync_model::{Acks, Config, Fsync, InsyncModel, Variant};
+use insync_model::{scenarios, Config, InsyncModel, Variant};
 
-/// The model configuration (the same flags and defaults as `insync check`).
+use super::check::ModelArgs;
+
+/// The model configuration: the flags of `insync check` (built by its `ModelArgs::config`, one
+/// flag table), with the variant spelled `--model-variant` (`insync conform --variant` names the
+/// nodes' variant) and 2 brokers by default.
 #[derive(Args, Clone, Debug)]
 pub struct TraceModelArgs {
     /// Protocol variant of the model: kip-966 (current), kip-320, kip-279, kip-101,
     /// hw-truncation.
     #[arg(long = "model-variant", default_value = "kip-966")]
     model_variant: String,
+    /// A named scenario (kip-101-bug, kip-279-bug, kip-320-bug, kip-966-bug, min-isr-1-loss):
+    /// its variant and bounds exactly as `insync check --scenario` runs them; they replace
+    /// every other model flag, the nodes run its variant, and its property is the default
+    /// --property.
+    #[arg(long)]
+    scenario: Option<String>,
     /// Number of brokers (1-7).
     #[arg(long, default_value_t = 2)]
     brokers: u8,
@@ -33,6 +43,8 @@ pub struct TraceModelArgs {
     isr_shrinks: Option<u8>,
     #[arg(long)]
     reads: Option<u8>,
+    #[arg(long)]
+    rejoins: Option<u8>,
     #[arg(long = "max-epoch")]
     max_epoch: Option<u8>,
     /// Unclean leader election: on or off.
@@ -41,6 +53,7 @@ pub struct TraceModelArgs {
     /// Producer acks: all or 1.
     #[arg(long, default_value = "all")]
     acks: String,
+    /// min.insync.replicas; default 2 with 2 or more brokers, 1 with one.
     #[arg(long = "min-isr")]
     min_isr: Option<u8>,
     /// lazy or always.
@@ -49,30 +62,40 @@ pub struct TraceModelArgs {
 }
 
 impl TraceModelArgs {
+    /// The configuration; `variant` (`insync conform --variant` with `--source`) replaces
+    /// `--model-variant` and may not be combined with `--scenario`.
     fn config(&self, variant: Option<Variant>) -> Result<Config, String> {
-        let mut cfg = Config::new(self.brokers);
-        cfg.variant = match variant {
-            Some(v) => v,
-            None => Variant::from_str(&self.model_variant)?,
+        if let (Some(name), Some(v)) = (&self.scenario, variant) {
+            return Err(format!(
+                "--scenario {name} sets the variant; drop --variant {v}"
+            ));
+        }
+        let model_variant = variant.map_or(self.model_variant.clone(), |v| v.name().to_owned());
+        let args = ModelArgs {
+            variant: model_variant,
+            brokers: self.brokers,
+            records: self.records,
+            crashes: self.crashes,
+            expiries: self.expiries,
+            isr_shrinks: self.isr_shrinks,
+            reads: self.reads,
+            rejoins: self.rejoins,
+            scenario: self.scenario.clone(),
+            max_epoch: self.max_epoch,
+            unclean: self.unclean.clone(),
+            acks: self.acks.clone(),
+            min_isr: self.min_isr,
+            fsync: self.fsync.clone(),
         };
-        cfg.records = self.records.unwrap_or(cfg.records);
-        cfg.crashes = self.crashes.unwrap_or(cfg.crashes);
-        cfg.expiries = self.expiries.unwrap_or(cfg.expiries);
-        cfg.isr_shrinks = self.isr_shrinks.unwrap_or(cfg.isr_shrinks);
-        cfg.reads = self.reads.unwrap_or(cfg.reads);
-        cfg.max_epoch = self.max_epoch.unwrap_or(cfg.max_epoch);
-        cfg.unclean_leader_election = match self.unclean.as_str() {
-            "on" | "true" => true,
-            "off" | "false" => false,
-            other => return Err(format!("unknown --unclean '{other}': expected on or off")),
-        };
-        cfg.acks = Acks::from_str(&self.acks)?;
-        cfg.min_insync_replicas = self
-            .min_isr
-            .unwrap_or(Config::default_min_isr(self.brokers));
-        cfg.fsync = Fsync::from_str(&self.fsync)?;
-        cfg.validate()?;
-        Ok(cfg)
+        args.config()
+    }
+
+    /// The scenario's property, the default `--property`.
+    fn scenario_property(&self) -> Option<&'static str> {
+        self.scenario
+            .as_deref()
+            .and_then(scenarios::find)
+            .map(|s| s.property)
     }
 }
 
@@ -106,7 +129,8 @@ pub struct SourceArgs {
 #[derive(Args)]
 #[command(after_help = "Examples:\n  \
     insync traces --source cover --expiries 1 --crashes 0 --isr-shrinks 0 --reads 0 --out traces/\n  \
-    insync traces --source counterexample --model-variant hw-truncation --property no_acked_record_lost --out cex/")]
+    insync traces --source counterexample --model-variant hw-truncation --property no_acked_record_lost --out cex/\n  \
+    insync traces --scenario kip-320-bug --source counterexample --out tests/traces/")]
 pub struct TracesArgs {
     #[command(flatten)]
     source: SourceArgs,
@@ -119,7 +143,8 @@ pub struct TracesArgs {
 #[command(after_help = "Examples:\n  \
     insync conform --source cover --expiries 1 --crashes 0 --isr-shrinks 0 --reads 0\n  \
     insync conform --traces traces/\n  \
-    insync conform --variant hw-truncation --source counterexample --property no_acked_record_lost\n\n\
+    insync conform --variant hw-truncation --source counterexample --property no_acked_record_lost\n  \
+    insync conform --scenario kip-101-bug --source counterexample --property no_acked_record_lost\n\n\
     With --source, --variant is the variant of both the model and the nodes; with --traces it \
     is the nodes' only (replaying the default variant's traces on hw-truncation nodes must \
     diverge: the harness is sensitive).")]
@@ -129,7 +154,8 @@ pub struct ConformArgs {
     traces: Option<PathBuf>,
     #[command(flatten)]
     source: SourceArgs,
-    /// The variant the nodes run (and, with --source, the model).
+    /// The variant the nodes run (and, with --source, the model). With --scenario, the
+    /// scenario's variant, for both.
     #[arg(long)]
     variant: Option<String>,
     /// Print one JSON object instead of text.
@@ -159,7 +185,13 @@ fn generate(
     args: &SourceArgs,
     variant: Option<Variant>,
 ) -> Result<(Vec<ModelTrace>, Option<Reachable>), String> {
-    let source = Source::from_str(args.source.as_deref().unwrap_or("cover"))?;
+    // A scenario is about its counterexample.
+    let default_source = if args.model.scenario.is_some() {
+        "counterexample"
+    } else {
+        "cover"
+    };
+    let source = Source::from_str(args.source.as_deref().unwrap_or(default_source))?;
     let cfg = args.model.config(variant)?;
     let model = InsyncModel::new(cfg);
     match source {
@@ -180,7 +212,8 @@ fn generate(
             let property = args
                 .property
                 .as_deref()
-                .ok_or("--source counterexample and witness need --property")?;
+                .or(args.model.scenario_property())
+                .ok_or("--source counterexample and witness need --property (or --scenario)")?;
             match sources::discovery(&model, property)? {
                 Some(trace) => Ok((vec![trace], None)),
                 None => Err(format!("the model finds no path to {property} in {cfg}")),
@@ -280,7 +313,12 @@ pub fn run_conform(args: ConformArgs) -> i32 {
     };
     let (entries, reachable, consequence) = match &args.traces {
         Some(path) => match load(path) {
-            Ok(entries) => (entries, None, false),
+            Ok(entries) => {
+                let consequence = entries
+                    .iter()
+                    .any(|e| e.trace.meta.source == Source::Counterexample);
+                (entries, None, consequence)
+            }
             Err(e) => return usage(e),
         },
         None => {
