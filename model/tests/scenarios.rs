@@ -152,7 +152,7 @@ fn kip279_rediscovers_kip320_bug() {
         )),
         "the leader came back by heartbeat, not by restart"
     );
-    assert_eq!(path.len() - 1, 22, "shortest counterexample length changed");
+    assert_eq!(path.len() - 1, 18, "shortest counterexample length changed");
 }
 
 /// A `Fetch` stamped with an epoch below the receiving leader's own is served.
