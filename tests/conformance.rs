@@ -263,7 +263,6 @@ fn kip320_bug_trace_is_a_current_counterexample() {
 /// the HW of the same broker leading again; an ISR member's real log then disagrees with the
 /// real leader's below the HW.
 #[tokio::test]
-#[ignore = "conformance/DIVERGENCES.md D7: step 17 of 18, the kip-279 epoch lookup of an empty log"]
 async fn kip320_bug_isr_member_disagrees_with_the_leader_on_real_nodes() {
     let c = replay_counterexample(kip320_bug_trace()).await;
     assert_eq!(c.property.as_deref(), Some("strong_isr"));

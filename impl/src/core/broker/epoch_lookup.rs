@@ -30,10 +30,7 @@ impl<L: ReplicaLog> BrokerCore<L> {
                         );
                         (requested_epoch, end_offset)
                     }
-                    _ => self
-                        .log
-                        .end_offset_for_epoch(requested_epoch)
-                        .unwrap_or((0, 0)),
+                    _ => self.history_end_offset(requested_epoch, state.leader_epoch_start_offset),
                 };
                 OffsetsForLeaderEpochResult::Ok { epoch, end_offset }
             }
@@ -41,6 +38,27 @@ impl<L: ReplicaLog> BrokerCore<L> {
         let message = Message::OffsetsForLeaderEpochResponse { result };
         self.send(NodeId::Broker(follower), message);
         Ok(())
+    }
+
+    /// The leader's history lookup (§4.2 step 2, §4.4 `kip-279`): the largest epoch
+    /// `<= requested_epoch` it knows and where that epoch ends. Its history is its records'
+    /// epochs plus its own current epoch, which starts at `leader_epoch_start_offset` even
+    /// before it has records, so a request at or above the current epoch gets
+    /// `(current epoch, LEO)`. `(0, 0)` when it knows no such epoch.
+    pub(super) fn history_end_offset(
+        &self,
+        requested_epoch: Epoch,
+        leader_epoch_start_offset: Offset,
+    ) -> (Epoch, Offset) {
+        let current_epoch = self.installed_view().leader_epoch;
+        if current_epoch <= requested_epoch {
+            return (current_epoch, self.log.log_end_offset());
+        }
+        match self.log.end_offset_for_epoch(requested_epoch) {
+            None => (0, 0),
+            // Records of later epochs, the current one included, follow the end of `epoch`.
+            Some((epoch, end)) => (epoch, end.min(leader_epoch_start_offset)),
+        }
     }
 
     /// The start of the first epoch above `requested_epoch` in the leader's history. Log

@@ -65,10 +65,8 @@ impl<L: ReplicaLog> BrokerCore<L> {
         }
         // The largest epoch <= last_fetched_epoch in our history and where it ends; with no
         // such epoch, "epoch 0" ends where the log starts, at offset 0.
-        let (epoch, end_offset) = self
-            .log
-            .end_offset_for_epoch(request.last_fetched_epoch)
-            .unwrap_or((0, 0));
+        let (epoch, end_offset) =
+            self.history_end_offset(request.last_fetched_epoch, state.leader_epoch_start_offset);
         if epoch != request.last_fetched_epoch || end_offset < request.fetch_offset {
             return Some(FetchResult::DivergingEpoch { epoch, end_offset });
         }
