@@ -33,7 +33,7 @@ use crate::diff;
 /// This harness's trace format version; bump on any change to the layout below.
 pub const TRACE_FORMAT_VERSION: u64 = 1;
 /// The model crate's version, recorded in and required of every trace.
-pub const MODEL_VERSION: &str = env!("INSYNC_MODEL_VERSION");
+pub const MODEL_VERSION: &str = insync_model::VERSION;
 
 /// Where a trace came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

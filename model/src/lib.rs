@@ -37,5 +37,9 @@ pub mod symmetry;
 pub mod types;
 pub mod walk;
 
+/// This model's version (the crate's), which trace files record so that a trace written by
+/// another model version is refused.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
 pub use config::{Acks, Config, Fsync, Variant};
 pub use model::InsyncModel;
