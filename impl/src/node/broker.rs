@@ -432,10 +432,7 @@ pub async fn run_broker(
     on_bound: impl FnOnce(std::net::SocketAddr),
 ) -> Result<(), NodeError> {
     config.options.timing.validate()?;
-    let listener = bind(&config.listen).await?;
-    if let Ok(address) = listener.local_addr() {
-        on_bound(address);
-    }
+    let listener = bind(&config.listen, on_bound).await?;
     let role = BrokerRole::open(config.clone())?;
     let mut peers: BTreeMap<NodeId, String> = config
         .peers

@@ -152,10 +152,7 @@ pub async fn run_controller(
     on_bound: impl FnOnce(std::net::SocketAddr),
 ) -> Result<(), NodeError> {
     config.options.timing.validate()?;
-    let listener = bind(&config.listen).await?;
-    if let Ok(address) = listener.local_addr() {
-        on_bound(address);
-    }
+    let listener = bind(&config.listen, on_bound).await?;
     let role = ControllerRole::open(config.clone())?;
     let wiring = Wiring {
         name: PeerName::Controller,

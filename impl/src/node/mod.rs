@@ -59,14 +59,21 @@ pub enum NodeError {
 }
 
 /// A bound listening socket: bind first, so the address is known (and printed) before anything
-/// else starts, and port 0 works.
-pub async fn bind(address: &str) -> Result<TcpListener, NodeError> {
-    TcpListener::bind(address)
+/// else starts, and port 0 works. `on_bound` is told the address that was bound.
+pub async fn bind(
+    address: &str,
+    on_bound: impl FnOnce(SocketAddr),
+) -> Result<TcpListener, NodeError> {
+    let listener = TcpListener::bind(address)
         .await
         .map_err(|source| NodeError::Bind {
             address: address.to_owned(),
             source,
-        })
+        })?;
+    if let Ok(bound) = listener.local_addr() {
+        on_bound(bound);
+    }
+    Ok(listener)
 }
 
 /// Who a node is and whom it talks to; what `run_node` needs besides the role.
