@@ -13,35 +13,19 @@ use insync_impl::node::config::{ControllerConfig, NodeOptions, Timing};
 use insync_impl::node::controller::run_controller;
 use insync_impl::protocol::{Message, NodeId, Snapshot, Timer, View};
 use insync_impl::storage::FsyncPolicy;
-use insync_impl::wire::{handshake_client, handshake_server, Connection, Hello, PeerName};
-use tokio::net::{TcpListener, TcpStream};
+use insync_impl::wire::{handshake_client, Connection, Hello, PeerName};
+use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
+
+mod stepped_support;
 
 const CLUSTER: &str = "stepped-test";
 const TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A fake broker address: accepts the controller's outbound channel and forwards each frame.
 async fn fake_broker(id: u32, frames: mpsc::UnboundedSender<(u32, Message)>) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap().to_string();
-    tokio::spawn(async move {
-        loop {
-            let (stream, _) = listener.accept().await.unwrap();
-            let frames = frames.clone();
-            tokio::spawn(async move {
-                let connection = Connection::new(stream);
-                let (mut connection, sender) =
-                    handshake_server(connection, CLUSTER, PeerName::Broker(id))
-                        .await
-                        .unwrap();
-                assert_eq!(sender, PeerName::Controller, "the channel names its source");
-                while let Ok(Some(message)) = connection.read::<Message>().await {
-                    let _ = frames.send((id, message));
-                }
-            });
-        }
-    });
-    address
+    let (name, controller) = (PeerName::Broker(id), PeerName::Controller);
+    stepped_support::fake_peer(CLUSTER, name, controller, id, frames).await
 }
 
 fn config(brokers: &BTreeMap<u32, String>, dir: &std::path::Path) -> ControllerConfig {

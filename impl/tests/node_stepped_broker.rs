@@ -14,34 +14,19 @@ use insync_impl::node::broker::run_broker;
 use insync_impl::node::config::{BrokerConfig, NodeOptions, Timing};
 use insync_impl::protocol::{FetchResult, FetchState, Message, NodeId, Record, Snapshot};
 use insync_impl::storage::FsyncPolicy;
-use insync_impl::wire::{handshake_client, handshake_server, Connection, Hello, PeerName};
-use tokio::net::{TcpListener, TcpStream};
+use insync_impl::wire::{handshake_client, Connection, Hello, PeerName};
+use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
+
+mod stepped_support;
 
 const CLUSTER: &str = "stepped-broker-test";
 const TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Accepts the broker's outbound channel to `name` and forwards each frame.
 async fn fake_peer(name: PeerName, frames: mpsc::UnboundedSender<(PeerName, Message)>) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap().to_string();
-    tokio::spawn(async move {
-        loop {
-            let (stream, _) = listener.accept().await.unwrap();
-            let frames = frames.clone();
-            tokio::spawn(async move {
-                let connection = Connection::new(stream);
-                let (mut connection, sender) =
-                    handshake_server(connection, CLUSTER, name).await.unwrap();
-                assert_eq!(sender, PeerName::Broker(2));
-                while let Ok(Some(message)) = connection.read::<Message>().await {
-                    let _ = frames.send((name, message));
-                }
-            });
-        }
-    });
-    address
+    stepped_support::fake_peer(CLUSTER, name, PeerName::Broker(2), name, frames).await
 }
 
 fn config(dir: &std::path::Path, peers: &BTreeMap<u32, String>, controller: &str) -> BrokerConfig {
