@@ -63,14 +63,7 @@ async fn leader_killed_mid_stream_loses_and_duplicates_nothing() {
     leader_killed.send(()).expect("the producer waits");
     let at_kill = acknowledged.load(Ordering::SeqCst);
 
-    let after = test
-        .wait_controller("a new leader", |controller| {
-            controller
-                .view
-                .leader
-                .is_some_and(|leader| leader != old_leader)
-        })
-        .await;
+    let after = test.wait_new_leader(old_leader).await;
     assert!(after.view.leader_epoch > before.view.leader_epoch);
     assert!(
         !after.view.isr.contains(&old_leader),

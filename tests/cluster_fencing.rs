@@ -9,22 +9,13 @@
 
 mod support;
 
-use std::process::Command;
 use std::time::Duration;
 
 use insync_impl::client::{Consumer, ProduceAcks, Producer};
 use insync_impl::protocol::{Acks, Message, ProduceResult};
 use insync_impl::wire::{handshake_client, Connection, Hello, PeerName};
-use support::{values, TestCluster};
+use support::{signal, values, TestCluster};
 use tokio::net::TcpStream;
-
-fn signal(pid: u32, name: &str) {
-    let status = Command::new("kill")
-        .args([name, &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success(), "kill {name} {pid}");
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stale_leader_never_acknowledges_after_a_new_view() {
@@ -38,15 +29,7 @@ async fn a_stale_leader_never_acknowledges_after_a_new_view() {
     let old_leader = before.leader.expect("a leader");
     let pid = test.cluster.broker_pid(old_leader).expect("running");
     signal(pid, "-STOP");
-    let after = test
-        .wait_controller("a new leader", |controller| {
-            controller
-                .view
-                .leader
-                .is_some_and(|leader| leader != old_leader)
-        })
-        .await
-        .view;
+    let after = test.wait_new_leader(old_leader).await.view;
     let new_leader = after.leader.unwrap();
     test.wait_broker(new_leader, "the new leader installed the view", |broker| {
         broker

@@ -9,18 +9,8 @@
 
 mod support;
 
-use std::process::Command;
-
 use insync_impl::client::{Consumer, ProduceAcks, Producer};
-use support::{values, TestCluster};
-
-fn signal(pid: u32, name: &str) {
-    let status = Command::new("kill")
-        .args([name, &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success(), "kill {name} {pid}");
-}
+use support::{signal, values, TestCluster};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_leader_truncates_what_it_alone_held() {
@@ -57,14 +47,7 @@ async fn a_restarted_leader_truncates_what_it_alone_held() {
         signal(*pid, "-CONT");
     }
 
-    let elected = test
-        .wait_controller("a new leader", |controller| {
-            controller
-                .view
-                .leader
-                .is_some_and(|leader| leader != old_leader)
-        })
-        .await;
+    let elected = test.wait_new_leader(old_leader).await;
     producer
         .send(values("later", 0..10))
         .await

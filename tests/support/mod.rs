@@ -100,6 +100,17 @@ impl TestCluster {
         }
     }
 
+    /// Polls the controller until it names a leader other than `old_leader`.
+    pub async fn wait_new_leader(&self, old_leader: BrokerId) -> ControllerSnapshot {
+        self.wait_controller("a new leader", |controller| {
+            controller
+                .view
+                .leader
+                .is_some_and(|leader| leader != old_leader)
+        })
+        .await
+    }
+
     /// Polls broker `id` until `condition` holds.
     pub async fn wait_broker(
         &self,
@@ -172,6 +183,15 @@ pub async fn inspect(address: &str, cluster_id: &str) -> Result<Snapshot, String
 }
 
 /// `n` distinct values `prefix-0`, `prefix-1`, ...
+/// Sends `name` (`-STOP`, `-CONT`, `-9`, ...) to process `pid` with kill(1).
+pub fn signal(pid: u32, name: &str) {
+    let status = std::process::Command::new("kill")
+        .args([name, &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill {name} {pid}");
+}
+
 pub fn values(prefix: &str, range: std::ops::Range<u32>) -> Vec<Vec<u8>> {
     range
         .map(|index| format!("{prefix}-{index}").into_bytes())
