@@ -66,7 +66,9 @@ pub fn on_response(cfg: &Config, state: &mut ClientState, from: BrokerId, msg: &
                     state.next_record += 1;
                 }
                 // On an error the same record is retried later.
-                ProduceResult::NotLeader | ProduceResult::NotEnoughReplicas => {}
+                ProduceResult::NotLeader
+                | ProduceResult::NotEnoughReplicas
+                | ProduceResult::NotEnoughReplicasAfterAppend => {}
             }
         }
         (Some(Request::Consume { broker }), Msg::ConsumeResponse { result }) if broker == from => {
