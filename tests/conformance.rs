@@ -335,6 +335,16 @@ async fn kip966_bug_loses_an_acknowledged_record_on_real_nodes() {
     );
 }
 
+/// Goal: acks=1 on real `kip-966` nodes: the deposed leader acknowledges its own append, and
+/// the real partition does not return the record.
+#[tokio::test]
+async fn acks_1_loses_an_acknowledged_record_on_real_nodes() {
+    let c = scenario_on_real_nodes("acks-1-loss").await;
+    assert_eq!(c.property.as_deref(), Some("no_acks1_record_lost"));
+    assert!(c.leader.is_some(), "a real leader answers consume: {c:?}");
+    assert_acked_record_lost("acks-1-loss", &c);
+}
+
 /// Goal: `min_insync_replicas = 1` on real `kip-966` nodes: the leader alone in the ISR
 /// acknowledges a record and loses it in a crash; nothing returns it.
 #[tokio::test]

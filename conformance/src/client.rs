@@ -60,9 +60,7 @@ pub fn on_response(cfg: &Config, state: &mut ClientState, from: BrokerId, msg: &
             state.in_flight = None;
             match result {
                 ProduceResult::Ok { .. } => {
-                    if cfg.acks == insync_model::config::Acks::All {
-                        state.acked.push(record_id);
-                    }
+                    state.acked.push(record_id);
                     state.next_record += 1;
                 }
                 // On an error the same record is retried later.
