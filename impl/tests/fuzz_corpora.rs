@@ -240,12 +240,16 @@ fn log_seeds() -> Vec<Vec<u8>> {
     let mut corrupt = log.clone();
     let middle = corrupt.len() / 2;
     corrupt[middle] ^= 0x40;
-    vec![
+    let raw = [
         log.clone(),
         log[..log.len() - 3].to_vec(),
         corrupt,
         Vec::new(),
-    ]
+    ];
+    // Mode 1 repairs the CRCs: a changed offset or epoch then reaches its own check.
+    let mut seeds: Vec<Vec<u8>> = raw.iter().map(|file| tagged(0, file.clone())).collect();
+    seeds.extend(raw.iter().take(2).map(|file| tagged(1, file.clone())));
+    seeds
 }
 
 fn checkpoint_seeds() -> Vec<Vec<u8>> {

@@ -90,7 +90,8 @@ pub struct ProtocolArgs {
     /// Every process and client of one cluster must agree on it; others are refused.
     #[arg(long, default_value = DEFAULT_CLUSTER_ID)]
     pub cluster_id: String,
-    /// Conformance mode: no timer fires by itself; the control channel fires timers.
+    /// Conformance mode: no timer fires by itself; the control channel fires timers. Without
+    /// it, FireTimer and Barrier are refused.
     #[arg(long)]
     pub stepped: bool,
     #[command(flatten)]
