@@ -8,7 +8,9 @@
 //! (`storage::simulate_power_loss`: the log cut back to what was fsynced, see
 //! docs/conformance.md), then starts the same binary on the same directory. Dropping a
 //! [`Cluster`] kills every child still running (`kill_on_drop`), so a failing replay never
-//! leaves processes behind.
+//! leaves processes behind. Every node is given one control token, `<dir>/control.token`,
+//! created by the harness before the first start, which the harness presents on each node's
+//! control channel.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -16,6 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
+use insync_impl::node::control_token::{ControlToken, CONTROL_TOKEN_FILE_NAME};
 use insync_impl::protocol::NodeId;
 use insync_impl::storage::simulate_power_loss;
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -48,6 +51,8 @@ pub enum ClusterError {
     PowerLoss { node: NodeId, reason: String },
     #[error("{node:?} is not running")]
     NotRunning { node: NodeId },
+    #[error("cannot create the control token: {0}")]
+    Token(String),
 }
 
 struct NodeProcess {
@@ -70,12 +75,15 @@ pub struct PowerLoss {
 /// The running nodes. See the module doc.
 pub struct Cluster {
     spec: ClusterSpec,
+    token: ControlToken,
     nodes: BTreeMap<NodeId, NodeProcess>,
 }
 
 impl Cluster {
     /// Starts the controller and every broker, and tells the router where each listens.
     pub async fn start(spec: ClusterSpec, router: &mut Router) -> Result<Cluster, ClusterError> {
+        let token = ControlToken::load_or_create(&spec.dir.join(CONTROL_TOKEN_FILE_NAME))
+            .map_err(|error| ClusterError::Token(error.to_string()))?;
         let brokers: Vec<u32> = (1..=spec.brokers).collect();
         let peer_list = |router: &Router| -> String {
             let entries: Vec<String> = brokers
@@ -108,7 +116,7 @@ impl Cluster {
                 node_process(&spec, &format!("broker-{b}"), args),
             );
         }
-        let mut cluster = Cluster { spec, nodes };
+        let mut cluster = Cluster { spec, token, nodes };
         let all: Vec<NodeId> = cluster.nodes.keys().copied().collect();
         for node in &all {
             cluster.spawn(*node).await?;
@@ -125,6 +133,11 @@ impl Cluster {
             .get(&node)
             .and_then(|n| n.listen)
             .ok_or(ClusterError::NotRunning { node })
+    }
+
+    /// The operator's token every node was given.
+    pub fn control_token(&self) -> &ControlToken {
+        &self.token
     }
 
     pub fn data_dir(&self, node: NodeId) -> Option<&Path> {
@@ -283,6 +296,8 @@ fn common_args(spec: &ClusterSpec) -> Vec<String> {
         "--stepped".into(),
         "--cluster-id".into(),
         spec.cluster_id.clone(),
+        "--control-token-file".into(),
+        spec.dir.join(CONTROL_TOKEN_FILE_NAME).display().to_string(),
     ];
     args.extend(spec.protocol_flags.iter().cloned());
     args

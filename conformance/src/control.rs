@@ -1,7 +1,9 @@
 //! A client of one node's control channel: `Inspect`, `FireTimer`, `Barrier`, `Shutdown`.
 //!
 //! The harness opens one control connection per node incarnation, naming itself
-//! `PeerName::Harness` in the handshake, and sends one request at a time: a reply always
+//! `PeerName::Harness` in the handshake and presenting the operator's control token (the nodes
+//! refuse `Inspect`, `FireTimer` and `Barrier` to anyone else, and `FireTimer` and `Barrier`
+//! to everyone unless they run `--stepped`), and sends one request at a time: a reply always
 //! answers the last request, so no request ids are needed. Every request is bounded by a
 //! timeout, so a node that stops answering is reported, never waited on forever.
 
@@ -9,8 +11,9 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use insync_impl::node::control_token::ControlToken;
 use insync_impl::protocol::{Control, ControlReply, NodeId, Snapshot, Timer};
-use insync_impl::wire::{handshake_client, Connection, Hello, PeerName};
+use insync_impl::wire::{handshake_control, Connection, Hello, PeerName};
 use tokio::net::TcpStream;
 
 /// Why a control request failed.
@@ -59,11 +62,13 @@ pub struct ControlClient {
 }
 
 impl ControlClient {
-    /// Connects and handshakes. `addr` is where the node serves its control channel.
+    /// Connects and handshakes as the operator. `addr` is where the node serves its control
+    /// channel.
     pub async fn connect(
         node: NodeId,
         addr: SocketAddr,
         cluster_id: &str,
+        token: &ControlToken,
         timeout: Duration,
     ) -> Result<ControlClient, ControlError> {
         let connect_error = |reason: String| ControlError::Connect { node, addr, reason };
@@ -72,7 +77,8 @@ impl ControlClient {
             .map_err(|e| connect_error(e.to_string()))?;
         stream.set_nodelay(true).ok();
         let hello = Hello::new(cluster_id, PeerName::Harness);
-        let (connection, _) = handshake_client(Connection::new(stream), &hello)
+        let credential = Some(token.credential());
+        let (connection, _) = handshake_control(Connection::new(stream), &hello, credential)
             .await
             .map_err(|e| connect_error(e.to_string()))?;
         Ok(ControlClient {

@@ -13,13 +13,15 @@
 //! - `report`      — replaying a set, the summary (text and JSON), divergences, consequences;
 //! - `sources`     — cover (BFS transition cover), random walks, counterexamples, witnesses;
 //! - `diff`        — field-level differences for divergence reports;
-//! - `evidence`    — a counterexample's violated invariant read from the real nodes' state.
+//! - `evidence`    — a counterexample's violated invariant read from the real nodes' state;
+//! - `fuzzing`     — the trace-file reader's fuzz entry point.
 pub mod abstraction;
 pub mod client;
 pub mod cluster;
 pub mod control;
 pub mod diff;
 pub mod evidence;
+pub mod fuzzing;
 pub mod mapping;
 pub mod replay;
 pub mod report;

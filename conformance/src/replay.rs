@@ -299,7 +299,8 @@ impl Harness {
             .cluster
             .listen_addr(node)
             .map_err(|e| Stop::Harness(e.to_string()))?;
-        let control = ControlClient::connect(node, addr, CLUSTER_ID, self.timeout).await?;
+        let token = self.cluster.control_token();
+        let control = ControlClient::connect(node, addr, CLUSTER_ID, token, self.timeout).await?;
         self.controls.insert(node, control);
         Ok(())
     }

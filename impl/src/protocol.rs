@@ -243,6 +243,22 @@ pub enum ControlReply {
     },
     Metadata(Metadata),
     ShuttingDown,
+    /// The node will not do this for this caller (docs/runtime.md, "Who can do what").
+    Refused(ControlRefusal),
+}
+
+/// Why a control request was refused; the connection stays open.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum ControlRefusal {
+    /// `Inspect`, `Shutdown`, `FireTimer` and `Barrier` need the operator's credential.
+    #[error("{request} needs the operator's control token (presented in the control handshake)")]
+    OperatorOnly { request: String },
+    /// `FireTimer` and `Barrier` exist for the conformance harness: a node in real time runs
+    /// its own clocks, and a timer fired from outside would fence or shrink on command.
+    #[error(
+        "{request} is only served by a node started with --stepped; this one runs in real time"
+    )]
+    SteppedOnly { request: String },
 }
 
 /// Answer to `Control::Metadata`. The view may be stale (a broker's last installed one);

@@ -90,7 +90,8 @@ pub struct ProtocolArgs {
     /// Every process and client of one cluster must agree on it; others are refused.
     #[arg(long, default_value = DEFAULT_CLUSTER_ID)]
     pub cluster_id: String,
-    /// Conformance mode: no timer fires by itself; the control channel fires timers.
+    /// Conformance mode: no timer fires by itself; the control channel fires timers. Without
+    /// it, FireTimer and Barrier are refused.
     #[arg(long)]
     pub stepped: bool,
     #[command(flatten)]
@@ -171,6 +172,7 @@ impl ProtocolArgs {
             fsync: self.fsync,
             stepped: self.stepped,
             timing: self.timing.timing(),
+            control_token_file: None,
         }
     }
 
@@ -209,9 +211,13 @@ pub struct ControllerArgs {
     /// Every broker: ID=ADDR,ID=ADDR,...
     #[arg(long, value_name = "1=ADDR,2=ADDR,...")]
     pub brokers: String,
-    /// Where the controller's state is persisted.
+    /// Where the controller's state is persisted (locked: one process per directory).
     #[arg(long)]
     pub data_dir: PathBuf,
+    /// The operator's control token; created owner-only when absent. Default:
+    /// DATA_DIR/control.token.
+    #[arg(long, value_name = "PATH")]
+    pub control_token_file: Option<PathBuf>,
     /// Print the bound address as JSON on stdout.
     #[arg(long)]
     pub json: bool,
@@ -238,9 +244,13 @@ pub struct BrokerArgs {
     /// Every broker of the partition (this one's entry may be included): ID=ADDR,...
     #[arg(long, value_name = "1=ADDR,2=ADDR,...")]
     pub peers: String,
-    /// Where the log and checkpoints live.
+    /// Where the log and checkpoints live (locked: one process per directory).
     #[arg(long)]
     pub data_dir: PathBuf,
+    /// The operator's control token; created owner-only when absent. Default:
+    /// DATA_DIR/control.token.
+    #[arg(long, value_name = "PATH")]
+    pub control_token_file: Option<PathBuf>,
     /// Conformance: before opening the log, cut it back to what was durable (a power loss).
     #[arg(long, hide = true)]
     pub simulate_power_loss_on_start: bool,
@@ -308,7 +318,8 @@ pub fn run_controller_command(args: ControllerArgs) -> i32 {
         Ok(brokers) => brokers,
         Err(error) => return usage(&error.to_string()),
     };
-    let options = args.protocol.options(brokers.keys().copied().collect());
+    let mut options = args.protocol.options(brokers.keys().copied().collect());
+    options.control_token_file = args.control_token_file;
     let config = ControllerConfig {
         listen: args.listen,
         brokers,
@@ -328,7 +339,8 @@ pub fn run_broker_command(args: BrokerArgs) -> i32 {
         Err(error) => return usage(&error.to_string()),
     };
     peers.entry(args.id).or_insert_with(|| args.listen.clone());
-    let options = args.protocol.options(peers.keys().copied().collect());
+    let mut options = args.protocol.options(peers.keys().copied().collect());
+    options.control_token_file = args.control_token_file;
     let id = args.id;
     let config = BrokerConfig {
         id,
@@ -416,6 +428,7 @@ fn print_cluster(cluster: &LocalCluster, args: &ClusterUpArgs) {
             "brokers": brokers,
             "bootstrap": cluster.bootstrap().join(","),
             "dir": args.dir.display().to_string(),
+            "control_token_file": cluster.control_token_path().display().to_string(),
         });
         println!("{line}");
         return;
@@ -431,11 +444,20 @@ fn print_cluster(cluster: &LocalCluster, args: &ClusterUpArgs) {
     }
     println!("  data        {}", args.dir.display());
     println!(
+        "  control     {} (the operator's token; inspect and Ctrl-C use it)",
+        cluster.control_token_path().display()
+    );
+    println!(
         "try: insync produce --bootstrap {} hello",
         cluster.controller_address()
     );
     println!(
         "     insync consume --bootstrap {} --follow",
+        cluster.controller_address()
+    );
+    println!(
+        "     insync inspect --dir {} --node {}",
+        args.dir.display(),
         cluster.controller_address()
     );
     println!("Ctrl-C stops the cluster.");

@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use insync_impl::client::{ClientConfig, ControlClient};
+use insync_impl::client::ClientConfig;
 use insync_impl::node::local_cluster::{ChildLogs, LocalCluster, LocalClusterSpec};
 use insync_impl::protocol::{BrokerId, BrokerSnapshot, ControllerSnapshot, Snapshot};
 use tokio::time::Instant;
@@ -68,14 +68,18 @@ impl TestCluster {
     }
 
     pub async fn controller(&self) -> ControllerSnapshot {
-        match inspect(self.cluster.controller_address(), self.cluster.cluster_id()).await {
+        match self
+            .cluster
+            .inspect(self.cluster.controller_address())
+            .await
+        {
             Ok(Snapshot::Controller(snapshot)) => snapshot,
             other => panic!("controller inspect: {other:?}"),
         }
     }
 
     pub async fn broker(&self, id: BrokerId) -> BrokerSnapshot {
-        match inspect(self.cluster.broker_address(id), self.cluster.cluster_id()).await {
+        match self.cluster.inspect(self.cluster.broker_address(id)).await {
             Ok(Snapshot::Broker(snapshot)) => snapshot,
             other => panic!("broker {id} inspect: {other:?}"),
         }
@@ -173,13 +177,6 @@ impl TestCluster {
     pub fn log_text(&self, node: &str) -> String {
         std::fs::read_to_string(self.dir.path().join(format!("{node}.log"))).unwrap_or_default()
     }
-}
-
-pub async fn inspect(address: &str, cluster_id: &str) -> Result<Snapshot, String> {
-    let mut control = ControlClient::connect(address, cluster_id)
-        .await
-        .map_err(|error| error.to_string())?;
-    control.inspect().await.map_err(|error| error.to_string())
 }
 
 /// `n` distinct values `prefix-0`, `prefix-1`, ...

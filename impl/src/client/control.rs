@@ -1,6 +1,8 @@
 //! [`ControlClient`]: the control channel as an operator, the `cluster` command, tests or the
 //! conformance harness use it: connect with the handshake name `Harness`, then one request and
-//! one reply at a time.
+//! one reply at a time. [`ControlClient::connect`] is anonymous (enough for `Metadata`);
+//! [`ControlClient::connect_with_token`] presents the operator's control token in the
+//! handshake, which `Inspect`, `Shutdown` and the harness's requests need.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -8,8 +10,9 @@ use std::time::Duration;
 use tokio::net::TcpStream;
 
 use super::ClientError;
+use crate::node::control_token::ControlToken;
 use crate::protocol::{Control, ControlReply, Metadata, NodeId, Snapshot, Timer};
-use crate::wire::{handshake_client, Connection, Hello, PeerName};
+use crate::wire::{handshake_control, Connection, Credential, Hello, PeerName};
 
 /// How long a control request may take before the client gives up on the node. `Barrier`
 /// requests are bounded by the caller instead.
@@ -23,7 +26,25 @@ pub struct ControlClient {
 }
 
 impl ControlClient {
+    /// An anonymous control connection: the node answers `Metadata` only.
     pub async fn connect(address: &str, cluster_id: &str) -> Result<Self, ClientError> {
+        Self::connect_presenting(address, cluster_id, None).await
+    }
+
+    /// A control connection as the operator.
+    pub async fn connect_with_token(
+        address: &str,
+        cluster_id: &str,
+        token: &ControlToken,
+    ) -> Result<Self, ClientError> {
+        Self::connect_presenting(address, cluster_id, Some(token.credential())).await
+    }
+
+    async fn connect_presenting(
+        address: &str,
+        cluster_id: &str,
+        credential: Option<Credential>,
+    ) -> Result<Self, ClientError> {
         let connect = TcpStream::connect(address);
         let stream = tokio::time::timeout(CONTROL_TIMEOUT, connect)
             .await
@@ -33,7 +54,7 @@ impl ControlClient {
             .map_err(|error| ClientError::connect(address, error))?;
         stream.set_nodelay(true).ok();
         let hello = Hello::new(cluster_id, PeerName::Harness);
-        let (connection, _) = handshake_client(Connection::new(stream), &hello)
+        let (connection, _) = handshake_control(Connection::new(stream), &hello, credential)
             .await
             .map_err(|error| ClientError::wire(address, error))?;
         Ok(ControlClient {

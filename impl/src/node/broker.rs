@@ -30,7 +30,7 @@ use tracing::{info, warn};
 use super::config::{BrokerConfig, Timing};
 use super::event_loop::{Outgoing, Role};
 use super::shutdown::{shutdown_pair, spawn_signal_handler};
-use super::{bind, run_node, NodeError, Wiring};
+use super::{bind, claim_data_dir, run_node, NodeError, Wiring};
 use crate::core::{BrokerCore, BrokerStart, ControllerState, CoreError, Effects, ReplicaLog};
 use crate::protocol::{
     BrokerEpoch, BrokerId, Epoch, FetchResult, Message, Metadata, NodeId, Offset,
@@ -432,6 +432,7 @@ pub async fn run_broker(
     on_bound: impl FnOnce(std::net::SocketAddr),
 ) -> Result<(), NodeError> {
     config.options.timing.validate()?;
+    let claim = claim_data_dir(&config.data_dir, &config.options)?;
     let listener = bind(&config.listen, on_bound).await?;
     let role = BrokerRole::open(config.clone())?;
     let mut peers: BTreeMap<NodeId, String> = config
@@ -449,6 +450,7 @@ pub async fn run_broker(
         brokers: config.options.protocol.brokers.iter().copied().collect(),
         accepts_controller: true,
         accepts_clients: true,
+        claim,
     };
     let (trigger, shutdown) = shutdown_pair();
     spawn_signal_handler(trigger.clone());

@@ -73,6 +73,9 @@ pub struct NodeOptions {
     /// No clock at all: only the control channel fires timers (docs/conformance-notes).
     pub stepped: bool,
     pub timing: Timing,
+    /// The operator's control token (docs/runtime.md); `None`: `<data-dir>/control.token`.
+    /// Created with a fresh secret when the file is absent.
+    pub control_token_file: Option<PathBuf>,
 }
 
 /// `insync broker`.

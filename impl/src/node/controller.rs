@@ -15,7 +15,7 @@ use tracing::{info, warn};
 use super::config::ControllerConfig;
 use super::event_loop::{Outgoing, Role};
 use super::shutdown::{shutdown_pair, spawn_signal_handler};
-use super::{bind, run_node, NodeError, Wiring};
+use super::{bind, claim_data_dir, run_node, NodeError, Wiring};
 use crate::core::{ControllerCore, ControllerState, CoreError, Effects};
 use crate::protocol::{BrokerId, Metadata, NodeId, Snapshot, Timer};
 use crate::storage::{read_checkpoint, write_checkpoint};
@@ -152,6 +152,7 @@ pub async fn run_controller(
     on_bound: impl FnOnce(std::net::SocketAddr),
 ) -> Result<(), NodeError> {
     config.options.timing.validate()?;
+    let claim = claim_data_dir(&config.data_dir, &config.options)?;
     let listener = bind(&config.listen, on_bound).await?;
     let role = ControllerRole::open(config.clone())?;
     let wiring = Wiring {
@@ -166,6 +167,7 @@ pub async fn run_controller(
         brokers: config.brokers.keys().copied().collect(),
         accepts_controller: false,
         accepts_clients: false,
+        claim,
     };
     let (trigger, shutdown) = shutdown_pair();
     spawn_signal_handler(trigger.clone());

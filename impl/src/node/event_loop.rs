@@ -7,6 +7,13 @@
 //! what makes stepped mode deterministic and the `Barrier` exact: the loop counts processed
 //! frames per inbound channel and emitted frames per outbound channel, and answers a barrier as
 //! soon as the processed counts reach what the harness says it delivered.
+//!
+//! Control requests are admitted here (docs/runtime.md, "Who can do what"): `Metadata` from
+//! anyone who passed the handshake; `Inspect` and `Shutdown` from the operator (a control
+//! connection that presented the control token); `FireTimer` and `Barrier` from the operator
+//! of a stepped node only, since in real time the node's own clocks decide when timers fire.
+//! A refused request is answered `ControlReply::Refused` and logged; the connection and the
+//! node carry on.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -18,7 +25,9 @@ use tracing::{debug, info, warn};
 use super::peers::PeerHandle;
 use super::shutdown::{Shutdown, ShutdownTrigger};
 use super::NodeError;
-use crate::protocol::{Control, ControlReply, Message, Metadata, NodeId, Snapshot, Timer};
+use crate::protocol::{
+    Control, ControlRefusal, ControlReply, Message, Metadata, NodeId, Snapshot, Timer,
+};
 
 /// Bound of the queue from connection tasks into the event loop. A full queue slows readers
 /// down (TCP back-pressure) rather than growing memory.
@@ -72,9 +81,11 @@ pub enum Input {
         client: u64,
         connection: u64,
     },
-    /// A control request; the reply goes back on `reply`.
+    /// A control request; the reply goes back on `reply`. `operator`: the connection
+    /// presented the control token.
     Control {
         request: Control,
+        operator: bool,
         reply: oneshot::Sender<ControlReply>,
     },
 }
@@ -229,9 +240,35 @@ impl<R: Role> EventLoop<R> {
                     self.outbound.clients.remove(&client);
                 }
             }
-            Input::Control { request, reply } => self.control(request, reply)?,
+            Input::Control {
+                request,
+                operator,
+                reply,
+            } => match self.admit(&request, operator) {
+                Ok(()) => self.control(request, reply)?,
+                Err(refusal) => {
+                    warn!(%refusal, operator, "control request refused");
+                    let _ = reply.send(ControlReply::Refused(refusal));
+                }
+            },
         }
         Ok(())
+    }
+
+    /// Who can do what; see the module doc.
+    fn admit(&self, request: &Control, operator: bool) -> Result<(), ControlRefusal> {
+        let name = || request_name(request).to_owned();
+        match request {
+            Control::Metadata => Ok(()),
+            Control::FireTimer(_) | Control::Barrier { .. } if !self.stepped => {
+                Err(ControlRefusal::SteppedOnly { request: name() })
+            }
+            _ if !operator => Err(ControlRefusal::OperatorOnly { request: name() }),
+            Control::Inspect
+            | Control::FireTimer(_)
+            | Control::Barrier { .. }
+            | Control::Shutdown => Ok(()),
+        }
     }
 
     fn control(
@@ -290,6 +327,16 @@ impl<R: Role> EventLoop<R> {
     }
 }
 
+fn request_name(request: &Control) -> &'static str {
+    match request {
+        Control::Inspect => "Inspect",
+        Control::FireTimer(_) => "FireTimer",
+        Control::Barrier { .. } => "Barrier",
+        Control::Metadata => "Metadata",
+        Control::Shutdown => "Shutdown",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -297,7 +344,10 @@ mod tests {
     use crate::protocol::{BrokerSnapshot, FetchState};
 
     /// Answers every message with a `RegisterBroker` to broker 9, which has no channel.
-    struct EchoRole;
+    /// `real_time`: whether its clock may tick.
+    struct EchoRole {
+        real_time: bool,
+    }
 
     impl Role for EchoRole {
         fn start(&mut self) -> Result<Outgoing, NodeError> {
@@ -338,7 +388,8 @@ mod tests {
             }
         }
         fn tick(&mut self, _now: Instant) -> Result<Outgoing, NodeError> {
-            panic!("a stepped node has no clock");
+            assert!(self.real_time, "a stepped node has no clock");
+            Ok(Vec::new())
         }
         fn close(&mut self) -> Result<(), NodeError> {
             Ok(())
@@ -349,11 +400,21 @@ mod tests {
         inputs: &mpsc::Sender<Input>,
         request: Control,
     ) -> oneshot::Receiver<ControlReply> {
+        control_as(inputs, request, true).await
+    }
+
+    async fn control_as(
+        inputs: &mpsc::Sender<Input>,
+        request: Control,
+        operator: bool,
+    ) -> oneshot::Receiver<ControlReply> {
         let (reply, answer) = oneshot::channel();
-        inputs
-            .send(Input::Control { request, reply })
-            .await
-            .unwrap();
+        let input = Input::Control {
+            request,
+            operator,
+            reply,
+        };
+        inputs.send(input).await.unwrap();
         answer
     }
 
@@ -362,7 +423,7 @@ mod tests {
         let (trigger, shutdown) = shutdown_pair();
         let (inputs, receiver) = mpsc::channel(16);
         let event_loop = EventLoop::new(
-            EchoRole,
+            EchoRole { real_time: false },
             receiver,
             Outbound::new(BTreeMap::new()),
             true,
@@ -401,6 +462,57 @@ mod tests {
             "emitted and dropped: no channel to 9"
         );
 
+        let stopped = control(&inputs, Control::Shutdown).await;
+        assert_eq!(stopped.await.unwrap(), ControlReply::ShuttingDown);
+        running.await.unwrap().unwrap();
+    }
+
+    fn refused_stepped_only(request: &str) -> ControlReply {
+        let request = request.to_owned();
+        ControlReply::Refused(ControlRefusal::SteppedOnly { request })
+    }
+
+    fn refused_operator_only(request: &str) -> ControlReply {
+        let request = request.to_owned();
+        ControlReply::Refused(ControlRefusal::OperatorOnly { request })
+    }
+
+    #[tokio::test]
+    async fn real_time_node_refuses_harness_requests_and_strangers_get_metadata_only() {
+        let (trigger, shutdown) = shutdown_pair();
+        let (inputs, receiver) = mpsc::channel(16);
+        let role = EchoRole { real_time: true };
+        let outbound = Outbound::new(BTreeMap::new());
+        let event_loop = EventLoop::new(role, receiver, outbound, false, trigger);
+        let running = tokio::spawn(event_loop.run(shutdown));
+
+        let fire = Control::FireTimer(Timer::Lag(3));
+        let fired = control(&inputs, fire).await.await.unwrap();
+        assert_eq!(
+            fired,
+            refused_stepped_only("FireTimer"),
+            "even for the operator"
+        );
+        let barrier = Control::Barrier {
+            received: BTreeMap::new(),
+        };
+        let barrier = control(&inputs, barrier).await.await.unwrap();
+        assert_eq!(barrier, refused_stepped_only("Barrier"));
+
+        for (request, name) in [
+            (Control::Inspect, "Inspect"),
+            (Control::Shutdown, "Shutdown"),
+        ] {
+            let answer = control_as(&inputs, request, false).await.await.unwrap();
+            assert_eq!(answer, refused_operator_only(name));
+        }
+        let metadata = control_as(&inputs, Control::Metadata, false).await;
+        assert!(
+            matches!(metadata.await.unwrap(), ControlReply::Metadata(_)),
+            "a stranger may find the leader, and the loop still runs after a refused Shutdown"
+        );
+        let inspected = control(&inputs, Control::Inspect).await.await.unwrap();
+        assert!(matches!(inspected, ControlReply::Inspect(_)));
         let stopped = control(&inputs, Control::Shutdown).await;
         assert_eq!(stopped.await.unwrap(), ControlReply::ShuttingDown);
         running.await.unwrap().unwrap();

@@ -5,6 +5,10 @@
 //! CLI, `CARGO_BIN_EXE_insync` in tests). Ports are picked free up front, because every
 //! process must know every other's address at start. Dropping a `LocalCluster` kills whatever
 //! still runs (SIGKILL), so a failing test never leaves processes behind.
+//!
+//! Every process is given one control token, `<dir>/control.token` (created owner-only at the
+//! first start), so `stop`, `wait_ready` and `insync inspect` act as the operator without
+//! anyone copying a secret around.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -16,6 +20,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::config::format_peers;
+use super::control_token::{ControlToken, TokenError, CONTROL_TOKEN_FILE_NAME};
 use crate::client::ControlClient;
 use crate::protocol::{BrokerId, Snapshot};
 
@@ -57,6 +62,7 @@ struct NodeProcess {
 #[derive(Debug)]
 pub struct LocalCluster {
     spec: LocalClusterSpec,
+    token: ControlToken,
     controller: NodeProcess,
     brokers: BTreeMap<BrokerId, NodeProcess>,
 }
@@ -66,6 +72,7 @@ impl LocalCluster {
     pub fn start(spec: LocalClusterSpec) -> std::io::Result<Self> {
         assert!(spec.brokers >= 1, "a cluster needs a broker");
         std::fs::create_dir_all(&spec.dir)?;
+        let token = ControlToken::load_or_create(&token_path(&spec.dir)).map_err(token_error)?;
         let ports = pick_ports(spec.base_port, spec.brokers as usize + 1)?;
         let controller_address = format!("127.0.0.1:{}", ports[0]);
         let broker_addresses: BTreeMap<BrokerId, String> = (1..=spec.brokers)
@@ -116,6 +123,7 @@ impl LocalCluster {
         }
         let mut cluster = LocalCluster {
             spec,
+            token,
             controller,
             brokers,
         };
@@ -154,6 +162,24 @@ impl LocalCluster {
 
     pub fn cluster_id(&self) -> &str {
         &self.spec.cluster_id
+    }
+
+    /// The operator's token every node of this cluster was given.
+    pub fn control_token(&self) -> &ControlToken {
+        &self.token
+    }
+
+    /// Where the token file is: `<dir>/control.token`.
+    pub fn control_token_path(&self) -> PathBuf {
+        token_path(&self.spec.dir)
+    }
+
+    /// `Inspect` on the node at `address`, as the operator.
+    pub async fn inspect(&self, address: &str) -> Result<Snapshot, String> {
+        let connect =
+            ControlClient::connect_with_token(address, &self.spec.cluster_id, &self.token);
+        let mut control = connect.await.map_err(|error| error.to_string())?;
+        control.inspect().await.map_err(|error| error.to_string())
     }
 
     /// The process id of a running broker (to stop it with SIGSTOP in tests).
@@ -259,7 +285,7 @@ impl LocalCluster {
         condition: impl Fn(&Snapshot) -> bool,
     ) -> Result<Snapshot, String> {
         loop {
-            let last = match inspect(address, &self.spec.cluster_id).await {
+            let last = match self.inspect(address).await {
                 Ok(snapshot) if condition(&snapshot) => return Ok(snapshot),
                 Ok(snapshot) => format!("{snapshot:?}"),
                 Err(error) => error,
@@ -280,7 +306,9 @@ impl LocalCluster {
             .map(|node| node.address.clone())
             .collect();
         for address in addresses {
-            if let Ok(mut control) = ControlClient::connect(&address, &self.spec.cluster_id).await {
+            let connect =
+                ControlClient::connect_with_token(&address, &self.spec.cluster_id, &self.token);
+            if let Ok(mut control) = connect.await {
                 let _ = control.shutdown().await;
             }
         }
@@ -317,11 +345,12 @@ fn kill(node: &mut NodeProcess) {
     }
 }
 
-async fn inspect(address: &str, cluster_id: &str) -> Result<Snapshot, String> {
-    let mut control = ControlClient::connect(address, cluster_id)
-        .await
-        .map_err(|error| error.to_string())?;
-    control.inspect().await.map_err(|error| error.to_string())
+fn token_path(dir: &Path) -> PathBuf {
+    dir.join(CONTROL_TOKEN_FILE_NAME)
+}
+
+fn token_error(error: TokenError) -> std::io::Error {
+    std::io::Error::other(error.to_string())
 }
 
 fn data_dir_args(dir: &Path) -> Vec<String> {
@@ -330,6 +359,8 @@ fn data_dir_args(dir: &Path) -> Vec<String> {
 
 fn common_args(spec: &LocalClusterSpec) -> Vec<String> {
     let mut args = vec!["--cluster-id".into(), spec.cluster_id.clone()];
+    let token = token_path(&spec.dir).display().to_string();
+    args.extend(["--control-token-file".into(), token]);
     args.extend(spec.node_args.iter().cloned());
     args
 }
