@@ -9,7 +9,10 @@
 //! - `control`     — the control channel client (`Inspect`, `FireTimer`, `Barrier`);
 //! - `cluster`     — the controller and brokers as child processes in stepped mode;
 //! - `client`      — the harness plays the model's client actor;
-//! - `replay`      — the step driver: perform, wait (barriers), compare, stop at the first mismatch;
+//! - `replay`      — the step driver: initial state, every step, stop at the first mismatch;
+//! - `step`        — performing one step on the nodes and waiting (barriers) until it is handled;
+//! - `compare`     — pure: the model's state against snapshots, timers, queues and liveness;
+//! - `consequence` — what a counterexample leads to on the real cluster (`insync consume`);
 //! - `report`      — replaying a set, the summary (text and JSON), divergences, consequences;
 //! - `sources`     — cover (BFS transition cover), random walks, counterexamples, witnesses;
 //! - `diff`        — field-level differences for divergence reports;
@@ -17,6 +20,8 @@
 pub mod abstraction;
 pub mod client;
 pub mod cluster;
+pub mod compare;
+pub mod consequence;
 pub mod control;
 pub mod diff;
 pub mod evidence;
@@ -25,4 +30,5 @@ pub mod replay;
 pub mod report;
 pub mod router;
 pub mod sources;
+pub mod step;
 pub mod trace;
