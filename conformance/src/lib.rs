@@ -6,7 +6,6 @@
 //! - `mapping`     — the only model ↔ implementation translation (ids, messages, timers);
 //! - `abstraction` — the abstraction function: a node's snapshot → the model's actor state;
 //! - `router`      — the harness is the network: one FIFO queue per `(src, dst)` channel;
-//! - `control`     — the control channel client (`Inspect`, `FireTimer`, `Barrier`);
 //! - `cluster`     — the controller and brokers as child processes in stepped mode;
 //! - `client`      — the harness plays the model's client actor;
 //! - `replay`      — the step driver: initial state, every step, stop at the first mismatch;
@@ -22,7 +21,6 @@ pub mod client;
 pub mod cluster;
 pub mod compare;
 pub mod consequence;
-pub mod control;
 pub mod diff;
 pub mod evidence;
 pub mod mapping;

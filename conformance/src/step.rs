@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use insync_impl::client::{ClientError, ControlClient};
 use insync_impl::protocol::{self as imp, NodeId};
 use insync_model::model::{Action, SystemState};
 use insync_model::msg::{Msg, Timer};
@@ -22,7 +23,6 @@ use stateright::actor::{ActorModelAction, Id};
 use crate::client;
 use crate::cluster::{Cluster, ClusterSpec};
 use crate::compare;
-use crate::control::{ControlClient, ControlError};
 use crate::mapping::{self, TimerTarget};
 use crate::replay::{protocol_flags, ReplayOptions, CLUSTER_ID};
 use crate::router::Router;
@@ -35,10 +35,10 @@ pub(crate) enum Stop {
     Harness(String),
 }
 
-impl From<ControlError> for Stop {
-    fn from(error: ControlError) -> Self {
-        Stop::Diverged(vec![format!("control channel: {error}")])
-    }
+/// A control request that failed: the node stopped answering or answered nonsense, which is
+/// a divergence (a node the model has up must serve its control channel).
+fn control_failed(node: NodeId) -> impl Fn(ClientError) -> Stop {
+    move |error| Stop::Diverged(vec![format!("control channel of {node:?}: {error}")])
 }
 
 /// The running system under test and the harness's own client.
@@ -93,7 +93,9 @@ impl Harness {
             .cluster
             .listen_addr(node)
             .map_err(|e| Stop::Harness(e.to_string()))?;
-        let control = ControlClient::connect(node, addr, CLUSTER_ID, self.timeout).await?;
+        let control = ControlClient::connect_within(&addr.to_string(), CLUSTER_ID, self.timeout)
+            .await
+            .map_err(control_failed(node))?;
         self.controls.insert(node, control);
         Ok(())
     }
@@ -169,7 +171,15 @@ impl Harness {
             TimerTarget::Node(t) => {
                 let node = self.node(actor)?;
                 let control = self.control(node)?;
-                control.fire(t).await?;
+                let fired = control
+                    .fire_timer(t.clone())
+                    .await
+                    .map_err(control_failed(node))?;
+                if !fired {
+                    return Err(Stop::Diverged(vec![format!(
+                        "{node:?} refused to fire {t:?}: it is not armed"
+                    )]));
+                }
                 return self.settle(node).await;
             }
             TimerTarget::ModelOnly(t) => {
@@ -205,20 +215,23 @@ impl Harness {
     pub(crate) async fn settle(&mut self, node: NodeId) -> Result<(), Stop> {
         let received = self.router.delivered_to(node);
         let timeout = self.timeout;
-        let counts = self.control(node)?.barrier(received).await?;
-        let dropped: BTreeMap<_, _> = counts.dropped.iter().filter(|(_, n)| **n > 0).collect();
+        let (emitted, dropped) = self
+            .control(node)?
+            .barrier(received, timeout)
+            .await
+            .map_err(control_failed(node))?;
+        let dropped: BTreeMap<_, _> = dropped.iter().filter(|(_, n)| **n > 0).collect();
         if !dropped.is_empty() {
             return Err(Stop::Diverged(vec![format!(
                 "{node:?} dropped outbound frames: {dropped:?}"
             )]));
         }
         self.router
-            .wait_arrived(node, &counts.emitted, timeout)
+            .wait_arrived(node, &emitted, timeout)
             .await
             .map_err(|e| Stop::Diverged(vec![e.to_string()]))?;
         let arrived = self.router.arrived_from(node);
-        let emitted: BTreeMap<NodeId, u64> =
-            counts.emitted.into_iter().filter(|(_, n)| *n > 0).collect();
+        let emitted: BTreeMap<NodeId, u64> = emitted.into_iter().filter(|(_, n)| *n > 0).collect();
         if arrived != emitted {
             return Err(Stop::Diverged(vec![format!(
                 "{node:?} reports {emitted:?} frames emitted, the router received {arrived:?}"
@@ -252,7 +265,11 @@ impl Harness {
                 differences.extend(compare::liveness(name, crashed, running));
                 continue;
             }
-            let snapshot = self.control(node)?.inspect().await?;
+            let snapshot = self
+                .control(node)?
+                .inspect()
+                .await
+                .map_err(control_failed(node))?;
             let timers: BTreeSet<Timer> = state.timers_set[index].iter().copied().collect();
             differences.extend(compare::node(name, model, &timers, &snapshot));
             snapshots.insert(node, snapshot);

@@ -52,7 +52,7 @@ impl TestCluster {
             base_port: None,
             logs: ChildLogs::Files,
         };
-        let cluster = LocalCluster::start(spec).expect("cluster starts");
+        let cluster = LocalCluster::start(spec).await.expect("cluster starts");
         let test = TestCluster { cluster, dir };
         if let Err(error) = test.cluster.wait_ready(WAIT).await {
             test.dump_logs();

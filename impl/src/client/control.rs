@@ -1,6 +1,8 @@
-//! [`ControlClient`]: the control channel as an operator, the `cluster` command, tests or the
-//! conformance harness use it: connect with the handshake name `Harness`, then one request and
-//! one reply at a time.
+//! [`ControlClient`]: the one client of a node's control channel, used by operators
+//! (`insync inspect`), the supervisor, the process tests and the conformance harness: connect
+//! with the handshake name `Harness`, then one request and one reply at a time (a reply always
+//! answers the last request, so no request ids are needed). Every request is bounded by the
+//! client's timeout, so a node that stops answering is reported, never waited on forever.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -20,25 +22,39 @@ pub const CONTROL_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct ControlClient {
     connection: Connection<TcpStream>,
     address: String,
+    /// Bound on connecting and on every request but a `Barrier` given its own.
+    timeout: Duration,
 }
 
 impl ControlClient {
+    /// Connects and handshakes, with [`CONTROL_TIMEOUT`] as the bound.
     pub async fn connect(address: &str, cluster_id: &str) -> Result<Self, ClientError> {
+        Self::connect_within(address, cluster_id, CONTROL_TIMEOUT).await
+    }
+
+    /// Connects and handshakes; `timeout` bounds the connection and every later request.
+    pub async fn connect_within(
+        address: &str,
+        cluster_id: &str,
+        timeout: Duration,
+    ) -> Result<Self, ClientError> {
         let connect = TcpStream::connect(address);
-        let stream = tokio::time::timeout(CONTROL_TIMEOUT, connect)
+        let stream = tokio::time::timeout(timeout, connect)
             .await
             .map_err(|_| ClientError::Timeout {
                 what: format!("connecting to {address}"),
             })?
             .map_err(|error| ClientError::connect(address, error))?;
         stream.set_nodelay(true).ok();
-        let hello = Hello::new(cluster_id, PeerName::Harness);
-        let (connection, _) = handshake_client(Connection::new(stream), &hello)
+        let connection = tokio::time::timeout(timeout, handshake(stream, address, cluster_id))
             .await
-            .map_err(|error| ClientError::wire(address, error))?;
+            .map_err(|_| ClientError::Timeout {
+                what: format!("handshake with {address}"),
+            })??;
         Ok(ControlClient {
             connection,
             address: address.to_owned(),
+            timeout,
         })
     }
 
@@ -74,7 +90,7 @@ impl ControlClient {
     }
 
     pub async fn request(&mut self, request: &Control) -> Result<ControlReply, ClientError> {
-        self.request_within(request, CONTROL_TIMEOUT).await
+        self.request_within(request, self.timeout).await
     }
 
     pub async fn inspect(&mut self) -> Result<Snapshot, ClientError> {
@@ -122,4 +138,18 @@ impl ControlClient {
             other => Err(ClientError::unexpected(&self.address, other)),
         }
     }
+}
+
+/// The control channel's handshake, the one place that says how the harness or an operator
+/// introduces itself to a node.
+async fn handshake(
+    stream: TcpStream,
+    address: &str,
+    cluster_id: &str,
+) -> Result<Connection<TcpStream>, ClientError> {
+    let hello = Hello::new(cluster_id, PeerName::Harness);
+    let (connection, _) = handshake_client(Connection::new(stream), &hello)
+        .await
+        .map_err(|error| ClientError::wire(address, error))?;
+    Ok(connection)
 }

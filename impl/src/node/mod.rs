@@ -8,7 +8,9 @@
 //! - [`broker`], [`controller`]: each role's process: storage or persisted state, and its
 //!   real-time clocks (heartbeats, session expiry, replica lag, fetch re-send, parked-fetch
 //!   release, background flush), none of which run in stepped mode;
-//! - [`shutdown`]: the shutdown signal every task selects on.
+//! - [`shutdown`]: the shutdown signal every task selects on;
+//! - [`supervisor`]: nodes as child processes: start, `SIGKILL`, power-loss restart, addresses;
+//!   [`local_cluster`]: a directly wired controller and brokers on the supervisor.
 //!
 //! Task layout of one node: the accept loop, one task per accepted connection, one task per
 //! peer, and the event loop. Only the event loop touches protocol state; the rest move frames.
@@ -21,6 +23,7 @@ pub mod listener;
 pub mod local_cluster;
 pub mod peers;
 pub mod shutdown;
+pub mod supervisor;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
