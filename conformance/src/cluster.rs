@@ -4,9 +4,10 @@
 //! The processes are the implementation's [`Supervisor`]'s, as in `cluster up` and the process
 //! tests: each node listens on `127.0.0.1:0` and reports its bound address, which the
 //! supervisor awaits and this file hands to the router (no port race, no polling). A crash is
-//! `SIGKILL`; the restart first makes the data directory look as a power loss would leave it
-//! (`storage::simulate_power_loss`: every file cut back to what an fsync covered, see
-//! docs/conformance.md), then starts the same binary on the same directory.
+//! `SIGKILL`; before the restart the data directory is made to look as a power loss would leave
+//! it (`storage::simulate_torn_power_loss`: every file cut back to what an fsync covered, plus
+//! a torn piece; see docs/conformance.md), and the harness compares what recovery finds there
+//! with the model's storage; then the same binary starts on the same directory.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -109,23 +110,25 @@ impl Cluster {
         self.supervisor.kill(node).await
     }
 
-    /// Power loss on the dead broker's directory (none for the controller, whose state the
-    /// model does not keep across a crash), then the same binary on the same directory.
+    /// Power loss on a dead broker's directory (`Supervisor::power_loss`); `None` for the
+    /// controller, whose state the model does not keep across a crash.
+    pub fn power_loss(&mut self, node: NodeId) -> Result<Option<PowerLossReport>, SupervisorError> {
+        match node {
+            NodeId::Broker(_) => self.supervisor.power_loss(node).map(Some),
+            NodeId::Controller | NodeId::Client(_) => Ok(None),
+        }
+    }
+
+    /// The same binary on the same directory, after `power_loss`.
     pub async fn restart(
         &mut self,
         node: NodeId,
         router: &mut Router,
-    ) -> Result<Option<PowerLossReport>, SupervisorError> {
+    ) -> Result<(), SupervisorError> {
         router.node_restarted(node);
-        let loss = match node {
-            NodeId::Broker(_) => Some(self.supervisor.restart_after_power_loss(node, &[]).await?),
-            NodeId::Controller | NodeId::Client(_) => {
-                self.supervisor.start(node, &[]).await?;
-                None
-            }
-        };
-        router.set_node_addr(node, self.listen_addr(node)?);
-        Ok(loss)
+        let bound = self.supervisor.start(node, &[]).await?;
+        router.set_node_addr(node, bound);
+        Ok(())
     }
 
     /// Kills everything now (also done on drop).

@@ -6,9 +6,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use insync_impl::protocol as imp;
+use insync_impl::storage::power_loss::Recovered;
 use insync_model::actor::State;
+use insync_model::broker::BrokerStorage;
 use insync_model::client::ClientState;
 use insync_model::msg::{Msg, Timer};
+use insync_model::types::Record;
 use insync_model::Config;
 use serde_json::Value;
 use stateright::actor::{Id, Network};
@@ -144,6 +147,61 @@ pub fn network(
     differences
 }
 
+/// After a power loss: what recovery found on a broker's disk against the model's storage of
+/// that broker (`None`: it never saved any). The model's restart keeps `storage.log` and
+/// installs `min(storage.hw, log length)`; the leader-epoch cache is what the log's epochs
+/// say (a checkpoint ahead of the shortened log is clamped by recovery, as the model's
+/// lookups read the log itself).
+pub fn storage(name: &str, model: Option<&BrokerStorage>, found: &Recovered) -> Vec<String> {
+    let never_saved = BrokerStorage {
+        log: Vec::new(),
+        hw: 0,
+        broker_epoch: 0,
+    };
+    let model = model.unwrap_or(&never_saved);
+    let mut differences = Vec::new();
+    match mapping::records_from_impl(&found.records, 0) {
+        Ok(log) if log == model.log => {}
+        Ok(log) => differences.push(format!(
+            "{name}.storage.log: the model keeps {:?}, recovery found {log:?}",
+            model.log
+        )),
+        Err(e) => differences.push(format!("{name}.storage.log: {e}")),
+    }
+    let hw = u64::from(model.hw).min(model.log.len() as u64);
+    if found.high_watermark != hw {
+        differences.push(format!(
+            "{name}.storage.hw: the model recovers {hw} (checkpoint {}), recovery found {}",
+            model.hw, found.high_watermark
+        ));
+    }
+    let expected = epoch_starts(&model.log);
+    let actual: Vec<(u64, u64)> = found
+        .epochs
+        .iter()
+        .map(|entry| (u64::from(entry.epoch), entry.start_offset))
+        .collect();
+    if actual != expected {
+        differences.push(format!(
+            "{name}.storage.epochs: the model's log starts epochs at {expected:?}, recovery \
+             found {actual:?}"
+        ));
+    }
+    differences
+}
+
+/// `(epoch, first offset)` for every epoch in `log`, in order.
+fn epoch_starts(log: &[Record]) -> Vec<(u64, u64)> {
+    let mut starts: Vec<(u64, u64)> = Vec::new();
+    for (offset, record) in log.iter().enumerate() {
+        let epoch = u64::from(record.leader_epoch);
+        if starts.last().is_none_or(|(last, _)| *last != epoch) {
+            starts.push((epoch, offset as u64));
+        }
+    }
+    starts
+}
+
 /// `controller → broker_1`, in the trace's actor names.
 pub fn channel_name(cfg: &Config, src: Id, dst: Id) -> String {
     let names = trace::actor_vars(cfg);
@@ -204,6 +262,76 @@ mod tests {
             broker_epochs: BTreeMap::new(),
             armed_timers: BTreeSet::new(),
         }
+    }
+
+    fn disk_record(offset: u64, epoch: u32, record_id: u8) -> imp::Record {
+        imp::Record {
+            offset,
+            leader_epoch: epoch,
+            producer_id: crate::mapping::HARNESS_PRODUCER_ID,
+            sequence: u32::from(record_id),
+            value: crate::mapping::payload(record_id),
+        }
+    }
+
+    fn model_storage(log: &[(u8, u8)], hw: u8) -> BrokerStorage {
+        BrokerStorage {
+            log: log
+                .iter()
+                .map(|(leader_epoch, record_id)| Record {
+                    leader_epoch: *leader_epoch,
+                    record_id: *record_id,
+                })
+                .collect(),
+            hw,
+            broker_epoch: 0,
+        }
+    }
+
+    fn found(records: Vec<imp::Record>, high_watermark: u64, epochs: &[(u32, u64)]) -> Recovered {
+        Recovered {
+            records,
+            high_watermark,
+            epochs: epochs
+                .iter()
+                .map(|(epoch, start_offset)| insync_impl::storage::EpochEntry {
+                    epoch: *epoch,
+                    start_offset: *start_offset,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn recovered_storage_matches_the_model_or_names_the_part_that_does_not() {
+        let model = model_storage(&[(0, 1), (1, 2)], 2);
+        let disk = vec![disk_record(0, 0, 1), disk_record(1, 1, 2)];
+        let same = found(disk.clone(), 2, &[(0, 0), (1, 1)]);
+        assert!(storage("broker_1", Some(&model), &same).is_empty());
+        let lost = found(disk[..1].to_vec(), 1, &[(0, 0)]);
+        let found_lost = storage("broker_1", Some(&model), &lost);
+        assert_eq!(
+            found_lost.len(),
+            3,
+            "log, hw and epochs differ: {found_lost:?}"
+        );
+        assert!(found_lost[0].starts_with("broker_1.storage.log"));
+        let stale_hw = found(disk, 1, &[(0, 0), (1, 1)]);
+        let off = storage("broker_1", Some(&model), &stale_hw);
+        assert_eq!(off.len(), 1, "{off:?}");
+        assert!(off[0].starts_with("broker_1.storage.hw"), "{off:?}");
+    }
+
+    #[test]
+    fn the_model_clamps_a_checkpoint_ahead_of_its_log_and_so_must_recovery() {
+        let model = model_storage(&[(0, 1)], 3);
+        let disk = found(vec![disk_record(0, 0, 1)], 1, &[(0, 0)]);
+        assert!(storage("broker_2", Some(&model), &disk).is_empty());
+        let empty = found(Vec::new(), 0, &[]);
+        assert!(
+            storage("broker_2", None, &empty).is_empty(),
+            "never saved: empty"
+        );
     }
 
     #[test]

@@ -214,7 +214,7 @@ impl Harness {
             let (after, _) = &pair[1];
             let action = action.as_ref().expect("inner steps have actions");
             let words = action_summary(&self.cfg, action);
-            self.perform(action)
+            self.perform(before, action)
                 .await
                 .map_err(|s| (step, words.clone(), s))?;
             self.check(after, &mut outcome.snapshots)

@@ -13,7 +13,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use insync_impl::client::{ClientError, ControlClient};
+use insync_impl::node::supervisor::SupervisorError;
 use insync_impl::protocol::{self as imp, NodeId};
+use insync_impl::storage::power_loss::recovered;
+use insync_model::actor::Storage as ModelStorage;
 use insync_model::model::{Action, SystemState};
 use insync_model::msg::{Msg, Timer};
 use insync_model::types::BrokerId;
@@ -101,7 +104,12 @@ impl Harness {
     }
 
     /// Performs one model action on the real system and waits until it is handled.
-    pub(crate) async fn perform(&mut self, action: &Action) -> Result<(), Stop> {
+    /// `before` is the model's state the action starts from (a recovery reads its storage).
+    pub(crate) async fn perform(
+        &mut self,
+        before: &SystemState,
+        action: &Action,
+    ) -> Result<(), Stop> {
         match action {
             ActorModelAction::Deliver { src, dst, msg } => self.deliver(*src, *dst, msg).await,
             ActorModelAction::Timeout(actor, timer) => self.fire(*actor, timer).await,
@@ -117,10 +125,14 @@ impl Harness {
             }
             ActorModelAction::Recover(actor) => {
                 let node = self.node(*actor)?;
+                let harness = |e: SupervisorError| Stop::Harness(e.to_string());
+                if self.cluster.power_loss(node).map_err(harness)?.is_some() {
+                    self.check_storage(before, *actor, node)?;
+                }
                 self.cluster
                     .restart(node, &mut self.router)
                     .await
-                    .map_err(|e| Stop::Harness(e.to_string()))?;
+                    .map_err(harness)?;
                 self.connect(node).await?;
                 self.settle(node).await
             }
@@ -242,6 +254,27 @@ impl Harness {
             return Err(Stop::Diverged(faults));
         }
         Ok(())
+    }
+
+    /// After a power loss, before the restart: what recovery finds on the dead broker's disk
+    /// against what the model says survives its crash (its storage in `before`).
+    fn check_storage(&self, before: &SystemState, actor: Id, node: NodeId) -> Result<(), Stop> {
+        let dir = self.cluster.data_dir(node).expect("a supervised node");
+        let found = recovered(&dir).map_err(|e| {
+            Stop::Diverged(vec![format!(
+                "{node:?}: recovery of {} failed: {e}",
+                dir.display()
+            )])
+        })?;
+        let saved = before.actor_storages[usize::from(actor)].as_ref();
+        let model = saved.map(|ModelStorage::Broker(storage)| storage);
+        let name = &trace::actor_vars(&self.cfg)[usize::from(actor)];
+        let differences = compare::storage(name, model, &found);
+        if differences.is_empty() {
+            Ok(())
+        } else {
+            Err(Stop::Diverged(differences))
+        }
     }
 
     /// Compares the whole real system with the model's `state`; the snapshots read are kept

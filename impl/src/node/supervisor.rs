@@ -39,7 +39,8 @@ use tokio::time::Instant;
 
 use crate::client::ControlClient;
 use crate::protocol::NodeId;
-use crate::storage::{simulate_power_loss, PowerLossReport};
+use crate::storage::power_loss::TORN_TAIL_BYTES_MAX;
+use crate::storage::{simulate_torn_power_loss, PowerLossReport};
 
 /// How long a starting process may take to report its address.
 pub const START_TIMEOUT: Duration = Duration::from_secs(20);
@@ -217,14 +218,21 @@ impl Supervisor {
         Ok(())
     }
 
-    /// Starts a dead broker again on its data directory after making that directory look
-    /// as a power loss would leave it (`storage::simulate_power_loss`): what a skipped fsync
-    /// did not cover is gone. Returns what the power loss removed.
+    /// Starts a dead broker again on its data directory after a [`power_loss`](Self::power_loss).
     pub async fn restart_after_power_loss(
         &mut self,
         node: NodeId,
         extra: &[String],
     ) -> Result<PowerLossReport, SupervisorError> {
+        let report = self.power_loss(node)?;
+        self.start(node, extra).await?;
+        Ok(report)
+    }
+
+    /// Makes a dead broker's data directory look as a power loss would leave it
+    /// (`storage::simulate_torn_power_loss`): what no fsync covered is gone but for a torn
+    /// piece shorter than a record, which recovery must cut. Returns what it removed.
+    pub fn power_loss(&mut self, node: NodeId) -> Result<PowerLossReport, SupervisorError> {
         let dir = self.data_dir(node)?;
         if self.is_running(node) {
             return Err(SupervisorError::State {
@@ -232,12 +240,12 @@ impl Supervisor {
                 state: "running",
             });
         }
-        let report = simulate_power_loss(&dir).map_err(|error| SupervisorError::PowerLoss {
-            node,
-            reason: error.to_string(),
-        })?;
-        self.start(node, extra).await?;
-        Ok(report)
+        simulate_torn_power_loss(&dir, TORN_TAIL_BYTES_MAX).map_err(|error| {
+            SupervisorError::PowerLoss {
+                node,
+                reason: error.to_string(),
+            }
+        })
     }
 
     /// Where the running incarnation of `node` listens.
