@@ -80,6 +80,7 @@ async fn bench(args: &BenchArgs) -> Result<Vec<Row>, String> {
             dir: dir.clone(),
             cluster_id: "insync-bench".into(),
             node_args: vec!["--fsync".into(), fsync.to_string()],
+            broker_args: Vec::new(),
             base_port: None,
             logs: ChildLogs::Files,
         };

@@ -382,6 +382,7 @@ async fn cluster_up(args: ClusterUpArgs) -> i32 {
         dir: args.dir.clone(),
         cluster_id: args.protocol.cluster_id.clone(),
         node_args: args.protocol.flags(),
+        broker_args: Vec::new(),
         base_port: args.base_port,
         logs: ChildLogs::Inherit,
     };

@@ -35,6 +35,8 @@ pub struct LocalClusterSpec {
     pub cluster_id: String,
     /// Flags given to every process (variant, switches, clocks), e.g. `["--fsync", "always"]`.
     pub node_args: Vec<String>,
+    /// Flags given to every broker only, after `node_args`.
+    pub broker_args: Vec<String>,
     /// First port (consecutive ports from there, the operator's choice); `None` reserves
     /// ports from the kernel.
     pub base_port: Option<u16>,
@@ -106,6 +108,9 @@ impl LocalCluster {
                 }
             };
             args.extend(common.iter().cloned());
+            if let NodeId::Broker(_) = node {
+                args.extend(spec.broker_args.iter().cloned());
+            }
             self.supervisor.set_args(*node, args);
             self.supervisor.start(*node, &[]).await?;
         }
