@@ -9,25 +9,27 @@
 //! - [`Listen::Any`]: `127.0.0.1:0`, the kernel picks. For nodes whose peers do not dial them
 //!   directly (the conformance harness's router stands between, and learns the address from
 //!   the supervisor);
-//! - [`Listen::Reserved`]: a port the supervisor took from the kernel (port 0) with a bound,
-//!   never-listening socket, and holds for as long as it supervises the node. Peers are given
+//! - [`Listen::Reserved`]: a free port below the kernel's ephemeral range, which the supervisor
+//!   holds with a bound, never-listening socket for as long as it supervises the node. Peers are given
 //!   their addresses on the command line, so an address must be known before the processes
-//!   start and must stay the node's across restarts. While a socket is bound to the port the
-//!   kernel hands it to no other bind to port 0 and to no outgoing connection, so it cannot
-//!   be taken between a kill and the restart (the race of picking a free port, releasing it
-//!   and starting the node later); the node itself binds with `SO_REUSEADDR` and listens on
-//!   it, which a bound socket that never listens allows. A dead node's port refuses
+//!   start and must stay the node's across restarts. The kernel hands a port below its
+//!   ephemeral range to no bind to port 0 and to no outgoing connection, and the held socket
+//!   keeps off any bind without `SO_REUSEADDR`, so it cannot be taken between a kill and the
+//!   restart (the race of picking a free port, releasing it and starting the node later);
+//!   the node itself binds with `SO_REUSEADDR` and listens on it, which a bound socket that
+//!   never listens allows. A dead node's port refuses
 //!   connections, as a crashed machine's would.
 //!
 //! The children are the `insync` binary itself (`current_exe()` for the CLI,
 //! `CARGO_BIN_EXE_insync` in tests). Every child is killed when the supervisor is dropped
 //! (`kill_on_drop`), so a failing test or replay never leaves processes behind.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use futures::future::select_all;
@@ -104,7 +106,7 @@ struct Supervised {
     args: Vec<String>,
     listen: SocketAddr,
     /// Holds a [`Listen::Reserved`] port; see the module doc.
-    _reservation: Option<TcpSocket>,
+    _reservation: Option<Reservation>,
     child: Option<Child>,
     /// Held open so the child never writes to a closed pipe.
     _stdout: Option<BufReader<ChildStdout>>,
@@ -137,9 +139,9 @@ impl Supervisor {
             Listen::Any => (any, None),
             Listen::Fixed(address) => (address, None),
             Listen::Reserved => {
-                let (address, socket) =
-                    reserve(any).map_err(|source| SupervisorError::Reserve { node, source })?;
-                (address, Some(socket))
+                let (address, reservation) =
+                    reserve().map_err(|source| SupervisorError::Reserve { node, source })?;
+                (address, Some(reservation))
             }
         };
         let name = node_name(node);
@@ -399,14 +401,87 @@ pub fn node_name(node: NodeId) -> String {
     }
 }
 
-/// A port from the kernel, held by a bound socket that never listens.
-fn reserve(any: SocketAddr) -> std::io::Result<(SocketAddr, TcpSocket)> {
+/// The lowest port a reservation takes; reservations stay below the kernel's ephemeral range.
+const RESERVED_PORT_MIN: u16 = 20_000;
+/// Ports tried before a reservation gives up.
+const RESERVE_ATTEMPTS_MAX: u32 = 2_048;
+
+/// Ports this process holds: two bound, non-listening `SO_REUSEADDR` sockets may share a port,
+/// so the supervisor itself must never hand one out twice.
+static RESERVED_PORTS: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+
+/// A port held for a node by a bound socket that never listens; released when dropped.
+#[derive(Debug)]
+struct Reservation {
+    port: u16,
+    _socket: TcpSocket,
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        let mut reserved = RESERVED_PORTS.lock().unwrap_or_else(|p| p.into_inner());
+        reserved.remove(&self.port);
+    }
+}
+
+/// A free loopback port below the kernel's ephemeral range, held. Below that range neither a
+/// bind to port 0 nor an outgoing connection is ever given it by the kernel (within the range
+/// an outgoing connection may share a port with a bound socket, and then the node cannot
+/// listen there); the start is spread by process id so concurrent supervisors rarely probe the
+/// same ports.
+fn reserve() -> std::io::Result<(SocketAddr, Reservation)> {
+    let ceiling = ephemeral_port_min().max(RESERVED_PORT_MIN + 1_000);
+    let span = u32::from(ceiling - RESERVED_PORT_MIN);
+    let start = std::process::id().wrapping_mul(7_919) % span;
+    let mut reserved = RESERVED_PORTS.lock().unwrap_or_else(|p| p.into_inner());
+    for attempt in 0..RESERVE_ATTEMPTS_MAX {
+        let offset = (start + attempt) % span;
+        let port = RESERVED_PORT_MIN + u16::try_from(offset).expect("span fits a port");
+        if reserved.contains(&port) {
+            continue;
+        }
+        match hold(port) {
+            Ok(socket) => {
+                reserved.insert(port);
+                let address = SocketAddr::from(([127, 0, 0, 1], port));
+                let reservation = Reservation {
+                    port,
+                    _socket: socket,
+                };
+                return Ok((address, reservation));
+            }
+            Err(error) if error.kind() == std::io::ErrorKind::AddrInUse => continue,
+            Err(error) => return Err(error),
+        }
+    }
+    Err(std::io::Error::new(
+        std::io::ErrorKind::AddrInUse,
+        "no free loopback port to reserve",
+    ))
+}
+
+/// Binds `port` without listening, after a probe showed that a node could listen there (a
+/// listener elsewhere, or a socket without `SO_REUSEADDR`, would make the probe fail).
+fn hold(port: u16) -> std::io::Result<TcpSocket> {
+    let address = SocketAddr::from(([127, 0, 0, 1], port));
     let socket = TcpSocket::new_v4()?;
     socket.set_reuseaddr(true)?;
-    socket.bind(any)?;
-    let address = socket.local_addr()?;
-    assert_ne!(address.port(), 0, "the kernel picked a port");
-    Ok((address, socket))
+    socket.bind(address)?;
+    let probe = TcpSocket::new_v4()?;
+    probe.set_reuseaddr(true)?;
+    probe.bind(address)?;
+    drop(probe.listen(1)?);
+    Ok(socket)
+}
+
+/// The first port of `ip_local_port_range` (Linux's default, 32768, if it cannot be read).
+fn ephemeral_port_min() -> u16 {
+    let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range");
+    let first = range.ok().and_then(|text| {
+        let first = text.split_whitespace().next()?;
+        first.parse::<u16>().ok()
+    });
+    first.unwrap_or(32_768)
 }
 
 /// Spawns, then awaits the node's first stdout line: its bound address.
@@ -460,13 +535,17 @@ mod tests {
     /// (tokio's `SO_REUSEADDR` bind), connect, drop, connect again, bind again.
     #[tokio::test]
     async fn a_reserved_port_serves_each_incarnation_of_its_node() {
-        let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
-        let (address, _reservation) = reserve(any).unwrap();
+        let (address, reservation) = reserve().unwrap();
+        assert!(address.port() < ephemeral_port_min(), "{address}");
+        let (other, _held) = reserve().unwrap();
+        assert_ne!(other, address, "a port is reserved once");
         let node = tokio::net::TcpListener::bind(address).await.unwrap();
         assert!(tokio::net::TcpStream::connect(address).await.is_ok());
         drop(node);
         assert!(tokio::net::TcpStream::connect(address).await.is_err());
         let again = tokio::net::TcpListener::bind(address).await;
         assert!(again.is_ok(), "the node binds its port again after a crash");
+        drop((again, reservation));
+        assert!(!RESERVED_PORTS.lock().unwrap().contains(&address.port()));
     }
 }
