@@ -17,7 +17,7 @@ pub const DRAIN_DELIVERIES_MAX: usize = 1000;
 /// What a real cluster holds after a counterexample: acknowledged records that are gone.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Consequence {
-    /// Record ids the real brokers acknowledged with `acks=all`.
+    /// Record ids the real brokers acknowledged (with the trace's acks setting).
     pub acked: Vec<u8>,
     /// The leader `consume` read from, per the controller's view.
     pub leader: Option<u32>,

@@ -167,7 +167,7 @@ impl Harness {
                 .pop(source, target)
                 .map_err(|e| Stop::Harness(e.to_string()))?;
             let from = BrokerId::from_id(src);
-            client::on_response(&self.cfg, &mut self.client, from, &mapped);
+            client::on_response(&mut self.client, from, &mapped);
             return Ok(());
         }
         self.router
