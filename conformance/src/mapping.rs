@@ -394,38 +394,6 @@ pub fn client_request_to_impl(msg: &Msg) -> Option<imp::Message> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Model-only detail
-
-/// Messages the model sends and no node sends. None since the implementation adopted
-/// KIP-903's registration answer (DIVERGENCES.md D1, closed); kept so that a future model-only
-/// message has one place to be declared.
-pub fn model_only_message(msg: &Msg) -> bool {
-    match msg {
-        Msg::RegisterBrokerResponse
-        | Msg::LeaderAndIsr(_)
-        | Msg::AlterPartitionResponse { .. }
-        | Msg::AlterPartition { .. }
-        | Msg::RegisterBroker { .. }
-        | Msg::Fetch { .. }
-        | Msg::FetchResponse { .. }
-        | Msg::OffsetsForLeaderEpoch { .. }
-        | Msg::OffsetsForLeaderEpochResponse { .. }
-        | Msg::Produce { .. }
-        | Msg::ProduceResponse { .. }
-        | Msg::Consume { .. }
-        | Msg::ConsumeResponse { .. } => false,
-    }
-}
-
-/// The model's message with the detail the implementation does not carry set to a neutral
-/// value. Nothing is erased since the implementation carries KIP-903 broker epochs and the
-/// `FetchResponse` fetch-offset echo (DIVERGENCES.md D1, closed): the identity, kept so that
-/// a future model-only detail has one place to be declared.
-pub fn erase_model_only(msg: &Msg) -> Msg {
-    msg.clone()
-}
-
-// ---------------------------------------------------------------------------------------------
 // Timers
 
 /// Who fires a model timer on real nodes.

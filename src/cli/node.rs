@@ -394,10 +394,11 @@ async fn cluster_up(args: ClusterUpArgs) -> i32 {
         dir: args.dir.clone(),
         cluster_id: args.protocol.cluster_id.clone(),
         node_args: args.protocol.flags(),
+        broker_args: Vec::new(),
         base_port: args.base_port,
         logs: ChildLogs::Inherit,
     };
-    let mut cluster = match LocalCluster::start(spec) {
+    let mut cluster = match LocalCluster::start(spec).await {
         Ok(cluster) => cluster,
         Err(error) => {
             eprintln!("error: cannot start the cluster: {error}");
@@ -464,14 +465,12 @@ fn print_cluster(cluster: &LocalCluster, args: &ClusterUpArgs) {
 }
 
 /// Reports children that exit by themselves (a crash, or someone's `kill -9`: the rest of the
-/// cluster keeps running, which is the point of a replicated log). Never completes.
+/// cluster keeps running, which is the point of a replicated log). Completes once none runs.
 async fn watch_children(cluster: &mut LocalCluster) {
-    loop {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        for (name, status) in cluster.exited() {
-            eprintln!("{name} exited ({status}); the others keep running");
-        }
+    while let Some((name, status)) = cluster.next_exit().await {
+        eprintln!("{name} exited ({status}); the others keep running");
     }
+    eprintln!("every node has exited");
 }
 
 /// Runs `command` with `tracing` logs on stderr, filtered by `RUST_LOG` (default `default`).

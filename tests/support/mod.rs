@@ -40,6 +40,15 @@ impl TestCluster {
     /// Starts a controller and `brokers` brokers with `extra` flags on every process, and
     /// waits until every broker holds a view.
     pub async fn start(brokers: u32, extra: &[&str]) -> TestCluster {
+        Self::start_with_broker_flags(brokers, extra, &[]).await
+    }
+
+    /// As `start`, with `broker_extra` flags on the brokers only.
+    pub async fn start_with_broker_flags(
+        brokers: u32,
+        extra: &[&str],
+        broker_extra: &[&str],
+    ) -> TestCluster {
         let dir = tempfile::tempdir().expect("temporary directory");
         let mut node_args: Vec<String> = FAST_CLOCKS.iter().map(|flag| flag.to_string()).collect();
         node_args.extend(extra.iter().map(|flag| flag.to_string()));
@@ -49,10 +58,11 @@ impl TestCluster {
             dir: dir.path().to_owned(),
             cluster_id: "insync-test".into(),
             node_args,
+            broker_args: broker_extra.iter().map(|flag| flag.to_string()).collect(),
             base_port: None,
             logs: ChildLogs::Files,
         };
-        let cluster = LocalCluster::start(spec).expect("cluster starts");
+        let cluster = LocalCluster::start(spec).await.expect("cluster starts");
         let test = TestCluster { cluster, dir };
         if let Err(error) = test.cluster.wait_ready(WAIT).await {
             test.dump_logs();

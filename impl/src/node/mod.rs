@@ -11,6 +11,8 @@
 //! - [`shutdown`]: the shutdown signal every task selects on;
 //! - [`data_dir_lock`]: one process per data directory (an advisory lock held for life);
 //! - [`control_token`]: the operator's credential for the control channel.
+//! - [`supervisor`]: nodes as child processes: start, `SIGKILL`, power-loss restart, addresses;
+//!   [`local_cluster`]: a directly wired controller and brokers on the supervisor.
 //!
 //! Task layout of one node: the accept loop, one task per accepted connection, one task per
 //! peer, and the event loop. Only the event loop touches protocol state; the rest move frames.
@@ -25,6 +27,7 @@ pub mod listener;
 pub mod local_cluster;
 pub mod peers;
 pub mod shutdown;
+pub mod supervisor;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;

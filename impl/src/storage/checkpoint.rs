@@ -1,5 +1,5 @@
 //! Small files replaced atomically: the leader-epoch and high-watermark checkpoints, the
-//! durable-end record, and anything else a node persists whole (e.g. the controller's
+//! power-loss layer's synced-lengths record, and anything else a node persists whole (e.g. the controller's
 //! partition state).
 //!
 //! Writing: encode to `<name>.tmp`, fsync it, rename it over `<name>`, fsync the directory.
