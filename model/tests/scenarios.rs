@@ -3,8 +3,8 @@
 //! Method: for each named scenario, a single-threaded BFS for the shortest violation of the
 //! scenario's property (`checker::shortest_path`), then assertions on the path's *shape*, so
 //! that a variant finding some other bug (e.g. every old variant finding KIP-966's) fails the
-//! test. The KIP-320 scenario needs about 130 s and 6 GB of BFS, so its test is `#[ignore]`d:
-//! run it with `cargo test --profile checked -p insync-model --test scenarios -- --ignored`.
+//! test. The KIP-320 scenario needs a BFS of more than 14 GB since the ZooKeeper-era variant
+//! rules, so its test is `#[ignore]`d: run it with `cargo test --profile checked -p insync-model --test scenarios -- --ignored`.
 
 use insync_model::checker::{self, CheckOptions, Status};
 use insync_model::model::{Action, SystemState};
@@ -185,7 +185,7 @@ fn kip101_rediscovers_kip279_bug() {
 /// leading a later epoch (it was falsely suspected and came back by heartbeat); with no fetch
 /// fencing it counts as progress and the HW passes a record the follower does not hold.
 #[test]
-#[ignore = "BFS of about 130 s and 6 GB; run with -- --ignored"]
+#[ignore = "BFS of more than 14 GB since the ZooKeeper-era rules; run with -- --ignored"]
 fn kip279_rediscovers_kip320_bug() {
     let scenario = scenarios::find("kip-320-bug").unwrap();
     assert_eq!(scenario.config.variant, Variant::Kip279);
