@@ -100,3 +100,54 @@ fn only_the_zookeeper_controller_bumps_the_epoch_on_its_own_isr_change() {
         assert_eq!(sim.snapshot(2).view, Some(view), "{variant:?}: installed");
     }
 }
+
+/// §4.2 step 5 (KAFKA-7128). Goal: a new leader whose HW lags what its predecessor committed
+/// adds a follower that reached only that HW to the ISR in `kip-279` (Kafka 2.0.0), and waits
+/// until the follower reaches its epoch start offset in `kip-320`. Method: broker 4 leaves
+/// the ISR and is cut off; `r1` is committed on brokers 1, 2 and 3 before they learn the HW;
+/// broker 3 is cut off, broker 1 expires and broker 2 leads (its HW waits for broker 3);
+/// broker 4 comes back with an empty log and fetches from broker 2.
+#[test]
+fn isr_join_waits_for_the_epoch_start_offset_from_kip320_on() {
+    for (variant, joins_early) in [(Variant::Kip279, true), (Variant::Kip320, false)] {
+        let mut sim = Sim::new(variant, 4, 1);
+        sim.run();
+        sim.block(4);
+        sim.fire_controller(Timer::Expire(4));
+        sim.run();
+        sim.produce(1, rid(1, 0), Acks::All);
+        for follower in [2, 3] {
+            assert!(
+                sim.deliver(broker(1), broker(follower)),
+                "{variant:?}: records"
+            );
+            assert!(
+                sim.deliver(broker(follower), broker(1)),
+                "{variant:?}: next fetch"
+            );
+        }
+        let acked = sim.next_produce_result();
+        assert!(
+            matches!(acked, Some((_, ProduceResult::Ok { .. }))),
+            "{acked:?}"
+        );
+        sim.block(3);
+        sim.fire_controller(Timer::Expire(1));
+        while sim.deliver(CONTROLLER, broker(2)) {}
+        let leader = sim.snapshot(2);
+        assert_eq!(leader.view.as_ref().and_then(|v| v.leader), Some(2));
+        assert_eq!((leader.hw, leader.leader_epoch_start_offset), (0, Some(1)));
+        sim.unblock(4);
+        while sim.deliver(CONTROLLER, broker(4)) {}
+        assert!(
+            sim.deliver(broker(4), broker(2)),
+            "{variant:?}: broker 4's fetch at 0"
+        );
+        let pending = sim.snapshot(2).pending_isr;
+        let expected = joins_early.then(|| isr(&[2, 3, 4]));
+        assert_eq!(
+            pending, expected,
+            "{variant:?}: ISR proposal on a fetch at offset 0"
+        );
+    }
+}

@@ -4,7 +4,8 @@
 //! scenario's property (`checker::shortest_path`), then assertions on the path's *shape*, so
 //! that a variant finding some other bug (e.g. every old variant finding KIP-966's) fails the
 //! test. The KIP-320 scenario needs a BFS of more than 14 GB since the ZooKeeper-era variant
-//! rules, so its test is `#[ignore]`d: run it with `cargo test --profile checked -p insync-model --test scenarios -- --ignored`.
+//! rules, so its test is `#[ignore]`d: run it with
+//! `cargo test --profile checked -p insync-model --test scenarios -- --ignored`.
 
 use insync_model::checker::{self, CheckOptions, Status};
 use insync_model::model::{Action, SystemState};
