@@ -195,8 +195,9 @@ fn assert_acked_record_lost(name: &str, c: &Consequence) {
     );
 }
 
-/// Goal: KIP-101's bug on real `hw-truncation` nodes: a follower truncates to its stale HW on
-/// a new view and is elected; the acknowledged record is gone from what `consume` returns.
+/// Goal: KIP-101's first scenario on real `hw-truncation` nodes: a follower restarts (a fast
+/// restart: it stays in the ISR), truncates to its stale HW on its first view and is elected;
+/// the acknowledged record is gone from what `consume` returns.
 #[tokio::test]
 async fn kip101_bug_loses_an_acknowledged_record_on_real_nodes() {
     let c = scenario_on_real_nodes("kip-101-bug").await;
