@@ -340,9 +340,12 @@ impl Broker {
             self.reject_waiting(leader.waiting, out);
         }
         state.view = Some(view);
-        let changed =
-            previous.is_none_or(|p| p.leader != view.leader || p.leader_epoch != view.leader_epoch);
-        if !changed {
+        let new_leader = previous.is_none_or(|p| p.leader != view.leader);
+        let new_epoch = previous.is_some_and(|p| p.leader_epoch != view.leader_epoch);
+        if !new_leader && new_epoch && !self.cfg.variant.refollows_on_new_epoch() {
+            return self.resume(state, out);
+        }
+        if !new_leader && !new_epoch {
             return;
         }
         state.fetch_state = FetchState::Idle;
@@ -359,6 +362,25 @@ impl Broker {
                 state.fetch_state = FetchState::Truncating;
             }
             _ => self.send_fetch(state, leader.id(), out),
+        }
+    }
+
+    /// §4.1 step 3, before Kafka 2.1: a new epoch of the same leader. The follower does not
+    /// truncate again; it re-sends, at the new epoch, the request its state calls for: a
+    /// `Fetch` if it was fetching, else (`kip-101`, `kip-279`) the epoch lookup, which an
+    /// error may have cut short and which Kafka's fetcher retried. The answer to the request it
+    /// replaces echoes the old epoch and is ignored (§4.3).
+    fn resume(&self, state: &mut BrokerState, out: &mut Out) {
+        let Some(leader) = state.view.and_then(|v| v.leader) else {
+            return;
+        };
+        let lookup = self.cfg.variant.epoch_lookup() && !state.log.is_empty();
+        if lookup && state.fetch_state != FetchState::Fetching {
+            let requested_epoch = epochs::last_epoch(&state.log);
+            out.send(leader.id(), Msg::OffsetsForLeaderEpoch { requested_epoch });
+            state.fetch_state = FetchState::Truncating;
+        } else {
+            self.send_fetch(state, leader.id(), out);
         }
     }
 
@@ -432,7 +454,8 @@ impl Broker {
         if !maximal_isr.contains(follower)
             && leader.pending_isr.is_none()
             && fetch_offset >= hw
-            && fetch_offset >= leader.leader_epoch_start_offset
+            && (fetch_offset >= leader.leader_epoch_start_offset
+                || !self.cfg.variant.isr_join_needs_epoch_start())
         {
             let isr = view.isr.with(follower);
             leader.pending_isr = Some(isr);

@@ -12,16 +12,17 @@ use std::str::FromStr;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Variant {
-    /// Current design: fetch fencing, divergence from the leader, HW waits for
-    /// `min_insync_replicas`, eligible leader replicas (KIP-966).
+    /// Current design (Kafka 3.7+, KRaft): fetch fencing, divergence from the leader, HW waits
+    /// for `min_insync_replicas`, eligible leader replicas (KIP-966).
     Kip966,
-    /// KIP-320: fetch fencing and divergence detection by the leader, no ELR.
+    /// Kafka 2.2–3.x under ZooKeeper: KIP-320's fetch fencing and divergence detection by the
+    /// leader, no ELR.
     Kip320,
-    /// KIP-279: epoch lookup with the common-prefix rule, no fencing.
+    /// Kafka 2.0.0: KIP-279's epoch lookup with the common-prefix rule, no fencing.
     Kip279,
-    /// KIP-101: epoch lookup returning the end of the requested epoch, no fencing.
+    /// Kafka 0.11.0–1.1.1: KIP-101's epoch lookup returning the end of the requested epoch.
     Kip101,
-    /// Before KIP-101: a new follower truncates to its own high watermark.
+    /// Kafka 0.8.2–0.10.2, before KIP-101: a new follower truncates to its own high watermark.
     HwTruncation,
 }
 
@@ -49,6 +50,27 @@ impl Variant {
     /// A new follower looks up the leader's epoch end before fetching.
     pub fn epoch_lookup(self) -> bool {
         matches!(self, Variant::Kip101 | Variant::Kip279)
+    }
+    /// KAFKA-7128 (Kafka 2.0.1, 2.1): a follower joins the ISR only once it has fetched up to
+    /// the start offset of the leader's epoch, not merely up to the leader's (lagging) HW.
+    pub fn isr_join_needs_epoch_start(self) -> bool {
+        matches!(self, Variant::Kip966 | Variant::Kip320)
+    }
+    /// The ZooKeeper-era controller bumped the leader epoch whenever it changed the ISR itself,
+    /// even with the leader unchanged; KRaft stopped in 3.6 (KAFKA-15021).
+    pub fn controller_isr_change_bumps_epoch(self) -> bool {
+        !matches!(self, Variant::Kip966)
+    }
+    /// From Kafka 2.1 a follower becomes follower again (truncation rule and all) on a new
+    /// leader epoch of the same leader; before, only a new leader broker made it do so.
+    pub fn refollows_on_new_epoch(self) -> bool {
+        matches!(self, Variant::Kip966 | Variant::Kip320)
+    }
+    /// The controller notices a restart at registration and takes the broker out of the ISR
+    /// (KRaft; ZooKeeper since Kafka 2.2, KIP-380). Before, a broker back within its session
+    /// timeout kept its ISR place: a fast restart.
+    pub fn restart_leaves_isr(self) -> bool {
+        matches!(self, Variant::Kip966 | Variant::Kip320)
     }
 }
 

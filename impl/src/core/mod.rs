@@ -36,13 +36,19 @@ pub const PRODUCE_RECORDS_MAX: usize = 512;
 /// answered `Overloaded` rather than queued.
 pub const WAITING_REQUESTS_MAX: usize = 4096;
 
-/// Which historical design the node runs (docs/protocol.md §5).
+/// Which historical design the node runs (docs/protocol.md §5, which names the Kafka versions
+/// each one stands for).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Variant {
+    /// Kafka 3.7+ (KRaft).
     Kip966,
+    /// Kafka 2.2–3.x under ZooKeeper.
     Kip320,
+    /// Kafka 2.0.0.
     Kip279,
+    /// Kafka 0.11.0–1.1.1.
     Kip101,
+    /// Kafka 0.8.2–0.10.2.
     HwTruncation,
 }
 
@@ -56,6 +62,32 @@ impl Variant {
     /// `kip-101` and `kip-279` look up the leader's epoch end before fetching.
     pub fn uses_epoch_lookup(self) -> bool {
         matches!(self, Variant::Kip101 | Variant::Kip279)
+    }
+
+    /// KAFKA-7128 (Kafka 2.0.1, 2.1): a follower joins the ISR only once it has fetched up to
+    /// the leader's `leader_epoch_start_offset`, not merely up to the leader's HW, which may
+    /// lag what the previous leader committed (§4.2 step 5).
+    pub fn isr_join_needs_epoch_start(self) -> bool {
+        matches!(self, Variant::Kip966 | Variant::Kip320)
+    }
+
+    /// The ZooKeeper-era controller bumped the leader epoch whenever it changed the ISR itself,
+    /// the leader unchanged; KRaft no longer does (KAFKA-15021, 3.6). §4.10.
+    pub fn controller_isr_change_bumps_epoch(self) -> bool {
+        !matches!(self, Variant::Kip966)
+    }
+
+    /// From Kafka 2.1 a new leader epoch of the same leader makes a follower become follower
+    /// again (its truncation rule included); before, only a new leader broker did (§4.1).
+    pub fn refollows_on_new_epoch(self) -> bool {
+        matches!(self, Variant::Kip966 | Variant::Kip320)
+    }
+
+    /// The controller notices a restart when the broker registers and takes it out of the ISR
+    /// (KRaft; ZooKeeper since 2.2, KIP-380). Before, a broker back within its session timeout
+    /// kept its ISR place: a fast restart (§4.10).
+    pub fn restart_leaves_isr(self) -> bool {
+        matches!(self, Variant::Kip966 | Variant::Kip320)
     }
 }
 

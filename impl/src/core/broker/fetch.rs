@@ -88,16 +88,18 @@ impl<L: ReplicaLog> BrokerCore<L> {
     }
 
     /// Step 5, ISR expansion: f is outside `view.isr ∪ pending_isr`, no `AlterPartition` is
-    /// pending, and f has reached both the HW and the start of this leader's epoch. The
-    /// proposal names f's broker epoch as of this fetch (KIP-903).
+    /// pending, and f has reached the HW and (KAFKA-7128, `kip-320` and `kip-966`) the start
+    /// of this leader's epoch. The proposal names f's broker epoch as of this fetch (KIP-903).
     fn maybe_expand_isr(&mut self, follower: BrokerId, request: &FetchRequest) {
         let fetch_offset = request.fetch_offset;
         let view = self.installed_view();
         let state = self.leader_state();
+        let reached_epoch_start = fetch_offset >= state.leader_epoch_start_offset
+            || !self.config.variant.isr_join_needs_epoch_start();
         let eligible = !view.isr.contains(&follower)
             && state.pending_isr.is_none()
             && fetch_offset >= self.hw
-            && fetch_offset >= state.leader_epoch_start_offset;
+            && reached_epoch_start;
         if !eligible {
             return;
         }
