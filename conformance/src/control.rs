@@ -38,7 +38,8 @@ pub enum ControlError {
     Unexpected {
         node: NodeId,
         request: String,
-        reply: ControlReply,
+        /// Boxed: a snapshot reply is large, and errors travel by value.
+        reply: Box<ControlReply>,
     },
     #[error("{node:?} refused to fire {timer:?}: it is not armed")]
     TimerNotArmed { node: NodeId, timer: Timer },
@@ -155,7 +156,7 @@ impl ControlClient {
         ControlError::Unexpected {
             node: self.node,
             request: request.to_owned(),
-            reply,
+            reply: Box::new(reply),
         }
     }
 }

@@ -132,6 +132,8 @@ pub struct Consequence {
 pub struct Covered {
     pub action_kinds: BTreeSet<&'static str>,
     pub message_types: BTreeSet<&'static str>,
+    /// Timer kinds fired on the real nodes (or, for the client's, by the harness).
+    pub timer_kinds: BTreeSet<&'static str>,
     pub states: BTreeSet<u64>,
     pub transitions: BTreeSet<(u64, String)>,
 }
@@ -757,6 +759,9 @@ fn record(covered: &mut Covered, before: &SystemState, action: &Action, after: &
         if !mapping::model_only_message(msg) {
             covered.message_types.insert(msg.type_name());
         }
+    }
+    if let StepAction::Timeout { timer, .. } = &step {
+        covered.timer_kinds.insert(timer.kind());
     }
     let from = trace::fingerprint(before);
     covered.states.insert(trace::fingerprint(after));

@@ -75,7 +75,9 @@ fn apply(sim: &mut Sim, client: &mut Client, action: &Action) {
                 sim.fire_controller(Timer::Expire(broker));
             }
         }
-        Action::Heartbeat(broker) => sim.heartbeat(broker),
+        Action::Heartbeat(broker) => {
+            sim.heartbeat(broker);
+        }
         Action::CrashRestart(broker) => {
             sim.crash(broker);
             sim.restart(broker);

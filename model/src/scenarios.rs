@@ -20,7 +20,7 @@ pub struct Scenario {
     pub summary: &'static str,
 }
 
-/// Starts from 3 brokers with every budget at 0 and `fsync = always`.
+/// Starts with every budget at 0 and `fsync = always`.
 fn base(variant: Variant, brokers: u8) -> Config {
     let mut cfg = Config::new(brokers).with_variant(variant);
     cfg.records = 1;
@@ -28,6 +28,7 @@ fn base(variant: Variant, brokers: u8) -> Config {
     cfg.expiries = 0;
     cfg.isr_shrinks = 0;
     cfg.reads = 0;
+    cfg.retries = 0;
     cfg.fsync = Fsync::Always;
     cfg
 }

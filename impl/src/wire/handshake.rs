@@ -23,7 +23,7 @@ use super::error::WireError;
 
 /// The version of the message protocol spoken after the handshake. Bump on any change to the
 /// encoding of a message; peers with different versions refuse each other.
-pub const PROTOCOL_VERSION: u16 = 2;
+pub const PROTOCOL_VERSION: u16 = 3;
 
 /// How long either side waits for the whole handshake before giving up on the peer.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
