@@ -110,7 +110,9 @@ pub fn erase_broker(state: &BrokerState) -> BrokerState {
 
 /// The node's armed timers in the model's names, to compare with the model's timer set.
 pub fn armed_timers(timers: &BTreeSet<imp::Timer>) -> Result<BTreeSet<Timer>, MappingError> {
-    timers.iter().map(mapping::timer_from_impl).collect()
+    let mapped: Result<Vec<Option<Timer>>, MappingError> =
+        timers.iter().map(mapping::timer_from_impl).collect();
+    Ok(mapped?.into_iter().flatten().collect())
 }
 
 fn log(snapshot: &imp::BrokerSnapshot) -> Result<Vec<Record>, MappingError> {
@@ -220,6 +222,7 @@ mod tests {
             waiting: vec![(rid(2), 1)],
             fetch_state: imp::FetchState::Idle,
             armed_timers: [imp::Timer::Lag(3)].into_iter().collect(),
+            timers_fired: BTreeMap::new(),
         }
     }
 
@@ -283,12 +286,18 @@ mod tests {
             pending_isr: None,
             waiting: Vec::new(),
             fetch_state: imp::FetchState::Fetching,
-            armed_timers: BTreeSet::new(),
+            armed_timers: [imp::Timer::FetchRetry, imp::Timer::BrokerHeartbeat]
+                .into_iter()
+                .collect(),
+            timers_fired: BTreeMap::new(),
         };
         let state = broker(&snapshot).unwrap();
         assert_eq!((state.broker_epoch, state.registered), (1, false));
         assert!(state.leader.is_none());
         assert_eq!(state.fetch_state, FetchState::Fetching);
+        // `BrokerHeartbeat` is the implementation's alone (protocol.md §6): not compared.
+        let timers = armed_timers(&snapshot.armed_timers).unwrap();
+        assert_eq!(timers, BTreeSet::from([Timer::FetchRetry]));
     }
 
     /// Goal: inconsistent or foreign snapshots are refused, not silently reduced.
@@ -317,6 +326,7 @@ mod tests {
             armed_timers: [imp::Timer::Heartbeat(1), imp::Timer::Expire(3)]
                 .into_iter()
                 .collect(),
+            timers_fired: BTreeMap::new(),
         };
         let state = controller(&snapshot).unwrap();
         assert_eq!(state.view.leader, Some(BrokerId(2)));

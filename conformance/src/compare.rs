@@ -261,6 +261,7 @@ mod tests {
             elr: BTreeSet::new(),
             broker_epochs: BTreeMap::new(),
             armed_timers: BTreeSet::new(),
+            timers_fired: BTreeMap::new(),
         }
     }
 

@@ -416,15 +416,29 @@ pub fn timer_to_impl(timer: &model::Timer) -> TimerTarget {
         model::Timer::Produce(b) => TimerTarget::ClientProduce(*b),
         model::Timer::Consume(b) => TimerTarget::ClientConsume(*b),
         model::Timer::Heartbeat(b) => TimerTarget::Node(imp::Timer::Heartbeat(u32::from(b.0))),
+        // The timers that end a wait (protocol.md §4.12).
+        model::Timer::FetchRetry => TimerTarget::Node(imp::Timer::FetchRetry),
+        model::Timer::FetchBackoff => TimerTarget::Node(imp::Timer::FetchBackoff),
+        model::Timer::ParkedRelease(f) => {
+            TimerTarget::Node(imp::Timer::ParkedRelease(u32::from(f.0)))
+        }
     }
 }
 
-pub fn timer_from_impl(timer: &imp::Timer) -> Result<model::Timer, MappingError> {
-    Ok(match timer {
+/// A node's armed timer in the model's name; `None` for an implementation-only timer that the
+/// model abstracts away (protocol.md §6: `BrokerHeartbeat`, whose heartbeat only fires
+/// controller timers the model fires by itself), which is left out of the comparison.
+pub fn timer_from_impl(timer: &imp::Timer) -> Result<Option<model::Timer>, MappingError> {
+    Ok(Some(match timer {
         imp::Timer::Lag(f) => model::Timer::Lag(broker_from_impl(*f)?),
         imp::Timer::Expire(b) => model::Timer::Expire(broker_from_impl(*b)?),
         imp::Timer::Heartbeat(b) => model::Timer::Heartbeat(broker_from_impl(*b)?),
-    })
+        // The timers that end a wait (protocol.md §4.12).
+        imp::Timer::FetchRetry => model::Timer::FetchRetry,
+        imp::Timer::FetchBackoff => model::Timer::FetchBackoff,
+        imp::Timer::ParkedRelease(f) => model::Timer::ParkedRelease(broker_from_impl(*f)?),
+        imp::Timer::BrokerHeartbeat => return Ok(None),
+    }))
 }
 
 #[cfg(test)]

@@ -87,6 +87,8 @@ pub struct TraceOutcome {
 pub struct Covered {
     pub action_kinds: BTreeSet<&'static str>,
     pub message_types: BTreeSet<&'static str>,
+    /// Timer kinds fired on the real nodes (or, for the client's, by the harness).
+    pub timer_kinds: BTreeSet<&'static str>,
     pub states: BTreeSet<u64>,
     pub transitions: BTreeSet<(u64, String)>,
 }
@@ -233,6 +235,9 @@ fn record(covered: &mut Covered, before: &SystemState, action: &Action, after: &
     covered.action_kinds.insert(step.kind());
     if let StepAction::Deliver { msg, .. } = &step {
         covered.message_types.insert(msg.type_name());
+    }
+    if let StepAction::Timeout { timer, .. } = &step {
+        covered.timer_kinds.insert(timer.kind());
     }
     let from = trace::fingerprint(before);
     covered.states.insert(trace::fingerprint(after));

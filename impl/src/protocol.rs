@@ -204,7 +204,43 @@ pub enum Timer {
     /// false suspicion); handled like a registration at its registered broker epoch. Armed for
     /// every fenced broker; in real time a `Heartbeat` message fires it.
     Heartbeat(BrokerId),
+    // Broker timers that end a wait (docs/protocol.md §4.12).
+    /// Follower: the request in flight got no answer in time; send it again.
+    FetchRetry,
+    /// Follower: stopped by a fencing answer; fetch from the leader again.
+    FetchBackoff,
+    /// Leader: the fetch parked from follower `f` waited long enough; answer it now.
+    ParkedRelease(BrokerId),
+    /// Broker: send the controller a heartbeat (distinct from the controller's `Heartbeat(b)`,
+    /// which that heartbeat fires when b is fenced).
+    BrokerHeartbeat,
 }
+
+impl Timer {
+    /// The timer's kind: its name without the broker id, as in docs/protocol.md §6.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Timer::Lag(_) => "Lag",
+            Timer::Expire(_) => "Expire",
+            Timer::Heartbeat(_) => "Heartbeat",
+            Timer::FetchRetry => "FetchRetry",
+            Timer::FetchBackoff => "FetchBackoff",
+            Timer::ParkedRelease(_) => "ParkedRelease",
+            Timer::BrokerHeartbeat => "BrokerHeartbeat",
+        }
+    }
+}
+
+/// Every timer kind of the cores ([`Timer::kind`]), for coverage and fire counts.
+pub const TIMER_KINDS: &[&str] = &[
+    "Lag",
+    "Expire",
+    "Heartbeat",
+    "FetchRetry",
+    "FetchBackoff",
+    "ParkedRelease",
+    "BrokerHeartbeat",
+];
 
 /// Requests on the control channel (operators, `cluster`, and the conformance harness).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -289,6 +325,8 @@ pub struct ControllerSnapshot {
     /// Each broker's epoch from its last registration (absent: 0, never restarted).
     pub broker_epochs: BTreeMap<BrokerId, BrokerEpoch>,
     pub armed_timers: BTreeSet<Timer>,
+    /// How many times each timer kind has fired in this process, by [`Timer::kind`].
+    pub timers_fired: BTreeMap<String, u64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -328,4 +366,6 @@ pub struct BrokerSnapshot {
     /// Follower only.
     pub fetch_state: FetchState,
     pub armed_timers: BTreeSet<Timer>,
+    /// How many times each timer kind has fired in this process, by [`Timer::kind`].
+    pub timers_fired: BTreeMap<String, u64>,
 }

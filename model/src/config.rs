@@ -173,6 +173,10 @@ pub struct Config {
     /// Total `Heartbeat(b)` firings: a fenced broker that was never down comes back without
     /// restarting (an expiry that was a false suspicion, undone). Off (0) by default.
     pub rejoins: u8,
+    /// Total firings of the timers that end a wait (§4.12): a follower's `FetchRetry` and
+    /// `FetchBackoff`, a leader's `ParkedRelease(f)`. Each can put a second request or an
+    /// empty answer in flight.
+    pub retries: u8,
     /// States whose controller leader epoch exceeds this are outside the search.
     pub max_epoch: u8,
     pub unclean_leader_election: bool,
@@ -195,6 +199,9 @@ impl Config {
             isr_shrinks: if brokers >= 3 { 0 } else { 1 },
             reads: 1,
             rejoins: 0,
+            // One firing multiplies the 2-broker space by about 5 (docs/performance.md); the
+            // 3-broker default stays within a minute without it, and `--retries 1` checks it.
+            retries: if brokers >= 3 { 0 } else { 1 },
             max_epoch: 4,
             unclean_leader_election: false,
             acks: Acks::All,
@@ -248,6 +255,7 @@ impl Config {
             || self.isr_shrinks > 20
             || self.reads > 20
             || self.rejoins > 20
+            || self.retries > 20
         {
             return Err("fault and read budgets must be at most 20".into());
         }
@@ -260,7 +268,7 @@ impl fmt::Display for Config {
         write!(
             f,
             "variant={} brokers={} records={} crashes={} expiries={} isr-shrinks={} reads={} \
-             rejoins={} max-epoch={} unclean={} acks={} min-isr={} fsync={}",
+             rejoins={} retries={} max-epoch={} unclean={} acks={} min-isr={} fsync={}",
             self.variant,
             self.brokers,
             self.records,
@@ -269,6 +277,7 @@ impl fmt::Display for Config {
             self.isr_shrinks,
             self.reads,
             self.rejoins,
+            self.retries,
             self.max_epoch,
             self.unclean_leader_election,
             self.acks,

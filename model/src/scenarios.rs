@@ -29,6 +29,7 @@ fn base(variant: Variant, brokers: u8) -> Config {
     cfg.expiries = 0;
     cfg.isr_shrinks = 0;
     cfg.reads = 0;
+    cfg.retries = 0;
     cfg.fsync = Fsync::Always;
     cfg
 }

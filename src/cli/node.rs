@@ -125,6 +125,9 @@ pub struct TimingArgs {
     /// Leader: a parked (caught-up) fetch is answered empty after this long.
     #[arg(long, default_value_t = 500, value_name = "MS")]
     pub fetch_max_wait_ms: u64,
+    /// Follower: stopped by a fencing answer, it fetches again after this long.
+    #[arg(long, default_value_t = 50, value_name = "MS")]
+    pub fetch_backoff_ms: u64,
     /// Broker with --fsync lazy: background flush period.
     #[arg(long, default_value_t = 1000, value_name = "MS")]
     pub flush_interval_ms: u64,
@@ -138,6 +141,7 @@ impl TimingArgs {
             replica_lag_time_max: Duration::from_millis(self.replica_lag_time_max_ms),
             fetch_timeout: Duration::from_millis(self.fetch_timeout_ms),
             fetch_max_wait: Duration::from_millis(self.fetch_max_wait_ms),
+            fetch_backoff: Duration::from_millis(self.fetch_backoff_ms),
             flush_interval: Duration::from_millis(self.flush_interval_ms),
         }
     }
@@ -149,6 +153,7 @@ impl TimingArgs {
             ("--replica-lag-time-max-ms", self.replica_lag_time_max_ms),
             ("--fetch-timeout-ms", self.fetch_timeout_ms),
             ("--fetch-max-wait-ms", self.fetch_max_wait_ms),
+            ("--fetch-backoff-ms", self.fetch_backoff_ms),
             ("--flush-interval-ms", self.flush_interval_ms),
         ];
         pairs

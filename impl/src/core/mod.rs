@@ -9,19 +9,22 @@
 //! is a value (`ControllerState`) the runtime writes when `Effects::persist_state` is set,
 //! before it sends anything (see `controller`).
 //!
-//! Handler rules are docs/protocol.md §4, one file per message family. Entry points that exist
-//! only in real time (docs/protocol.md §6: fetch re-send, parked-fetch release, heartbeats,
-//! lag bookkeeping) are kept apart in `broker/realtime.rs` and never change model-visible state
-//! in a way the model's rules could not.
+//! Handler rules are docs/protocol.md §4, one file per message family. Time enters only as
+//! timers (docs/protocol.md §2 "Timers", §6): the core arms and cancels them through `Effects`,
+//! says when an armed timer's clock restarts, and handles `fire(timer)` like a message. The
+//! runtime keeps one deadline per armed timer and takes no decision of its own, so stepped
+//! mode (the harness fires) and real time (a clock fires) run the same rules.
 
 pub mod broker;
 pub mod controller;
 mod error;
 pub mod memlog;
 
-pub use broker::{BrokerCore, BrokerStart, LagCandidate};
+pub use broker::{BrokerCore, BrokerStart};
 pub use controller::{ControllerCore, ControllerState};
 pub use error::{ControllerError, CoreError};
+
+use std::collections::BTreeSet;
 
 use crate::protocol::{BrokerId, Epoch, Message, NodeId, Offset, Record, Timer};
 
@@ -112,14 +115,30 @@ impl ProtocolConfig {
 pub struct Effects {
     /// Messages to send, in the order they must be sent.
     pub send: Vec<(NodeId, Message)>,
-    /// Timers to arm (idempotent) and to cancel: the difference between the armed set before
-    /// and after the input.
+    /// Timers whose clock starts now: newly armed ones, and armed ones the input restarts
+    /// (docs/protocol.md §6 "clock restarts on"). An armed timer in neither list keeps its
+    /// deadline.
     pub arm: Vec<Timer>,
+    /// Timers no longer armed: their deadlines are dropped.
     pub cancel: Vec<Timer>,
     /// Controller only: `ControllerCore::state()` changed and must be written durably (fsync)
     /// before any message in `send` leaves the process. Always false for a broker, whose
     /// writes go through `ReplicaLog` before the effects are returned.
     pub persist_state: bool,
+}
+
+/// `Effects::arm`: the timers armed `after` an input but not `before` it, and those armed
+/// after it whose clock it restarted.
+pub(crate) fn timers_to_arm(
+    before: &BTreeSet<Timer>,
+    after: &BTreeSet<Timer>,
+    restarted: &BTreeSet<Timer>,
+) -> Vec<Timer> {
+    after
+        .iter()
+        .filter(|timer| !before.contains(*timer) || restarted.contains(*timer))
+        .cloned()
+        .collect()
 }
 
 impl Effects {

@@ -1,14 +1,9 @@
-//! The broker process: `BrokerCore` over the on-disk `Storage`, and the broker's real-time
-//! clocks (docs/protocol.md §6), none of which run in stepped mode:
+//! The broker process: `BrokerCore` over the on-disk `Storage`.
 //!
-//! - heartbeat: `Heartbeat { partition_epoch }` to the controller every `heartbeat_interval`;
-//! - fetch re-send: a `Fetch` or `OffsetsForLeaderEpoch` unanswered for `fetch_timeout` is sent
-//!   again (`BrokerCore::fetch_timeout`); after a fencing answer that stopped the follower it
-//!   is retried after [`STOPPED_RETRY_DELAY`], since the new view is usually a moment away;
-//! - parked-fetch release: a fetch the leader parked is answered after `fetch_max_wait`
-//!   (`BrokerCore::release_parked`), so idle followers never hit their fetch timeout;
-//! - replica lag: `Lag(f)` fires when f has not caught up (per `BrokerCore::lag_candidates`)
-//!   for `replica_lag_time_max`;
+//! Every protocol deadline (fetch re-send and back-off, parked-fetch release, replica lag,
+//! heartbeat) is a timer of the core, kept by the event loop; this file decides nothing about
+//! them. What remains here in real time is storage upkeep:
+//!
 //! - background flush (`fsync = lazy`): the log is fsynced every `flush_interval`;
 //! - HW checkpoint: a changed HW is written every [`HIGH_WATERMARK_CHECKPOINT_INTERVAL`] and on
 //!   a clean stop, not on every change (stepped mode writes it on every change).
@@ -28,13 +23,12 @@ use tokio::time::Instant;
 use tracing::{info, warn};
 
 use super::config::{BrokerConfig, Timing};
-use super::event_loop::{Outgoing, Role};
+use super::event_loop::{Outgoing, Output, Role};
 use super::shutdown::{shutdown_pair, spawn_signal_handler};
 use super::{bind, claim_data_dir, run_node, NodeError, Wiring};
 use crate::core::{BrokerCore, BrokerStart, ControllerState, CoreError, Effects, ReplicaLog};
 use crate::protocol::{
-    BrokerEpoch, BrokerId, Epoch, FetchResult, Message, Metadata, NodeId, Offset,
-    OffsetsForLeaderEpochResult, Record, Snapshot, Timer,
+    BrokerEpoch, Epoch, Message, Metadata, NodeId, Offset, Record, Snapshot, Timer,
 };
 use crate::storage::log::LOG_FILE_NAME;
 use crate::storage::{
@@ -50,9 +44,6 @@ pub const BROKER_EPOCH_FILE_NAME: &str = "broker-epoch.checkpoint";
 /// `replica.high.watermark.checkpoint.interval.ms`, default 5 s). Stepped mode writes it on
 /// every change, as the model does.
 pub const HIGH_WATERMARK_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(5);
-
-/// Retry delay of a follower stopped by a fencing answer (see the module doc).
-pub const STOPPED_RETRY_DELAY: Duration = Duration::from_millis(50);
 
 /// The broker's storage, shared between the core (which owns it as its `ReplicaLog`) and the
 /// runtime's background flush. Both run on the event loop task, so the lock is never contended.
@@ -101,25 +92,12 @@ impl ReplicaLog for SharedStorage {
     }
 }
 
-/// One follower's lag clock: its caught-up count and since when it has not changed.
-#[derive(Clone, Copy, Debug)]
-struct LagClock {
-    caught_up_count: u64,
-    since: Instant,
-}
-
-/// The real-time clocks (absent in stepped mode).
+/// Real-time storage upkeep (absent in stepped mode).
 #[derive(Debug)]
 struct Clocks {
     timing: Timing,
-    next_heartbeat: Instant,
     next_flush: Instant,
     next_high_watermark_checkpoint: Instant,
-    /// When the follower's outstanding request is given up on and sent again.
-    request_deadline: Option<Instant>,
-    /// Leader: parked fetches and since when.
-    parked_since: BTreeMap<BrokerId, Instant>,
-    lag: BTreeMap<BrokerId, LagClock>,
 }
 
 /// The broker as the event loop drives it.
@@ -166,20 +144,10 @@ impl BrokerRole {
             BrokerCore::new(config.id, protocol, storage.clone(), start).map_err(core_failure)?;
         let clocks = (!config.options.stepped).then(|| {
             let now = Instant::now();
-            // A restarted broker's first heartbeat would repeat the `RegisterBroker` it has
-            // just sent (see `BrokerCore::heartbeat`): wait one interval.
-            let next_heartbeat = match fresh {
-                true => now,
-                false => now + config.options.timing.heartbeat_interval,
-            };
             Clocks {
                 timing: config.options.timing.clone(),
-                next_heartbeat,
                 next_flush: now + config.options.timing.flush_interval,
                 next_high_watermark_checkpoint: now + HIGH_WATERMARK_CHECKPOINT_INTERVAL,
-                request_deadline: None,
-                parked_since: BTreeMap::new(),
-                lag: BTreeMap::new(),
             }
         });
         Ok(BrokerRole {
@@ -191,45 +159,11 @@ impl BrokerRole {
         })
     }
 
-    /// Notes what the clocks need from one input's outgoing messages: requests sent (fetch
-    /// deadline), fetches answered or parked.
-    fn observe(&mut self, fetch_from: Option<BrokerId>, stopped: bool, outgoing: &Outgoing) {
-        let Some(clocks) = self.clocks.as_mut() else {
-            return;
-        };
-        let now = Instant::now();
-        let mut requested = false;
-        let mut answered_fetch = false;
-        for (target, message) in outgoing {
-            match (target, message) {
-                (NodeId::Broker(_), Message::Fetch { .. })
-                | (NodeId::Broker(_), Message::OffsetsForLeaderEpoch { .. }) => requested = true,
-                (NodeId::Broker(follower), Message::FetchResponse { .. }) => {
-                    clocks.parked_since.remove(follower);
-                    answered_fetch |= Some(*follower) == fetch_from;
-                }
-                _ => {}
-            }
-        }
-        if requested {
-            clocks.request_deadline = Some(now + clocks.timing.fetch_timeout);
-        } else if stopped {
-            clocks.request_deadline = Some(now + STOPPED_RETRY_DELAY);
-        }
-        if let (Some(follower), false) = (fetch_from, answered_fetch) {
-            clocks.parked_since.entry(follower).or_insert(now);
-        }
-    }
-
+    /// Storage upkeep: the background flush under `fsync = lazy` and the HW checkpoint.
     fn tick_clocks(&mut self, now: Instant) -> Result<Outgoing, NodeError> {
-        let mut outgoing = Vec::new();
         let Some(clocks) = self.clocks.as_mut() else {
-            return Ok(outgoing);
+            return Ok(Vec::new());
         };
-        if now >= clocks.next_heartbeat {
-            clocks.next_heartbeat = now + clocks.timing.heartbeat_interval;
-            outgoing.push((NodeId::Controller, self.core.heartbeat()));
-        }
         if self.config.options.fsync == FsyncPolicy::Lazy && now >= clocks.next_flush {
             clocks.next_flush = now + clocks.timing.flush_interval;
             self.storage.flush()?;
@@ -238,76 +172,7 @@ impl BrokerRole {
             clocks.next_high_watermark_checkpoint = now + HIGH_WATERMARK_CHECKPOINT_INTERVAL;
             self.storage.flush_high_watermark()?;
         }
-        if clocks
-            .request_deadline
-            .is_some_and(|deadline| now >= deadline)
-        {
-            clocks.request_deadline = None;
-            let sent = self.core.fetch_timeout().send;
-            self.observe(None, false, &sent);
-            outgoing.extend(sent);
-        }
-        outgoing.extend(self.release_parked(now)?);
-        outgoing.extend(self.fire_lagging(now)?);
-        Ok(outgoing)
-    }
-
-    fn release_parked(&mut self, now: Instant) -> Result<Outgoing, NodeError> {
-        let Some(clocks) = self.clocks.as_mut() else {
-            return Ok(Vec::new());
-        };
-        let wait = clocks.timing.fetch_max_wait;
-        let due: Vec<BrokerId> = clocks
-            .parked_since
-            .iter()
-            .filter(|(_, since)| now.saturating_duration_since(**since) >= wait)
-            .map(|(follower, _)| *follower)
-            .collect();
-        let mut outgoing = Vec::new();
-        for follower in due {
-            clocks.parked_since.remove(&follower);
-            let effects = self.core.release_parked(follower).map_err(core_failure)?;
-            outgoing.extend(effects.send);
-        }
-        Ok(outgoing)
-    }
-
-    fn fire_lagging(&mut self, now: Instant) -> Result<Outgoing, NodeError> {
-        let Some(clocks) = self.clocks.as_mut() else {
-            return Ok(Vec::new());
-        };
-        let candidates = self.core.lag_candidates();
-        clocks
-            .lag
-            .retain(|follower, _| candidates.iter().any(|c| c.follower == *follower));
-        let window = clocks.timing.replica_lag_time_max;
-        let mut due = Vec::new();
-        for candidate in candidates {
-            let clock = clocks.lag.entry(candidate.follower).or_insert(LagClock {
-                caught_up_count: candidate.caught_up_count,
-                since: now,
-            });
-            if clock.caught_up_count != candidate.caught_up_count {
-                *clock = LagClock {
-                    caught_up_count: candidate.caught_up_count,
-                    since: now,
-                };
-            }
-            if now.saturating_duration_since(clock.since) >= window {
-                due.push(candidate.follower);
-            }
-        }
-        let mut outgoing = Vec::new();
-        for follower in due {
-            warn!(follower, ?window, "follower lagging; proposing ISR shrink");
-            if let Some(clocks) = self.clocks.as_mut() {
-                clocks.lag.remove(&follower);
-            }
-            if let Some(sent) = self.fire(&Timer::Lag(follower))? {
-                outgoing.extend(sent);
-            }
-        }
-        Ok(outgoing)
+        Ok(Vec::new())
     }
 }
 
@@ -338,31 +203,11 @@ fn core_failure(error: CoreError<StorageError>) -> NodeError {
 }
 
 impl Role for BrokerRole {
-    fn start(&mut self) -> Result<Outgoing, NodeError> {
-        let sent = self.initial.take().unwrap_or_default().send;
-        self.observe(None, false, &sent);
-        Ok(sent)
+    fn start(&mut self) -> Result<Output, NodeError> {
+        Ok(Output::of(self.initial.take().unwrap_or_default()))
     }
 
-    fn step(&mut self, from: NodeId, message: Message) -> Result<Outgoing, NodeError> {
-        let fetch_from = match (&from, &message) {
-            (NodeId::Broker(follower), Message::Fetch { .. }) => Some(*follower),
-            _ => None,
-        };
-        // A fencing answer stops the follower until a new view; it retries soon (the view is
-        // usually a moment away). Other answers leave the fetch deadline alone: a duplicate
-        // answer to a re-sent fetch is dropped by the core and must not trigger another.
-        let stopped = matches!(
-            message,
-            Message::FetchResponse {
-                result: FetchResult::FencedLeaderEpoch
-                    | FetchResult::UnknownLeaderEpoch
-                    | FetchResult::NotLeader,
-                ..
-            } | Message::OffsetsForLeaderEpochResponse {
-                result: OffsetsForLeaderEpochResult::NotLeader
-            }
-        );
+    fn step(&mut self, from: NodeId, message: Message) -> Result<Output, NodeError> {
         let log_end_offset = self.core.log().log_end_offset();
         match self.core.step(from, message) {
             Ok(effects) => {
@@ -371,23 +216,19 @@ impl Role for BrokerRole {
                     // Operators want to see this one: records this replica held are gone.
                     info!(?from, log_end_offset, truncated_to, "log truncated");
                 }
-                self.observe(fetch_from, stopped, &effects.send);
-                Ok(effects.send)
+                Ok(Output::of(effects))
             }
             Err(CoreError::Storage(error)) => Err(NodeError::Storage(error)),
             Err(error) => {
                 warn!(?from, %error, "input refused by the broker core");
-                Ok(Vec::new())
+                Ok(Output::default())
             }
         }
     }
 
-    fn fire(&mut self, timer: &Timer) -> Result<Option<Outgoing>, NodeError> {
+    fn fire(&mut self, timer: &Timer) -> Result<Option<Output>, NodeError> {
         match self.core.fire(timer) {
-            Ok(effects) => {
-                self.observe(None, false, &effects.send);
-                Ok(Some(effects.send))
-            }
+            Ok(effects) => Ok(Some(Output::of(effects))),
             Err(CoreError::TimerNotArmed(_)) => Ok(None),
             Err(error) => Err(core_failure(error)),
         }
@@ -445,7 +286,7 @@ pub async fn run_broker(
     let wiring = Wiring {
         name: PeerName::Broker(config.id),
         cluster_id: config.options.cluster_id.clone(),
-        stepped: config.options.stepped,
+        timing: (!config.options.stepped).then(|| config.options.timing.clone()),
         peers,
         brokers: config.options.protocol.brokers.iter().copied().collect(),
         accepts_controller: true,

@@ -5,9 +5,9 @@
 //!   protocol channel, a client, or the control channel);
 //! - [`peers`]: one outbound connection per peer, reconnecting, with a bounded queue;
 //! - [`event_loop`]: the single task that owns the core and handles inputs one at a time;
-//! - [`broker`], [`controller`]: each role's process: storage or persisted state, and its
-//!   real-time clocks (heartbeats, session expiry, replica lag, fetch re-send, parked-fetch
-//!   release, background flush), none of which run in stepped mode;
+//! - [`broker`], [`controller`]: each role's process: the core over its storage or persisted
+//!   state. Every deadline is a timer of the core, kept by the event loop (real time) or fired
+//!   by the harness (stepped); the roles decide nothing about time themselves;
 //! - [`shutdown`]: the shutdown signal every task selects on;
 //! - [`data_dir_lock`]: one process per data directory (an advisory lock held for life);
 //! - [`control_token`]: the operator's credential for the control channel.
@@ -115,7 +115,8 @@ pub async fn bind(
 pub(crate) struct Wiring {
     pub name: PeerName,
     pub cluster_id: String,
-    pub stepped: bool,
+    /// `None` in stepped mode: no timer fires by itself.
+    pub timing: Option<Timing>,
     pub peers: BTreeMap<NodeId, String>,
     pub brokers: BTreeSet<BrokerId>,
     pub accepts_controller: bool,
@@ -156,12 +157,13 @@ pub(crate) async fn run_node<R: Role>(
         connection_serial: AtomicU64::new(0),
     });
     let accepting = tokio::spawn(listener::serve(listener, context, shutdown.clone()));
-    info!(name = ?wiring.name, %local, stepped = wiring.stepped, "node serving");
+    let stepped = wiring.timing.is_none();
+    info!(name = ?wiring.name, %local, stepped, "node serving");
     let event_loop = EventLoop::new(
         role,
         receiver,
         Outbound::new(handles),
-        wiring.stepped,
+        wiring.timing,
         trigger,
     );
     let result = event_loop.run(shutdown).await;

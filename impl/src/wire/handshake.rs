@@ -31,8 +31,10 @@ use super::error::WireError;
 
 /// The version of the message protocol spoken after the handshake. Bump on any change to the
 /// encoding of a message; peers with different versions refuse each other.
-/// Version 3: the control handshake's [`ControlHello`] and `ControlReply::Refused`.
-pub const PROTOCOL_VERSION: u16 = 3;
+/// Version 3: the control handshake's [`ControlHello`] and `ControlReply::Refused`. Version 4:
+/// the core's named timers (`FetchRetry`, `FetchBackoff`, `ParkedRelease`, `BrokerHeartbeat`) and
+/// the snapshots' `timers_fired`.
+pub const PROTOCOL_VERSION: u16 = 4;
 
 /// How long either side waits for the whole handshake before giving up on the peer.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use super::{BrokerCore, BrokerResult, LeaderState, Replica};
 use crate::core::{ReplicaLog, Variant};
-use crate::protocol::{BrokerId, FetchState, Message, NodeId, ProduceResult, View};
+use crate::protocol::{BrokerId, FetchState, Message, NodeId, ProduceResult, Timer, View};
 
 impl<L: ReplicaLog> BrokerCore<L> {
     /// §4.1 step 0: a restarted broker ignores every view until the controller answered its
@@ -146,7 +146,8 @@ impl<L: ReplicaLog> BrokerCore<L> {
     }
 
     /// Sends `Fetch { leader_epoch: v.leader_epoch, fetch_offset: LEO, last_fetched_epoch,
-    /// broker_epoch }` to the installed view's leader and enters `Fetching`.
+    /// broker_epoch }` to the installed view's leader and enters `Fetching`; `FetchRetry`'s
+    /// clock starts (§4.12).
     pub(super) fn send_fetch(&mut self) {
         let view = self.installed_view();
         let leader = view.leader.expect("a follower fetches only from a leader");
@@ -159,6 +160,7 @@ impl<L: ReplicaLog> BrokerCore<L> {
         };
         self.fetch_state = FetchState::Fetching;
         self.send(NodeId::Broker(leader), message);
+        self.restart(Timer::FetchRetry);
     }
 
     /// §4.1, `kip-101`/`kip-279`: ask the leader where our last epoch ends.
@@ -169,6 +171,7 @@ impl<L: ReplicaLog> BrokerCore<L> {
             NodeId::Broker(leader),
             Message::OffsetsForLeaderEpoch { requested_epoch },
         );
+        self.restart(Timer::FetchRetry);
     }
 }
 
@@ -180,7 +183,6 @@ impl Replica {
             parked_epoch: None,
             broker_epoch: 0,
             end_offset_sent: 0,
-            caught_up_count: 0,
         }
     }
 }

@@ -112,6 +112,7 @@ impl ControllerCore {
             self.state.fenced.contains(&broker),
             "Heartbeat({broker}) armed for an unfenced broker"
         );
+        *self.fired.entry("Heartbeat").or_insert(0) += 1;
         let broker_epoch = self.registered_epoch(broker);
         self.on_register_broker(broker, broker_epoch);
     }
