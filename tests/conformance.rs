@@ -109,7 +109,7 @@ async fn every_action_kind_and_message_type_replays_clean() {
     for variant in [Variant::Kip966, Variant::Kip279] {
         let mut cfg = Config::new(2).with_variant(variant);
         cfg.isr_shrinks = 0;
-        let set = sources::cover(&InsyncModel::new(cfg), 2_000);
+        let set = sources::cover(&InsyncModel::new(cfg), 4_000);
         traces.extend(set.traces);
     }
     let summary = replay(traces, &options(), None).await;

@@ -445,6 +445,9 @@ pub fn timer_to_impl(timer: &model::Timer) -> TimerTarget {
         model::Timer::Produce(b) => TimerTarget::ClientProduce(*b),
         model::Timer::Consume(b) => TimerTarget::ClientConsume(*b),
         model::Timer::Heartbeat(b) => TimerTarget::Node(imp::Timer::Heartbeat(u32::from(b.0))),
+        // The broker's own durability timers (docs/protocol.md §2), fired on that broker.
+        model::Timer::Flush => TimerTarget::Node(imp::Timer::Flush),
+        model::Timer::HwCheckpoint => TimerTarget::Node(imp::Timer::HwCheckpoint),
     }
 }
 
@@ -453,6 +456,8 @@ pub fn timer_from_impl(timer: &imp::Timer) -> Result<model::Timer, MappingError>
         imp::Timer::Lag(f) => model::Timer::Lag(broker_from_impl(*f)?),
         imp::Timer::Expire(b) => model::Timer::Expire(broker_from_impl(*b)?),
         imp::Timer::Heartbeat(b) => model::Timer::Heartbeat(broker_from_impl(*b)?),
+        imp::Timer::Flush => model::Timer::Flush,
+        imp::Timer::HwCheckpoint => model::Timer::HwCheckpoint,
     })
 }
 

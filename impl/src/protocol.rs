@@ -198,6 +198,11 @@ pub enum Timer {
     /// false suspicion); handled like a registration at its registered broker epoch. Armed for
     /// every fenced broker; in real time a `Heartbeat` message fires it.
     Heartbeat(BrokerId),
+    /// Broker: fsync the log up to its end; armed while the durable end offset is below the
+    /// log end offset (only under `fsync = lazy`, since `always` fsyncs every append).
+    Flush,
+    /// Broker: write the HW checkpoint; armed while it differs from the HW in memory.
+    HwCheckpoint,
 }
 
 /// Requests on the control channel (operators, `cluster`, and the conformance harness).
@@ -297,6 +302,10 @@ pub struct BrokerSnapshot {
     pub log: Vec<(Offset, Epoch, RecordId)>,
     pub log_end_offset: Offset,
     pub hw: Offset,
+    /// The log end offset as of the last fsync: what a crash now keeps.
+    pub durable_end_offset: Offset,
+    /// The HW as last written to the checkpoint.
+    pub hw_checkpoint: Offset,
     /// Leader only.
     pub leader_epoch_start_offset: Option<Offset>,
     pub replicas: BTreeMap<BrokerId, ReplicaProgress>,

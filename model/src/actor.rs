@@ -86,6 +86,9 @@ impl InsyncActor {
     ) {
         let mut next = (**state).clone();
         step(&mut next, out);
+        if let (InsyncActor::Broker(broker), State::Broker(after)) = (self, &mut next) {
+            broker.sync(after);
+        }
         match (self, &**state, &next) {
             (InsyncActor::Broker(broker), State::Broker(before), State::Broker(after)) => {
                 let (old, new) = (before.lag_timers(), after.lag_timers());
@@ -95,6 +98,7 @@ impl InsyncActor {
                 for f in old.minus(new).iter() {
                     out.cancel_timer(Timer::Lag(f));
                 }
+                sync_durability_timers(before.durability_timers(), after.durability_timers(), out);
                 if let Some(storage) = broker.storage_update(before, after) {
                     out.save(Storage::Broker(storage));
                 }
@@ -159,6 +163,22 @@ impl Actor for InsyncActor {
             InsyncActor::Controller(_) => "controller".into(),
             InsyncActor::Broker(b) => format!("broker {}", b.id),
             InsyncActor::Client(_) => "client".into(),
+        }
+    }
+}
+
+/// Arms or cancels `Flush` and `HwCheckpoint` as `after` (whether each should be armed)
+/// differs from `before` (§2).
+fn sync_durability_timers(before: (bool, bool), after: (bool, bool), out: &mut Out) {
+    let timers = [
+        (before.0, after.0, Timer::Flush),
+        (before.1, after.1, Timer::HwCheckpoint),
+    ];
+    for (was, is, timer) in timers {
+        match (was, is) {
+            (false, true) => out.set_timer(timer, stateright::actor::model_timeout()),
+            (true, false) => out.cancel_timer(timer),
+            _ => {}
         }
     }
 }

@@ -8,10 +8,12 @@
 //! the minimum LEO over the maximal ISR and, in `kip-966`, moves only while the ISR has at least
 //! `min_insync_replicas` members (KIP-966).
 //!
-//! Durability follows `fsync`: under `always` every append and truncation is saved before
-//! anything is sent; under `lazy` (Kafka's default) appends are never saved, so a crash loses
-//! them; the HW checkpoint is saved whenever the HW changes. A restarted broker holds no view
-//! and ignores `LeaderAndIsr` until the controller answers its `RegisterBroker`.
+//! Durability (§2): the broker knows what it has saved, `flushed` (the durable end of its log)
+//! and `hw_checkpoint`. Under `fsync = always` every append is saved before anything is sent;
+//! under `lazy` (Kafka's default) an append waits for the `Flush` timer, so a crash loses what
+//! came after the last flush. A truncation is always saved. The HW checkpoint lags the HW
+//! until the `HwCheckpoint` timer fires. A restarted broker holds no view and ignores
+//! `LeaderAndIsr` until the controller answers its `RegisterBroker`.
 
 use crate::actor::{Out, Storage};
 use crate::config::{Acks, Config, Fsync, Variant};
@@ -69,6 +71,10 @@ pub struct BrokerState {
     pub view: Option<View>,
     pub log: Vec<Record>,
     pub hw: Offset,
+    /// The durable end of the log: a crash keeps `log[..flushed]` (§2).
+    pub flushed: Offset,
+    /// The HW as last saved; a restart starts from it, clamped to the recovered LEO (§2).
+    pub hw_checkpoint: Offset,
     /// Present while it acts as leader.
     pub leader: Option<LeaderState>,
     pub fetch_state: FetchState,
@@ -77,7 +83,7 @@ pub struct BrokerState {
 /// What survives a crash.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 pub struct BrokerStorage {
-    /// The durable log (always empty under `fsync = lazy`).
+    /// The durable log: the volatile log up to `flushed`.
     pub log: Vec<Record>,
     /// The HW checkpoint.
     pub hw: Offset,
@@ -102,9 +108,28 @@ impl BrokerState {
             broker_epoch: self.broker_epoch,
         }
     }
+    /// Removes the records at `offset` and after. Durable at once, and since the
+    /// implementation fsyncs the whole file to make it so, what is left is durable too (§2).
+    /// The HW is clamped to the new LEO in memory only: the checkpoint lags until
+    /// `HwCheckpoint` fires.
     fn truncate(&mut self, offset: Offset) {
-        self.log.truncate(offset as usize);
+        if offset < self.leo() {
+            self.log.truncate(offset as usize);
+            self.flushed = offset;
+        }
         self.hw = self.hw.min(self.leo());
+    }
+    /// Whether `Flush` and whether `HwCheckpoint` should be armed (§2).
+    pub fn durability_timers(&self) -> (bool, bool) {
+        (self.flushed < self.leo(), self.hw_checkpoint != self.hw)
+    }
+    /// What a crash now would keep.
+    pub fn storage(&self) -> BrokerStorage {
+        BrokerStorage {
+            log: self.log[..self.flushed as usize].to_vec(),
+            hw: self.hw_checkpoint,
+            broker_epoch: self.broker_epoch,
+        }
     }
     /// The `Lag(f)` timers that should be armed (§4.8).
     pub fn lag_timers(&self) -> BrokerSet {
@@ -171,35 +196,34 @@ impl Broker {
                     view: None,
                     log: Vec::new(),
                     hw: 0,
+                    flushed: 0,
+                    hw_checkpoint: 0,
                     leader: None,
                     fetch_state: FetchState::Idle,
                 };
                 self.install(&mut state, view, out);
-                out.save(Storage::Broker(BrokerStorage {
-                    log: Vec::new(),
-                    hw: 0,
-                    broker_epoch: 0,
-                }));
+                out.save(Storage::Broker(state.storage()));
                 state
             }
+            // Opening fsyncs the recovered log and saves the clamped HW checkpoint.
             Some(storage) => {
-                let hw = storage.hw.min(storage.log.len() as Offset);
+                let leo = storage.log.len() as Offset;
+                let hw = storage.hw.min(leo);
                 let broker_epoch = storage.broker_epoch + 1;
-                out.save(Storage::Broker(BrokerStorage {
-                    log: storage.log.clone(),
-                    hw,
-                    broker_epoch,
-                }));
-                out.send(controller(), Msg::RegisterBroker { broker_epoch });
-                BrokerState {
+                let state = BrokerState {
                     broker_epoch,
                     registered: false,
                     view: None,
                     log: storage.log.clone(),
                     hw,
+                    flushed: leo,
+                    hw_checkpoint: hw,
                     leader: None,
                     fetch_state: FetchState::Idle,
-                }
+                };
+                out.save(Storage::Broker(state.storage()));
+                out.send(controller(), Msg::RegisterBroker { broker_epoch });
+                state
             }
         }
     }
@@ -278,9 +302,19 @@ impl Broker {
         }
     }
 
-    /// `Lag(f)` fired: propose the ISR without f (§4.8).
+    /// A broker timer fired: `Flush` and `HwCheckpoint` save (§2), `Lag(f)` proposes a
+    /// shrink (§4.8).
     pub fn on_timeout(&self, state: &mut BrokerState, timer: Timer, out: &mut Out) {
-        let Timer::Lag(follower) = timer else { return };
+        match timer {
+            Timer::Flush => state.flushed = state.leo(),
+            Timer::HwCheckpoint => state.hw_checkpoint = state.hw,
+            Timer::Lag(follower) => self.on_lag(state, follower, out),
+            Timer::Expire(_) | Timer::Heartbeat(_) | Timer::Produce(_) | Timer::Consume(_) => {}
+        }
+    }
+
+    /// `Lag(f)` fired: propose the ISR without f (§4.8).
+    fn on_lag(&self, state: &mut BrokerState, follower: BrokerId, out: &mut Out) {
         if !state.lag_timers().contains(follower) {
             return;
         }
@@ -662,25 +696,25 @@ impl Broker {
         }
     }
 
-    /// What must be saved after a step that turned `before` into `after`: the HW checkpoint
-    /// whenever the HW changed, the log on every change under `fsync = always`.
+    /// Ends a step: under `fsync = always` every append was made durable before anything
+    /// was sent (§2).
+    pub fn sync(&self, state: &mut BrokerState) {
+        if self.cfg.fsync == Fsync::Always {
+            state.flushed = state.leo();
+        }
+        assert!(state.flushed <= state.leo(), "durable end past the LEO");
+    }
+
+    /// What must be saved after a step that turned `before` into `after`: the durable log
+    /// prefix or the HW checkpoint, when either changed.
     pub fn storage_update(
         &self,
         before: &BrokerState,
         after: &BrokerState,
     ) -> Option<BrokerStorage> {
-        let log_changed = before.log != after.log;
-        if before.hw == after.hw && !(log_changed && self.cfg.fsync == Fsync::Always) {
-            return None;
+        fn durable(s: &BrokerState) -> (&[Record], Offset) {
+            (&s.log[..s.flushed as usize], s.hw_checkpoint)
         }
-        let log = match self.cfg.fsync {
-            Fsync::Always => after.log.clone(),
-            Fsync::Lazy => Vec::new(),
-        };
-        Some(BrokerStorage {
-            log,
-            hw: after.hw,
-            broker_epoch: after.broker_epoch,
-        })
+        (durable(before) != durable(after)).then(|| after.storage())
     }
 }

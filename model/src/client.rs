@@ -113,7 +113,12 @@ impl Client {
                 out.send(broker.id(), Msg::Consume { fetch_offset: 0 });
                 state.in_flight = Some(Request::Consume { broker });
             }
-            Timer::Produce(_) | Timer::Lag(_) | Timer::Expire(_) | Timer::Heartbeat(_) => {}
+            Timer::Produce(_)
+            | Timer::Lag(_)
+            | Timer::Expire(_)
+            | Timer::Heartbeat(_)
+            | Timer::Flush
+            | Timer::HwCheckpoint => {}
         }
     }
 

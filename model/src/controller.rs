@@ -176,7 +176,12 @@ impl Controller {
                 let broker_epoch = state.broker_epochs.get(&b).copied().unwrap_or(0);
                 return self.register(state, b, broker_epoch, out);
             }
-            Timer::Heartbeat(_) | Timer::Lag(_) | Timer::Produce(_) | Timer::Consume(_) => return,
+            Timer::Heartbeat(_)
+            | Timer::Lag(_)
+            | Timer::Produce(_)
+            | Timer::Consume(_)
+            | Timer::Flush
+            | Timer::HwCheckpoint => return,
         };
         if state.fenced.contains(b) {
             return;

@@ -130,6 +130,11 @@ pub enum Timer {
     Produce(BrokerId),
     /// Client: send `Consume` to broker `b` (§4.11).
     Consume(BrokerId),
+    /// Broker, `fsync = lazy`: make the log durable up to the LEO; armed while the durable end
+    /// `flushed` is below the LEO (§2).
+    Flush,
+    /// Broker: save the HW checkpoint; armed while it differs from the HW in memory (§2).
+    HwCheckpoint,
 }
 
 /// The message type names, for coverage reports.
@@ -206,6 +211,8 @@ impl Rewrite<Id> for Timer {
             Timer::Heartbeat(b) => Timer::Heartbeat(b.rewrite(plan)),
             Timer::Produce(b) => Timer::Produce(b.rewrite(plan)),
             Timer::Consume(b) => Timer::Consume(b.rewrite(plan)),
+            Timer::Flush => Timer::Flush,
+            Timer::HwCheckpoint => Timer::HwCheckpoint,
         }
     }
 }

@@ -11,6 +11,7 @@
 //! - `epoch_lookup`: `OffsetsForLeaderEpoch`, both sides (§4.4, `kip-101`/`kip-279`);
 //! - `produce`, `producers`: `Produce` and the idempotent-producer table (§4.5);
 //! - `consume` (§4.6), `high_watermark` (§4.7), `lag` (§4.8), `alter_partition` (§4.9);
+//! - `durability`: the `Flush` and `HwCheckpoint` timers (§2);
 //! - `realtime`: entry points the model abstracts away (§6).
 //!
 //! Every handler appends the messages it emits to `outbox` in protocol order; `finish` turns
@@ -18,6 +19,7 @@
 
 mod alter_partition;
 mod consume;
+mod durability;
 mod epoch_lookup;
 mod fetch;
 mod fetch_response;
@@ -255,19 +257,25 @@ impl<L: ReplicaLog> BrokerCore<L> {
         }
     }
 
-    /// Fires an armed timer: only `Lag(f)` exists on a broker (§4.8).
+    /// Fires an armed timer: `Lag(f)` (§4.8), `Flush` or `HwCheckpoint` (§2).
     pub fn fire(&mut self, timer: &Timer) -> BrokerResult<Effects, L> {
         if !self.armed.contains(timer) {
             return Err(CoreError::TimerNotArmed(timer.clone()));
         }
         let before = self.armed.clone();
-        match timer {
-            Timer::Lag(follower) => self.on_lag(*follower),
+        let result = match timer {
+            Timer::Lag(follower) => {
+                self.on_lag(*follower);
+                Ok(())
+            }
+            Timer::Flush => self.on_flush(),
+            Timer::HwCheckpoint => self.on_hw_checkpoint(),
             Timer::Expire(_) | Timer::Heartbeat(_) => {
                 unreachable!("a broker never arms controller timers")
             }
-        }
-        Ok(self.finish(before))
+        };
+        let effects = self.finish(before);
+        result.map(|()| effects)
     }
 
     pub fn armed_timers(&self) -> &BTreeSet<Timer> {
@@ -337,6 +345,8 @@ impl<L: ReplicaLog> BrokerCore<L> {
             log,
             log_end_offset: self.log.log_end_offset(),
             hw: self.hw,
+            durable_end_offset: self.log.durable_end_offset(),
+            hw_checkpoint: self.log.high_watermark_checkpoint(),
             leader_epoch_start_offset: leader.map(|state| state.leader_epoch_start_offset),
             replicas,
             pending_isr: leader.and_then(|state| state.pending_isr.clone()),
@@ -385,6 +395,7 @@ impl<L: ReplicaLog> BrokerCore<L> {
     /// Drains the outbox and diffs the armed timers against `before`.
     fn finish(&mut self, before: BTreeSet<Timer>) -> Effects {
         self.refresh_lag_timers();
+        self.refresh_durability_timers();
         Effects {
             send: std::mem::take(&mut self.outbox),
             arm: self.armed.difference(&before).cloned().collect(),
@@ -393,20 +404,14 @@ impl<L: ReplicaLog> BrokerCore<L> {
         }
     }
 
-    /// Sets the HW, writing the checkpoint first when it changes (§2: the HW checkpoint is
-    /// written durably whenever the HW changes).
+    /// Sets the HW in memory; the checkpoint follows when `HwCheckpoint` fires (§2).
     fn set_high_watermark(&mut self, hw: Offset) -> BrokerResult<(), L> {
         assert!(
             hw <= self.log.log_end_offset(),
             "HW {hw} above LEO {}",
             self.log.log_end_offset()
         );
-        if hw != self.hw {
-            self.log
-                .write_high_watermark(hw)
-                .map_err(CoreError::Storage)?;
-            self.hw = hw;
-        }
+        self.hw = hw;
         Ok(())
     }
 

@@ -109,7 +109,9 @@ impl ControllerCore {
         match timer {
             Timer::Expire(broker) => self.on_expire(*broker),
             Timer::Heartbeat(broker) => self.on_heartbeat_timer(*broker),
-            Timer::Lag(_) => unreachable!("the controller never arms Lag"),
+            Timer::Lag(_) | Timer::Flush | Timer::HwCheckpoint => {
+                unreachable!("the controller never arms broker timers")
+            }
         }
         Ok(self.finish(before_timers, Some(before_state)))
     }

@@ -9,9 +9,10 @@
 //!   (`BrokerCore::release_parked`), so idle followers never hit their fetch timeout;
 //! - replica lag: `Lag(f)` fires when f has not caught up (per `BrokerCore::lag_candidates`)
 //!   for `replica_lag_time_max`;
-//! - background flush (`fsync = lazy`): the log is fsynced every `flush_interval`;
-//! - HW checkpoint: a changed HW is written every [`HIGH_WATERMARK_CHECKPOINT_INTERVAL`] and on
-//!   a clean stop, not on every change (stepped mode writes it on every change).
+//! - the core's durability timers (docs/protocol.md §2): `Flush` fires `flush_interval` after
+//!   the core armed it (under `fsync = lazy`, once the log holds unflushed records), and
+//!   `HwCheckpoint` [`HIGH_WATERMARK_CHECKPOINT_INTERVAL`] after the HW first differed from its
+//!   checkpoint; a clean stop does both. In stepped mode the harness fires them.
 //!
 //! Start: a data directory without a log is the first start of a fresh cluster
 //! (`BrokerStart::Initial` with the initial view, broker epoch 0); otherwise the broker
@@ -38,17 +39,15 @@ use crate::protocol::{
 };
 use crate::storage::log::LOG_FILE_NAME;
 use crate::storage::{
-    read_checkpoint, simulate_power_loss, write_checkpoint, FsyncPolicy, Storage, StorageError,
-    StorageOptions,
+    read_checkpoint, simulate_power_loss, write_checkpoint, Storage, StorageError, StorageOptions,
 };
 use crate::wire::PeerName;
 
 /// File name of the broker-epoch checkpoint inside the data directory.
 pub const BROKER_EPOCH_FILE_NAME: &str = "broker-epoch.checkpoint";
 
-/// Real time only: how often a changed HW is checkpointed (Kafka's
-/// `replica.high.watermark.checkpoint.interval.ms`, default 5 s). Stepped mode writes it on
-/// every change, as the model does.
+/// Real time only: how long after the core arms `HwCheckpoint` the runtime fires it (Kafka's
+/// `replica.high.watermark.checkpoint.interval.ms`, default 5 s).
 pub const HIGH_WATERMARK_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Retry delay of a follower stopped by a fencing answer (see the module doc).
@@ -62,14 +61,6 @@ pub struct SharedStorage(Arc<Mutex<Storage>>);
 impl SharedStorage {
     fn lock(&self) -> MutexGuard<'_, Storage> {
         self.0.lock().expect("storage lock poisoned")
-    }
-
-    pub fn flush(&self) -> Result<(), StorageError> {
-        self.lock().flush()
-    }
-
-    pub fn flush_high_watermark(&self) -> Result<(), StorageError> {
-        self.lock().flush_high_watermark()
     }
 }
 
@@ -93,6 +84,12 @@ impl ReplicaLog for SharedStorage {
     fn truncate_to(&mut self, offset: Offset) -> Result<(), StorageError> {
         ReplicaLog::truncate_to(&mut *self.lock(), offset)
     }
+    fn durable_end_offset(&self) -> Offset {
+        ReplicaLog::durable_end_offset(&*self.lock())
+    }
+    fn flush(&mut self) -> Result<(), StorageError> {
+        ReplicaLog::flush(&mut *self.lock())
+    }
     fn high_watermark_checkpoint(&self) -> Offset {
         ReplicaLog::high_watermark_checkpoint(&*self.lock())
     }
@@ -113,8 +110,9 @@ struct LagClock {
 struct Clocks {
     timing: Timing,
     next_heartbeat: Instant,
-    next_flush: Instant,
-    next_high_watermark_checkpoint: Instant,
+    /// When each armed durability timer (`Flush`, `HwCheckpoint`) fires: set when the core
+    /// arms it, removed when the core cancels it.
+    durability: BTreeMap<Timer, Instant>,
     /// When the follower's outstanding request is given up on and sent again.
     request_deadline: Option<Instant>,
     /// Leader: parked fetches and since when.
@@ -125,9 +123,9 @@ struct Clocks {
 /// The broker as the event loop drives it.
 pub struct BrokerRole {
     core: BrokerCore<SharedStorage>,
-    storage: SharedStorage,
     config: BrokerConfig,
-    initial: Option<Effects>,
+    /// The start handler's messages, sent when the event loop starts.
+    initial: Option<Outgoing>,
     clocks: Option<Clocks>,
 }
 
@@ -149,10 +147,7 @@ impl BrokerRole {
             fsync: config.options.fsync,
             track_durability: config.options.stepped || config.simulate_power_loss_on_start,
         };
-        let (mut storage, report) = Storage::open(dir, options)?;
-        if !config.options.stepped {
-            storage.defer_high_watermark();
-        }
+        let (storage, report) = Storage::open(dir, options)?;
         info!(?report, fresh, "data directory opened");
         let storage = SharedStorage(Arc::new(Mutex::new(storage)));
         let protocol = config.options.protocol.clone();
@@ -163,7 +158,7 @@ impl BrokerRole {
             false => BrokerStart::Restart { broker_epoch },
         };
         let (core, initial) =
-            BrokerCore::new(config.id, protocol, storage.clone(), start).map_err(core_failure)?;
+            BrokerCore::new(config.id, protocol, storage, start).map_err(core_failure)?;
         let clocks = (!config.options.stepped).then(|| {
             let now = Instant::now();
             // A restarted broker's first heartbeat would repeat the `RegisterBroker` it has
@@ -175,20 +170,63 @@ impl BrokerRole {
             Clocks {
                 timing: config.options.timing.clone(),
                 next_heartbeat,
-                next_flush: now + config.options.timing.flush_interval,
-                next_high_watermark_checkpoint: now + HIGH_WATERMARK_CHECKPOINT_INTERVAL,
+                durability: BTreeMap::new(),
                 request_deadline: None,
                 parked_since: BTreeMap::new(),
                 lag: BTreeMap::new(),
             }
         });
-        Ok(BrokerRole {
+        let mut role = BrokerRole {
             core,
-            storage,
             config,
-            initial: Some(initial),
+            initial: None,
             clocks,
-        })
+        };
+        role.initial = Some(role.take(initial));
+        Ok(role)
+    }
+
+    /// Keeps one deadline per armed durability timer (the core arms them at most once until
+    /// it cancels them) and passes the messages on.
+    fn take(&mut self, effects: Effects) -> Outgoing {
+        if let Some(clocks) = self.clocks.as_mut() {
+            let now = Instant::now();
+            for timer in &effects.cancel {
+                clocks.durability.remove(timer);
+            }
+            for timer in &effects.arm {
+                let delay = match timer {
+                    Timer::Flush => clocks.timing.flush_interval,
+                    Timer::HwCheckpoint => HIGH_WATERMARK_CHECKPOINT_INTERVAL,
+                    Timer::Lag(_) | Timer::Expire(_) | Timer::Heartbeat(_) => continue,
+                };
+                clocks
+                    .durability
+                    .entry(timer.clone())
+                    .or_insert(now + delay);
+            }
+        }
+        effects.send
+    }
+
+    /// Fires the durability timers that are due.
+    fn fire_durability(&mut self, now: Instant) -> Result<Outgoing, NodeError> {
+        let Some(clocks) = self.clocks.as_mut() else {
+            return Ok(Vec::new());
+        };
+        let due: Vec<Timer> = clocks
+            .durability
+            .iter()
+            .filter(|(_, deadline)| now >= **deadline)
+            .map(|(timer, _)| timer.clone())
+            .collect();
+        let mut outgoing = Vec::new();
+        for timer in due {
+            if let Some(sent) = self.fire(&timer)? {
+                outgoing.extend(sent);
+            }
+        }
+        Ok(outgoing)
     }
 
     /// Notes what the clocks need from one input's outgoing messages: requests sent (fetch
@@ -230,25 +268,19 @@ impl BrokerRole {
             clocks.next_heartbeat = now + clocks.timing.heartbeat_interval;
             outgoing.push((NodeId::Controller, self.core.heartbeat()));
         }
-        if self.config.options.fsync == FsyncPolicy::Lazy && now >= clocks.next_flush {
-            clocks.next_flush = now + clocks.timing.flush_interval;
-            self.storage.flush()?;
-        }
-        if now >= clocks.next_high_watermark_checkpoint {
-            clocks.next_high_watermark_checkpoint = now + HIGH_WATERMARK_CHECKPOINT_INTERVAL;
-            self.storage.flush_high_watermark()?;
-        }
         if clocks
             .request_deadline
             .is_some_and(|deadline| now >= deadline)
         {
             clocks.request_deadline = None;
-            let sent = self.core.fetch_timeout().send;
+            let effects = self.core.fetch_timeout();
+            let sent = self.take(effects);
             self.observe(None, false, &sent);
             outgoing.extend(sent);
         }
         outgoing.extend(self.release_parked(now)?);
         outgoing.extend(self.fire_lagging(now)?);
+        outgoing.extend(self.fire_durability(now)?);
         Ok(outgoing)
     }
 
@@ -265,9 +297,11 @@ impl BrokerRole {
             .collect();
         let mut outgoing = Vec::new();
         for follower in due {
-            clocks.parked_since.remove(&follower);
+            if let Some(clocks) = self.clocks.as_mut() {
+                clocks.parked_since.remove(&follower);
+            }
             let effects = self.core.release_parked(follower).map_err(core_failure)?;
-            outgoing.extend(effects.send);
+            outgoing.extend(self.take(effects));
         }
         Ok(outgoing)
     }
@@ -339,7 +373,7 @@ fn core_failure(error: CoreError<StorageError>) -> NodeError {
 
 impl Role for BrokerRole {
     fn start(&mut self) -> Result<Outgoing, NodeError> {
-        let sent = self.initial.take().unwrap_or_default().send;
+        let sent = self.initial.take().unwrap_or_default();
         self.observe(None, false, &sent);
         Ok(sent)
     }
@@ -371,8 +405,9 @@ impl Role for BrokerRole {
                     // Operators want to see this one: records this replica held are gone.
                     info!(?from, log_end_offset, truncated_to, "log truncated");
                 }
-                self.observe(fetch_from, stopped, &effects.send);
-                Ok(effects.send)
+                let sent = self.take(effects);
+                self.observe(fetch_from, stopped, &sent);
+                Ok(sent)
             }
             Err(CoreError::Storage(error)) => Err(NodeError::Storage(error)),
             Err(error) => {
@@ -385,8 +420,9 @@ impl Role for BrokerRole {
     fn fire(&mut self, timer: &Timer) -> Result<Option<Outgoing>, NodeError> {
         match self.core.fire(timer) {
             Ok(effects) => {
-                self.observe(None, false, &effects.send);
-                Ok(Some(effects.send))
+                let sent = self.take(effects);
+                self.observe(None, false, &sent);
+                Ok(Some(sent))
             }
             Err(CoreError::TimerNotArmed(_)) => Ok(None),
             Err(error) => Err(core_failure(error)),
@@ -416,12 +452,14 @@ impl Role for BrokerRole {
     }
 
     fn close(&mut self) -> Result<(), NodeError> {
-        // A graceful stop keeps everything appended, even under fsync=lazy; in stepped mode the
-        // model's lazy log is never flushed by the protocol, so neither is it here.
-        if self.config.options.fsync == FsyncPolicy::Lazy && !self.config.options.stepped {
-            self.storage.flush()?;
+        // A graceful stop keeps everything appended and the current HW, as if both timers had
+        // fired; in stepped mode only the harness fires timers, as the model has no clean stop.
+        if self.config.options.stepped {
+            return Ok(());
         }
-        self.storage.flush_high_watermark()?;
+        for timer in [Timer::Flush, Timer::HwCheckpoint] {
+            self.fire(&timer)?;
+        }
         Ok(())
     }
 }

@@ -321,6 +321,8 @@ mod tests {
                 log: Vec::new(),
                 log_end_offset: 0,
                 hw: 0,
+                durable_end_offset: 0,
+                hw_checkpoint: 0,
                 leader_epoch_start_offset: None,
                 replicas: BTreeMap::new(),
                 pending_isr: None,

@@ -79,7 +79,7 @@ impl<L: ReplicaLog> BrokerCore<L> {
                     follower: *follower,
                     caught_up_count: state.replicas[follower].caught_up_count,
                 }),
-                Timer::Expire(_) | Timer::Heartbeat(_) => None,
+                Timer::Expire(_) | Timer::Heartbeat(_) | Timer::Flush | Timer::HwCheckpoint => None,
             })
             .collect()
     }
