@@ -58,8 +58,37 @@ fn check_exits_1_on_a_violation_with_its_shortest_path() {
         .unwrap();
     assert_eq!(lost["status"], "violated");
     let steps = lost["steps"].as_array().unwrap();
-    assert_eq!(steps.len(), 10);
+    assert_eq!(steps.len(), 12);
     assert!(steps[0]["action"]["kind"].is_string() && steps[0]["text"].is_string());
+}
+
+/// acks=1 is not acks=all: its acknowledgements have their own invariant, and losing one is a
+/// violation (exit 1) with its path.
+#[test]
+fn check_acks_1_exits_1_with_the_lost_acknowledgement() {
+    let (code, stdout, _) = insync(&["check", "--brokers", "2", "--acks", "1", "--json"]);
+    assert_eq!(code, 1);
+    let report: serde_json::Value = serde_json::from_str(&stdout).expect("one JSON object");
+    let status = |name: &str| {
+        let properties = report["properties"].as_array().unwrap();
+        let p = properties.iter().find(|p| p["name"] == name).unwrap();
+        (p["status"].clone(), p["steps"].as_array().unwrap().len())
+    };
+    let (lost, steps) = status("no_acks1_record_lost");
+    assert_eq!(lost, "violated");
+    assert!(steps > 0, "the path is printed");
+    assert_eq!(
+        status("no_acked_record_lost").0,
+        "holds",
+        "no acks=all acknowledgement"
+    );
+    let others_pass = report["properties"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["name"] != "no_acks1_record_lost")
+        .all(|p| p["status"] == "holds" || p["status"] == "found");
+    assert!(others_pass, "the loss alone makes it fail: {report}");
 }
 
 #[test]

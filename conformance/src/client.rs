@@ -48,7 +48,7 @@ pub fn consume(state: &mut ClientState, broker: BrokerId) -> Option<Msg> {
 
 /// An answer from `from` reached the client. Answers to no request in flight are stale and
 /// change nothing (a deposed leader's `NotLeader` for a produce it had parked, say).
-pub fn on_response(cfg: &Config, state: &mut ClientState, from: BrokerId, msg: &Msg) {
+pub fn on_response(state: &mut ClientState, from: BrokerId, msg: &Msg) {
     match (state.in_flight, msg) {
         (
             Some(Request::Produce { broker, record_id }),
@@ -60,13 +60,13 @@ pub fn on_response(cfg: &Config, state: &mut ClientState, from: BrokerId, msg: &
             state.in_flight = None;
             match result {
                 ProduceResult::Ok { .. } => {
-                    if cfg.acks == insync_model::config::Acks::All {
-                        state.acked.push(record_id);
-                    }
+                    state.acked.push(record_id);
                     state.next_record += 1;
                 }
                 // On an error the same record is retried later.
-                ProduceResult::NotLeader | ProduceResult::NotEnoughReplicas => {}
+                ProduceResult::NotLeader
+                | ProduceResult::NotEnoughReplicas
+                | ProduceResult::NotEnoughReplicasAfterAppend => {}
             }
         }
         (Some(Request::Consume { broker }), Msg::ConsumeResponse { result }) if broker == from => {
@@ -107,19 +107,18 @@ mod tests {
             record_id: 1,
             result: ProduceResult::Ok { offset: 0 },
         };
-        on_response(&cfg, &mut state, BrokerId(2), &stale);
+        on_response(&mut state, BrokerId(2), &stale);
         assert!(
             state.in_flight.is_some(),
             "answer from another broker is stale"
         );
-        on_response(&cfg, &mut state, BrokerId(1), &stale);
+        on_response(&mut state, BrokerId(1), &stale);
         assert_eq!((state.next_record, state.acked.clone()), (2, vec![1]));
     }
 
     /// Goal: consumed records are kept sorted and deduplicated.
     #[test]
     fn consume_records_read() {
-        let cfg = Config::new(2);
         let mut state = initial();
         consume(&mut state, BrokerId(1)).expect("idle");
         let record = Record {
@@ -132,7 +131,7 @@ mod tests {
                 high_watermark: 1,
             },
         };
-        on_response(&cfg, &mut state, BrokerId(1), &answer);
+        on_response(&mut state, BrokerId(1), &answer);
         assert_eq!(state.read, vec![(0, 1)]);
         assert!(state.in_flight.is_none());
     }

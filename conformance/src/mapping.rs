@@ -356,6 +356,9 @@ fn produce_result_from_impl(
         },
         imp::ProduceResult::NotLeader => model::ProduceResult::NotLeader,
         imp::ProduceResult::NotEnoughReplicas => model::ProduceResult::NotEnoughReplicas,
+        imp::ProduceResult::NotEnoughReplicasAfterAppend => {
+            model::ProduceResult::NotEnoughReplicasAfterAppend
+        }
         imp::ProduceResult::OutOfOrderSequence { .. } | imp::ProduceResult::Overloaded => {
             return Err(MappingError::ImplOnly(format!("{message:?}")));
         }

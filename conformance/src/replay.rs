@@ -109,7 +109,7 @@ pub struct TraceOutcome {
 /// What a real cluster holds after a counterexample: acknowledged records that are gone.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Consequence {
-    /// Record ids the real brokers acknowledged with `acks=all`.
+    /// Record ids the real brokers acknowledged (with the trace's acks setting).
     pub acked: Vec<u8>,
     /// The leader `consume` read from, per the controller's view.
     pub leader: Option<u32>,
@@ -400,7 +400,7 @@ impl Harness {
                 .pop(source, target)
                 .map_err(|e| Stop::Harness(e.to_string()))?;
             let from = BrokerId::from_id(src);
-            client::on_response(&self.cfg, &mut self.client, from, &mapped);
+            client::on_response(&mut self.client, from, &mapped);
             return Ok(());
         }
         self.router

@@ -218,7 +218,7 @@ pub fn divergence_text(reported: &Reported) -> String {
 pub fn consequence_text(file: &std::path::Path, c: &Consequence) -> String {
     let mut out = format!("CONSEQUENCE on real nodes of {}:\n", file.display());
     out.push_str(&format!(
-        "  acknowledged (acks=all) by the real brokers: {:?}\n",
+        "  acknowledged by the real brokers: {:?}\n",
         c.acked
     ));
     out.push_str(&format!(

@@ -91,7 +91,13 @@ pub enum ProduceResult {
         offset: Offset,
     },
     NotLeader,
+    /// Refused before the append: acks=all and the ISR is below `min_insync_replicas`.
     NotEnoughReplicas,
+    /// The batch was appended and the HW passed it, but by then the ISR the HW was computed
+    /// over (view ISR ∪ pending ISR) had fewer than `min_insync_replicas` members: not
+    /// acknowledged. Retriable: the retry is recognised as a duplicate (Kafka's
+    /// `NOT_ENOUGH_REPLICAS_AFTER_APPEND`).
+    NotEnoughReplicasAfterAppend,
     /// Implementation only (the model has no sequences): the batch neither continues the
     /// producer's sequence nor repeats a batch already in the log. `expected` is the next
     /// sequence the leader would accept.

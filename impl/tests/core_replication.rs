@@ -183,6 +183,50 @@ fn isr_shrinks_on_lag_and_expands_after_catch_up() {
     assert_eq!(sim.record_ids(3), vec![rid(1, 0)]);
 }
 
+/// §4.7: when a shrink lets the HW pass a waiting acks=all batch with fewer than
+/// `min_insync_replicas` members left, the batch is refused with
+/// `NotEnoughReplicasAfterAppend`, not acknowledged (`kip-320`, where the HW is not held back by
+/// min ISR); the retry is a duplicate, refused while the ISR is small and acknowledged at its
+/// original offset once the follower is back.
+#[test]
+fn shrink_below_min_isr_after_append_is_not_acknowledged() {
+    let mut sim = Sim::new(Variant::Kip320, 2, 2);
+    sim.run();
+    sim.block(2);
+    sim.produce(1, rid(1, 0), Acks::All);
+    sim.run();
+    sim.fire_broker(1, Timer::Lag(2));
+    sim.run();
+    assert_eq!(sim.view().isr, isr(&[1]));
+    assert_eq!(
+        sim.snapshot(1).hw,
+        1,
+        "kip-320: the HW passes the batch on the leader alone"
+    );
+    assert_eq!(
+        sim.next_produce_result(),
+        Some((rid(1, 0), ProduceResult::NotEnoughReplicasAfterAppend))
+    );
+    sim.produce(1, rid(1, 0), Acks::All);
+    assert_eq!(
+        sim.next_produce_result(),
+        Some((rid(1, 0), ProduceResult::NotEnoughReplicas))
+    );
+    sim.unblock(2);
+    sim.run();
+    assert_eq!(
+        sim.view().isr,
+        isr(&[1, 2]),
+        "broker 2 caught up and rejoined"
+    );
+    sim.produce(1, rid(1, 0), Acks::All);
+    assert_eq!(
+        sim.next_produce_result(),
+        Some((rid(1, 0), ProduceResult::Ok { offset: 0 }))
+    );
+    assert_eq!(sim.record_ids(1), vec![rid(1, 0)], "appended once");
+}
+
 /// §4.5 step 3 and docs/kafka-notes.md "Producer": a retried batch is answered with its
 /// original offset (acks=1 at once, acks=all once committed), also by a new leader that
 /// rebuilt its producer table from its own log; a gap in sequences is refused.

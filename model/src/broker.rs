@@ -649,10 +649,18 @@ impl Broker {
             return;
         }
         state.hw = candidate;
+        // Kafka checks `min.insync.replicas` again when the HW reaches a waiting record
+        // (`NOT_ENOUGH_REPLICAS_AFTER_APPEND`, since 0.8.2, so in every variant): a shrink may
+        // have let the HW pass it with fewer copies than promised.
+        let enough = maximal_isr.len() >= self.cfg.min_insync_replicas as usize;
         let client = self.client();
         leader.waiting.retain(|&(record_id, offset)| {
             if offset < candidate {
-                let result = ProduceResult::Ok { offset };
+                let result = if enough {
+                    ProduceResult::Ok { offset }
+                } else {
+                    ProduceResult::NotEnoughReplicasAfterAppend
+                };
                 out.send(client, Msg::ProduceResponse { record_id, result });
             }
             offset >= candidate

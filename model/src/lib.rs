@@ -10,6 +10,7 @@
 //! - [`client`]     — producer and consumer, one request in flight.
 //! - [`actor`]      — the `Actor` enum and `State` enum that Stateright runs.
 //! - [`model`]      — `InsyncModel`: the `ActorModel` plus fault budgets and TCP resets.
+//! - [`ghost`]      — the history of commits and acknowledgements the properties judge.
 //! - [`properties`] — invariants and witnesses, named as in overview §2.
 //! - [`symmetry`]   — broker symmetry reduction (a correct representative).
 //! - [`checker`]    — running a check, progress, results, shortest paths.
@@ -29,6 +30,7 @@ pub mod client;
 pub mod config;
 pub mod controller;
 pub mod describe;
+pub mod ghost;
 pub mod model;
 pub mod msg;
 pub mod properties;

@@ -1,7 +1,7 @@
 //! The checked system: an `ActorModel` of the actors plus the faults Stateright cannot express
 //! by itself, wrapped in [`InsyncModel`].
 //!
-//! The wrapper does three things and nothing else:
+//! The wrapper does five things and nothing else:
 //! - it counts faults in the state's history ([`Budget`]) and offers a fault action only while
 //!   its budget lasts: broker crashes (`Crash(b)`, never the controller or client), session
 //!   expiries (`Expire(b)`), ISR-shrink proposals (`Lag(f)`) and client reads (`Consume(b)`);
@@ -13,6 +13,8 @@
 //!   outbound half, a fetch sent before the crash would count after the restart as progress
 //!   of the new incarnation (the bug KIP-903 fixes with broker epochs);
 //! - it bounds the leader epoch (`max_epoch`);
+//! - it keeps the ghost history ([`Ghost`]) that the properties judge against: it writes it
+//!   after each step, from the step and the states around it, and no actor ever sees it;
 //! - for the checker only ([`InsyncModel::forgetting_dead_durability`]), it forgets what no
 //!   property and no future step can read: once the crash budget is spent, a live broker's
 //!   durable state (`flushed`, `hw_checkpoint`, its storage) is never read again, so it is
@@ -22,8 +24,9 @@
 use crate::actor::{InsyncActor, State, Storage};
 use crate::broker::Broker;
 use crate::client::Client;
-use crate::config::Config;
+use crate::config::{Acks, Config};
 use crate::controller::Controller;
+use crate::ghost::Ghost;
 use crate::msg::{Msg, Timer};
 use crate::types::BrokerId;
 use serde::Serialize;
@@ -38,21 +41,29 @@ pub struct Budget {
     pub isr_shrinks: u8,
     pub reads: u8,
     pub rejoins: u8,
-    /// Ghost, not a budget: follower truncations so far (capped at 1, all the witness needs),
-    /// for the `divergent_truncation` witness.
-    pub truncations: u8,
 }
 
-impl Rewrite<Id> for Budget {
-    fn rewrite<S>(&self, _plan: &RewritePlan<Id, S>) -> Self {
-        *self
+/// Stateright's per-path history: the fault budget spent and the ghost record.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize)]
+pub struct History {
+    pub budget: Budget,
+    pub ghost: Ghost,
+}
+
+impl Rewrite<Id> for History {
+    /// Neither part names a broker.
+    fn rewrite<S>(&self, plan: &RewritePlan<Id, S>) -> Self {
+        History {
+            budget: self.budget,
+            ghost: self.ghost.rewrite(plan),
+        }
     }
 }
 
 /// The inner actor model.
-pub type Actors = ActorModel<InsyncActor, Config, Budget>;
+pub type Actors = ActorModel<InsyncActor, Config, History>;
 /// One state of the whole system.
-pub type SystemState = ActorModelState<InsyncActor, Budget>;
+pub type SystemState = ActorModelState<InsyncActor, History>;
 /// One step of the whole system.
 pub type Action = ActorModelAction<Msg, Timer, ()>;
 
@@ -71,7 +82,7 @@ impl InsyncModel {
     /// Builds the model: controller at index 0, brokers `1..=N`, client at `N+1`, FIFO channels.
     pub fn new(cfg: Config) -> Self {
         cfg.validate().expect("valid configuration");
-        let mut actors = ActorModel::new(cfg, Budget::default())
+        let mut actors = ActorModel::new(cfg, History::default())
             .actor(InsyncActor::Controller(Controller { cfg }))
             .actors((1..=cfg.brokers).map(|b| {
                 InsyncActor::Broker(Broker {
@@ -100,7 +111,7 @@ impl InsyncModel {
     /// nothing reads it again (properties read only crashed brokers' storage, and only a
     /// crashed broker restarts), so states differing only there are the same state.
     fn forget_durability(&self, state: &mut SystemState) {
-        if state.history.crashes < self.cfg.crashes {
+        if state.history.budget.crashes < self.cfg.crashes {
             return;
         }
         for index in 1..=self.cfg.brokers as usize {
@@ -126,7 +137,7 @@ impl InsyncModel {
 
     /// Whether the fault budget allows `action` in `state`.
     fn allowed(&self, state: &SystemState, action: &Action) -> bool {
-        let budget = &state.history;
+        let budget = &state.history.budget;
         match action {
             ActorModelAction::Crash(id) => self.is_broker(*id) && budget.crashes < self.cfg.crashes,
             ActorModelAction::Timeout(_, Timer::Expire(_)) => budget.expiries < self.cfg.expiries,
@@ -198,7 +209,8 @@ impl Model for InsyncModel {
     }
 
     fn next_state(&self, last: &SystemState, action: Action) -> Option<SystemState> {
-        let mut budget = last.history;
+        let mut history = last.history.clone();
+        let budget = &mut history.budget;
         match &action {
             ActorModelAction::Crash(_) => budget.crashes += 1,
             ActorModelAction::Timeout(_, Timer::Expire(_)) => budget.expiries += 1,
@@ -207,22 +219,9 @@ impl Model for InsyncModel {
             ActorModelAction::Timeout(_, Timer::Heartbeat(_)) => budget.rejoins += 1,
             _ => {}
         }
-        let receiver = match &action {
-            ActorModelAction::Deliver { dst, msg, .. } if truncates(msg) => Some(*dst),
-            _ => None,
-        };
-        let mut next = self.actors.next_state(last, action)?;
-        if let Some(b) = receiver.filter(|b| self.is_broker(*b)) {
-            let len = |s: &SystemState| {
-                s.actor_states[usize::from(b)]
-                    .as_broker()
-                    .map(|s| s.log.len())
-            };
-            if len(&next) < len(last) {
-                budget.truncations = 1;
-            }
-        }
-        next.history = budget;
+        let mut next = self.actors.next_state(last, action.clone())?;
+        history.ghost.observe(&self.cfg, last, &action, &next);
+        next.history = history;
         self.break_connections(&mut next);
         if self.forget_dead_durability {
             self.forget_durability(&mut next);
@@ -242,14 +241,16 @@ impl Model for InsyncModel {
         self.actors.as_svg(path)
     }
 
-    /// Every property, except the `isr_shrink` witness when the `Lag` budget is 0: it is about
-    /// a leader's shrink, which that configuration rules out (the 3-broker default does, to stay
-    /// under a minute; the 2-broker default reaches it).
+    /// Every property, except the witnesses a configuration rules out: `isr_shrink` when the
+    /// `Lag` budget is 0 (it is about a leader's shrink; the 3-broker default has none, to stay
+    /// under a minute, the 2-broker default reaches it), and `not_enough_replicas` under
+    /// acks=1, which min ISR does not apply to.
     fn properties(&self) -> Vec<Property<Self>> {
         let mut all = crate::properties::all();
         match self.only {
             None => {
                 all.retain(|p| self.cfg.isr_shrinks > 0 || p.name != "isr_shrink");
+                all.retain(|p| self.cfg.acks == Acks::All || p.name != "not_enough_replicas");
                 all
             }
             Some(i) => vec![all.swap_remove(i)],
@@ -262,16 +263,6 @@ impl Model for InsyncModel {
             .expect("actor 0 is the controller");
         controller.view.leader_epoch <= self.cfg.max_epoch
     }
-}
-
-/// The messages on whose delivery a follower may remove records from its log.
-fn truncates(msg: &Msg) -> bool {
-    matches!(
-        msg,
-        Msg::FetchResponse { .. }
-            | Msg::OffsetsForLeaderEpochResponse { .. }
-            | Msg::LeaderAndIsr(_)
-    )
 }
 
 /// Message `msg` is in flight from `src` to `dst` (FIFO channels are scanned directly:

@@ -100,9 +100,16 @@ pub enum OffsetsForLeaderEpochResult {
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 pub enum ProduceResult {
-    Ok { offset: Offset },
+    Ok {
+        offset: Offset,
+    },
     NotLeader,
+    /// Refused before the append: the ISR is below `min_insync_replicas` (acks=all only).
     NotEnoughReplicas,
+    /// Appended, and the HW passed it, but by then the ISR the HW was computed over had fewer
+    /// than `min_insync_replicas` members: not acknowledged (Kafka's
+    /// `NOT_ENOUGH_REPLICAS_AFTER_APPEND`, retriable; the retry is deduplicated).
+    NotEnoughReplicasAfterAppend,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]

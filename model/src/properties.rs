@@ -1,14 +1,26 @@
 //! The properties checked on every reachable state, named as in overview §2.
 //!
-//! Each invariant is stated about the *current* state, so it needs no history variables:
-//! "committed" means below the HW some live broker holds (the HW is only ever learned from a
-//! leader), and the leader that matters is the controller's current leader once it acts as
-//! leader in the current leader epoch. Brokers that are down, or restarted and not yet
-//! registered, are left out: the controller cannot know yet that they lost data.
+//! What each invariant judges (docs/invariants.md has the table):
+//! - *against history*: `no_acked_record_lost`, `no_acks1_record_lost`, `leader_completeness`,
+//!   `view_agreement` (its second half), `acked_record_durable` and `consistent_read` compare
+//!   the current state with what the path has done: every record ever committed and every
+//!   acknowledgement ever accepted ([`Ghost`], kept by the model's transition wrapper and read
+//!   only here) and every record the client ever read (its own `read`, which only grows). So a
+//!   record whose every copy was truncated is still owed;
+//! - *on the current state*: `strong_isr`, `log_matching`, `one_leader_per_epoch` and the
+//!   ordering half of `view_agreement` relate states that coexist, so there is nothing for
+//!   them to forget.
+//!
+//! The leader that matters is the controller's current leader once it acts as leader in the
+//! current leader epoch; with none, the leader-based invariants hold vacuously (which is why
+//! `acked_record_durable` exists). Brokers that are down, or restarted and not yet
+//! registered, are left out of ISR judgements: the controller cannot know yet that they lost
+//! data.
 
 use crate::actor::State;
 use crate::broker::BrokerState;
 use crate::controller::ControllerState;
+use crate::ghost::Ghost;
 use crate::model::{in_flight, InsyncModel, SystemState};
 use crate::msg::{AlterPartitionResult, Msg, ProduceResult};
 use crate::types::{BrokerId, Offset, Record, RecordId};
@@ -19,6 +31,7 @@ use stateright::{Expectation, Property};
 pub fn all() -> Vec<Property<InsyncModel>> {
     vec![
         Property::always("no_acked_record_lost", no_acked_record_lost),
+        Property::always("no_acks1_record_lost", no_acks1_record_lost),
         Property::always("leader_completeness", leader_completeness),
         Property::always("strong_isr", strong_isr),
         Property::always("log_matching", log_matching),
@@ -83,35 +96,47 @@ fn acting_leader<'a>(model: &InsyncModel, state: &'a SystemState) -> Option<&'a 
         .map(|(_, s)| s)
 }
 
-/// Committed records: every `(offset, record)` below the HW of some live broker.
-fn committed(model: &InsyncModel, state: &SystemState) -> Vec<(Offset, Record)> {
-    let mut out: Vec<(Offset, Record)> = live_brokers(model, state)
-        .flat_map(|(_, s)| {
-            s.log[..s.hw as usize]
-                .iter()
-                .enumerate()
-                .map(|(o, r)| (o as Offset, *r))
-        })
-        .collect();
-    out.sort();
-    out.dedup();
-    out
+fn ghost(state: &SystemState) -> &Ghost {
+    &state.history.ghost
+}
+
+/// Committed records: every `(offset, record)` that was ever below the HW of a live broker.
+fn committed(state: &SystemState) -> &[(Offset, Record)] {
+    &ghost(state).committed
 }
 
 fn holds(log: &[Record], offset: Offset, record: Record) -> bool {
     log.get(offset as usize) == Some(&record)
 }
 
-/// Every record acknowledged with `acks=all` is in the log of the current leader.
-fn no_acked_record_lost(model: &InsyncModel, state: &SystemState) -> bool {
+/// Every acknowledgement in `acked` names a record the current leader holds at that offset.
+fn leader_holds_acknowledged(
+    model: &InsyncModel,
+    state: &SystemState,
+    acked: &[(RecordId, Offset)],
+) -> bool {
     let Some(leader) = acting_leader(model, state) else {
         return true;
     };
-    let client = client(model, state);
-    client
-        .acked
-        .iter()
-        .all(|id| leader.log.iter().any(|r| r.record_id == *id))
+    acked.iter().all(|(id, offset)| {
+        leader
+            .log
+            .get(*offset as usize)
+            .is_some_and(|r| r.record_id == *id)
+    })
+}
+
+/// Every record ever acknowledged with `acks=all` is in the current leader's log, at the
+/// offset it was acknowledged at.
+fn no_acked_record_lost(model: &InsyncModel, state: &SystemState) -> bool {
+    leader_holds_acknowledged(model, state, &ghost(state).acked_all)
+}
+
+/// The same promise for `acks=1` acknowledgements, which Kafka does not make: the leader
+/// answers on its own append, so a failover before the followers fetch loses the record.
+/// Vacuous under `acks=all`; `insync check --acks 1` reports it violated (`acks-1-loss`).
+fn no_acks1_record_lost(model: &InsyncModel, state: &SystemState) -> bool {
+    leader_holds_acknowledged(model, state, &ghost(state).acked_one)
 }
 
 /// The current leader, once it acts as leader, holds every committed record at its offset.
@@ -119,9 +144,9 @@ fn leader_completeness(model: &InsyncModel, state: &SystemState) -> bool {
     let Some(leader) = acting_leader(model, state) else {
         return true;
     };
-    committed(model, state)
-        .into_iter()
-        .all(|(o, r)| holds(&leader.log, o, r))
+    committed(state)
+        .iter()
+        .all(|(o, r)| holds(&leader.log, *o, *r))
 }
 
 /// Members of the ISR the controller could know about (live and registered).
@@ -189,8 +214,8 @@ fn one_leader_per_epoch(model: &InsyncModel, state: &SystemState) -> bool {
 }
 
 /// Virtual synchrony: views are totally ordered (one view per `partition_epoch`, leader epochs
-/// never decrease along it, no broker ahead of the controller), and every committed record is
-/// in the log of every member of the current view's ISR.
+/// never decrease along it, no broker ahead of the controller), and every record ever committed
+/// is in the log of every member of the current view's ISR.
 fn view_agreement(model: &InsyncModel, state: &SystemState) -> bool {
     let current = controller(state).view;
     let mut views: Vec<_> = live_brokers(model, state)
@@ -204,14 +229,14 @@ fn view_agreement(model: &InsyncModel, state: &SystemState) -> bool {
                     && (a.partition_epoch >= b.partition_epoch || a.leader_epoch <= b.leader_epoch)
             })
     });
-    let committed = committed(model, state);
+    let committed = committed(state);
     ordered
         && known_isr(model, state)
             .all(|(_, s)| committed.iter().all(|(o, r)| holds(&s.log, *o, *r)))
 }
 
-/// Every record acknowledged with `acks=all` is held by at least one broker: in its log if it
-/// is up, in its durable storage if it is down.
+/// Every record ever acknowledged with `acks=all` is held by at least one broker: in its log if
+/// it is up, in its durable storage if it is down.
 ///
 /// `no_acked_record_lost` speaks only about the leader of the current view, so it holds
 /// vacuously when there is none: with `min_insync_replicas = 1` and `fsync = lazy`, a leader
@@ -239,12 +264,12 @@ fn acked_record_durable(model: &InsyncModel, state: &SystemState) -> bool {
             log.iter().any(|r| r.record_id == id)
         })
     };
-    client(model, state).acked.iter().all(|id| held(*id))
+    ghost(state).acked_all.iter().all(|(id, _)| held(*id))
 }
 
 /// Witness: some record is committed.
-fn record_committed(model: &InsyncModel, state: &SystemState) -> bool {
-    live_brokers(model, state).any(|(_, s)| s.hw > 0)
+fn record_committed(_model: &InsyncModel, state: &SystemState) -> bool {
+    !committed(state).is_empty()
 }
 
 /// Whether the controller has accepted a leader's `AlterPartition` whose ISR compares with the
@@ -291,9 +316,9 @@ fn leader_change(model: &InsyncModel, state: &SystemState) -> bool {
 
 /// Witness: a follower removed records from its log on its leader's word (a `DivergingEpoch`,
 /// an `OffsetOutOfRange`, an epoch lookup, or in `hw-truncation` a new leader). Read from the
-/// ghost counter `Budget::truncations`, which `InsyncModel::next_state` bumps on such a step.
+/// ghost counter `Ghost::truncations`, which the model's transition wrapper bumps on such a step.
 fn divergent_truncation(_model: &InsyncModel, state: &SystemState) -> bool {
-    state.history.truncations > 0
+    ghost(state).truncations > 0
 }
 
 /// Witness: a broker that crashed and restarted is back in the ISR after its registration
@@ -322,9 +347,4 @@ fn not_enough_replicas(model: &InsyncModel, state: &SystemState) -> bool {
             )
         })
     })
-}
-
-/// Record ids the client has had acknowledged (for descriptions).
-pub fn acked(model: &InsyncModel, state: &SystemState) -> Vec<RecordId> {
-    client(model, state).acked.clone()
 }

@@ -53,7 +53,7 @@ pub fn permute(state: &SystemState, plan: Vec<Id>) -> SystemState {
             .map(|i| state.random_choices[reindex(i)].clone())
             .collect(),
         crashed: (0..count).map(|i| state.crashed[reindex(i)]).collect(),
-        history: state.history,
+        history: state.history.clone(),
         actor_storages: (0..count)
             .map(|i| state.actor_storages[reindex(i)].clone())
             .collect(),

@@ -96,6 +96,18 @@ fn hw_truncation_loses_acknowledged_records() {
     assert_violates(Config::new(2).with_variant(Variant::HwTruncation), &LOSS);
 }
 
+/// acks=1 at the 2-broker default: its own invariant is violated, and only that one (what
+/// `insync check --brokers 2 --acks 1` reports).
+#[test]
+fn acks_one_loses_acknowledged_records() {
+    let mut cfg = Config::new(2);
+    cfg.acks = insync_model::Acks::One;
+    let report = check(cfg);
+    assert!(report.complete);
+    assert_eq!(report.violated(), ["no_acks1_record_lost"]);
+    assert_eq!(report.exit_code(), 1);
+}
+
 #[test]
 fn unclean_election_loses_acknowledged_records() {
     let mut cfg = Config::new(2);
@@ -108,6 +120,7 @@ fn property_names_match_overview() {
     let names = properties::names();
     for n in [
         "no_acked_record_lost",
+        "no_acks1_record_lost",
         "leader_completeness",
         "strong_isr",
         "log_matching",

@@ -89,9 +89,9 @@ impl Producer {
     }
 
     /// Sends one batch and waits per the acks mode, retrying on `NotLeader`, lost connections,
-    /// `Overloaded` and `NotEnoughReplicas` until the delivery timeout. Every retry reuses the
-    /// batch's sequences, so a retry after a lost acknowledgement is recognised by the leader
-    /// as a duplicate. If a new leader holds only a prefix of the batch (the old leader died
+    /// `Overloaded`, `NotEnoughReplicas` and `NotEnoughReplicasAfterAppend` until the delivery
+    /// timeout. Every retry reuses the batch's sequences, so a retry after a lost (or refused)
+    /// acknowledgement is recognised by the leader as a duplicate. If a new leader holds only a prefix of the batch (the old leader died
     /// mid-replication) it answers `OutOfOrderSequence { expected }` inside the batch, and only
     /// the missing suffix is sent again. When a batch finally fails the producer takes a new
     /// producer id, so its sequences are never reused for other records. Returns the offset of
@@ -216,6 +216,12 @@ impl Producer {
                 },
                 ProduceResult::NotEnoughReplicas => Attempt::Retry {
                     reason: "NotEnoughReplicas".into(),
+                    rejected: true,
+                },
+                // Appended but not acknowledged: the retry is deduplicated, and answered
+                // once the ISR is large enough again (a retriable error in Kafka too).
+                ProduceResult::NotEnoughReplicasAfterAppend => Attempt::Retry {
+                    reason: "NotEnoughReplicasAfterAppend".into(),
                     rejected: true,
                 },
                 ProduceResult::Overloaded => Attempt::Retry {

@@ -12,6 +12,7 @@ impl<L: ReplicaLog> BrokerCore<L> {
     /// `maximal_isr = view.isr ∪ pending_isr`; candidate = min over it of (own LEO for the
     /// leader, `fetch_offset` or 0 for others). The HW moves to the candidate only if that is
     /// larger and, in `kip-966`, `|view.isr| >= min_insync_replicas`. A no-op when not leader.
+    /// Waiting acks=all batches it passes are answered (§4.7).
     pub(super) fn maybe_advance_high_watermark(&mut self) -> BrokerResult<(), L> {
         let Some(state) = &self.leader else {
             return Ok(());
@@ -49,13 +50,19 @@ impl<L: ReplicaLog> BrokerCore<L> {
             candidate <= log_end_offset,
             "HW candidate {candidate} above LEO"
         );
+        // `min_insync_replicas` is checked again as the HW reaches waiting batches: a shrink
+        // may have let it pass them with fewer copies than promised (Kafka's
+        // NOT_ENOUGH_REPLICAS_AFTER_APPEND).
+        let enough = maximal_isr.len() as u64 >= u64::from(self.config.min_insync_replicas);
         self.set_high_watermark(candidate)?;
-        self.answer_waiting();
+        self.answer_waiting(enough);
         self.answer_parked_fetches()
     }
 
-    /// Answers, in arrival order, every waiting produce whose last record is below the HW.
-    fn answer_waiting(&mut self) {
+    /// Answers, in arrival order, every waiting produce whose last record is below the HW:
+    /// `Ok` if the ISR the HW was computed over was large `enough`, otherwise
+    /// `NotEnoughReplicasAfterAppend`.
+    fn answer_waiting(&mut self, enough: bool) {
         let hw = self.hw;
         let state = self.leader_state_mut();
         let (done, still): (Vec<Waiting>, Vec<Waiting>) = state
@@ -69,8 +76,11 @@ impl<L: ReplicaLog> BrokerCore<L> {
                 Message::ProduceResponse {
                     producer_id: waiting.record_id.producer_id,
                     first_sequence: waiting.record_id.sequence,
-                    result: ProduceResult::Ok {
-                        offset: waiting.base_offset,
+                    result: match enough {
+                        true => ProduceResult::Ok {
+                            offset: waiting.base_offset,
+                        },
+                        false => ProduceResult::NotEnoughReplicasAfterAppend,
                     },
                 },
             );
