@@ -18,16 +18,17 @@ async fn a_restarted_controller_resumes_its_view_and_still_elects() {
     // Move the view past the initial one, so resuming it is not the same as starting fresh.
     let before = test.controller().await;
     let follower = (1..=3).find(|id| Some(*id) != before.view.leader).unwrap();
-    test.cluster.kill_broker(follower);
+    test.cluster.kill_broker(follower).await.expect("kill");
     let shrunk = test
         .wait_controller("the follower fenced", |controller| {
             controller.fenced.contains(&follower)
         })
         .await;
 
-    test.cluster.kill_controller();
+    test.cluster.kill_controller().await.expect("kill");
     test.cluster
         .restart_controller()
+        .await
         .expect("restart the controller");
     let resumed = test.wait_controller("the controller back", |_| true).await;
     assert_eq!(resumed.view, shrunk.view, "same view after the restart");
@@ -37,13 +38,14 @@ async fn a_restarted_controller_resumes_its_view_and_still_elects() {
     // It still runs the cluster: the follower rejoins, a leader failure elects another.
     test.cluster
         .restart_broker(follower, &[])
+        .await
         .expect("restart the follower");
     test.wait_controller("the follower back in the ISR", |controller| {
         controller.view.isr.contains(&follower) && controller.fenced.is_empty()
     })
     .await;
     let leader = resumed.view.leader.expect("a leader");
-    test.cluster.kill_broker(leader);
+    test.cluster.kill_broker(leader).await.expect("kill");
     test.wait_controller("a new leader", |controller| {
         controller
             .view

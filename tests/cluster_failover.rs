@@ -59,7 +59,7 @@ async fn leader_killed_mid_stream_loses_and_duplicates_nothing() {
         .await;
     let old_leader: BrokerId = before.view.leader.unwrap();
     at_third.await.expect("a third acknowledged");
-    test.cluster.kill_broker(old_leader);
+    test.cluster.kill_broker(old_leader).await.expect("kill");
     leader_killed.send(()).expect("the producer waits");
     let at_kill = acknowledged.load(Ordering::SeqCst);
 
@@ -79,6 +79,7 @@ async fn leader_killed_mid_stream_loses_and_duplicates_nothing() {
     // Producing continues through the new leader; then the old leader comes back.
     test.cluster
         .restart_broker(old_leader, &[])
+        .await
         .expect("restart");
     producer_task.await.expect("producer finished");
     assert_eq!(acknowledged.load(Ordering::SeqCst), u64::from(RECORDS));

@@ -21,7 +21,7 @@ async fn acks_all_is_refused_below_min_isr_and_nothing_uncommitted_is_acknowledg
     let leader = test.controller().await.view.leader.expect("a leader");
     let followers: Vec<u32> = (1..=3).filter(|id| *id != leader).collect();
     for follower in &followers {
-        test.cluster.kill_broker(*follower);
+        test.cluster.kill_broker(*follower).await.expect("kill");
     }
     test.wait_controller("the ISR shrunk to the leader", |controller| {
         controller.view.isr.len() == 1 && controller.view.leader == Some(leader)
@@ -47,6 +47,7 @@ async fn acks_all_is_refused_below_min_isr_and_nothing_uncommitted_is_acknowledg
     // One follower back: the ISR regains two members and producing resumes.
     test.cluster
         .restart_broker(followers[0], &[])
+        .await
         .expect("restart");
     test.wait_controller("the ISR back at two", |controller| {
         controller.view.isr.len() >= 2

@@ -80,7 +80,7 @@ async fn damage_and_restart(
     damage: impl FnOnce(&std::fs::File),
 ) {
     let before = test.controller().await;
-    test.cluster.kill_broker(FOLLOWER);
+    test.cluster.kill_broker(FOLLOWER).await.expect("kill");
     let path = test.cluster.data_dir(FOLLOWER).join(LOG_FILE_NAME);
     let log = OpenOptions::new()
         .read(true)
@@ -94,7 +94,10 @@ async fn damage_and_restart(
         .send(fixed_values(more))
         .await
         .expect("produce while the follower is down");
-    test.cluster.restart_broker(FOLLOWER, &[]).expect("restart");
+    test.cluster
+        .restart_broker(FOLLOWER, &[])
+        .await
+        .expect("restart");
     let rejoined = test
         .wait_controller("the follower back in the ISR", |controller| {
             controller.view.isr.contains(&FOLLOWER)

@@ -42,7 +42,7 @@ async fn a_restarted_leader_truncates_what_it_alone_held() {
         broker.log_end_offset == 11
     })
     .await;
-    test.cluster.kill_broker(old_leader);
+    test.cluster.kill_broker(old_leader).await.expect("kill");
     for pid in &pids {
         signal(*pid, "-CONT");
     }
@@ -54,6 +54,7 @@ async fn a_restarted_leader_truncates_what_it_alone_held() {
         .expect("produce to the new leader");
     test.cluster
         .restart_broker(old_leader, &[])
+        .await
         .expect("restart");
     test.wait_controller("the old leader back in the ISR", |controller| {
         controller.view.isr.contains(&old_leader)

@@ -7,8 +7,7 @@
 //! armed timers (compared separately, against the model's timer set of that actor, by
 //! `armed_timers`). Every field the model has is filled from the snapshot, KIP-903's
 //! `broker_epoch`, `registered` and `broker_epochs` included since the implementation holds
-//! them (DIVERGENCES.md D1, closed); [`BrokerContext`], the harness's own record of restarts
-//! and registrations, is no longer needed to fill them.
+//! them (DIVERGENCES.md D1, closed), so the harness keeps no record of its own about a broker.
 
 use std::collections::BTreeSet;
 
@@ -19,24 +18,6 @@ use insync_model::msg::Timer;
 use insync_model::types::{BrokerId, Record};
 
 use crate::mapping::{self, MappingError};
-
-/// What the harness knows about a broker that the broker's snapshot does not hold.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct BrokerContext {
-    /// How many times the harness restarted this broker (the model's `broker_epoch`).
-    pub restarts: u8,
-    /// Whether the controller's answer to this incarnation's `RegisterBroker` was delivered to
-    /// it (always true before the first restart). The implementation has no registration
-    /// state of its own; the model's `registered` flag is the harness's record of this fact.
-    pub registration_delivered: bool,
-}
-
-impl BrokerContext {
-    pub const FIRST_START: BrokerContext = BrokerContext {
-        restarts: 0,
-        registration_delivered: true,
-    };
-}
 
 /// The controller's abstract state. Timers are compared by [`armed_timers`].
 pub fn controller(snapshot: &imp::ControllerSnapshot) -> Result<ControllerState, MappingError> {
@@ -56,10 +37,7 @@ pub fn controller(snapshot: &imp::ControllerSnapshot) -> Result<ControllerState,
 }
 
 /// A broker's abstract state.
-pub fn broker(
-    snapshot: &imp::BrokerSnapshot,
-    _context: BrokerContext,
-) -> Result<BrokerState, MappingError> {
+pub fn broker(snapshot: &imp::BrokerSnapshot) -> Result<BrokerState, MappingError> {
     let log = log(snapshot)?;
     if snapshot.log_end_offset != log.len() as u64 {
         return Err(inconsistent(
@@ -115,13 +93,6 @@ pub fn broker(
     })
 }
 
-/// The model's controller state with the detail the implementation lacks set to a neutral
-/// value: nothing since the implementation holds KIP-903's `broker_epochs` (DIVERGENCES.md
-/// D1, closed). The identity, kept as the one place to declare such detail.
-pub fn erase_controller(state: &ControllerState) -> ControllerState {
-    state.clone()
-}
-
 /// The neutral value of a parked fetch's leader epoch (see `erase_broker`).
 pub const PARKED_EPOCH_ERASED: u8 = 0;
 
@@ -141,7 +112,9 @@ pub fn erase_broker(state: &BrokerState) -> BrokerState {
 
 /// The node's armed timers in the model's names, to compare with the model's timer set.
 pub fn armed_timers(timers: &BTreeSet<imp::Timer>) -> Result<BTreeSet<Timer>, MappingError> {
-    timers.iter().map(mapping::timer_from_impl).collect()
+    let mapped: Result<Vec<Option<Timer>>, MappingError> =
+        timers.iter().map(mapping::timer_from_impl).collect();
+    Ok(mapped?.into_iter().flatten().collect())
 }
 
 fn log(snapshot: &imp::BrokerSnapshot) -> Result<Vec<Record>, MappingError> {
@@ -253,13 +226,14 @@ mod tests {
             waiting: vec![(rid(2), 1)],
             fetch_state: imp::FetchState::Idle,
             armed_timers: [imp::Timer::Lag(3)].into_iter().collect(),
+            timers_fired: BTreeMap::new(),
         }
     }
 
     /// Goal: every field of a leader's snapshot lands in the model field of the same name.
     #[test]
     fn leader_snapshot_maps_field_by_field() {
-        let state = broker(&leader_snapshot(), BrokerContext::FIRST_START).unwrap();
+        let state = broker(&leader_snapshot()).unwrap();
         assert_eq!(state.broker_epoch, 0);
         assert!(state.registered);
         assert_eq!(
@@ -319,12 +293,18 @@ mod tests {
             pending_isr: None,
             waiting: Vec::new(),
             fetch_state: imp::FetchState::Fetching,
-            armed_timers: BTreeSet::new(),
+            armed_timers: [imp::Timer::FetchRetry, imp::Timer::BrokerHeartbeat]
+                .into_iter()
+                .collect(),
+            timers_fired: BTreeMap::new(),
         };
-        let state = broker(&snapshot, BrokerContext::FIRST_START).unwrap();
+        let state = broker(&snapshot).unwrap();
         assert_eq!((state.broker_epoch, state.registered), (1, false));
         assert!(state.leader.is_none());
         assert_eq!(state.fetch_state, FetchState::Fetching);
+        // `BrokerHeartbeat` is the implementation's alone (protocol.md §6): not compared.
+        let timers = armed_timers(&snapshot.armed_timers).unwrap();
+        assert_eq!(timers, BTreeSet::from([Timer::FetchRetry]));
     }
 
     /// Goal: inconsistent or foreign snapshots are refused, not silently reduced.
@@ -332,13 +312,13 @@ mod tests {
     fn inconsistent_snapshots_are_errors() {
         let mut gap = leader_snapshot();
         gap.log[1].0 = 5;
-        assert!(broker(&gap, BrokerContext::FIRST_START).is_err());
+        assert!(broker(&gap).is_err());
         let mut foreign = leader_snapshot();
         foreign.log[0].2.producer_id = 99;
-        assert!(broker(&foreign, BrokerContext::FIRST_START).is_err());
+        assert!(broker(&foreign).is_err());
         let mut stray = leader_snapshot();
         stray.leader_epoch_start_offset = None;
-        assert!(broker(&stray, BrokerContext::FIRST_START).is_err());
+        assert!(broker(&stray).is_err());
         let _ = payload(1);
     }
 
@@ -353,6 +333,7 @@ mod tests {
             armed_timers: [imp::Timer::Heartbeat(1), imp::Timer::Expire(3)]
                 .into_iter()
                 .collect(),
+            timers_fired: BTreeMap::new(),
         };
         let state = controller(&snapshot).unwrap();
         assert_eq!(state.view.leader, Some(BrokerId(2)));

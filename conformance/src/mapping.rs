@@ -394,38 +394,6 @@ pub fn client_request_to_impl(msg: &Msg) -> Option<imp::Message> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Model-only detail
-
-/// Messages the model sends and no node sends. None since the implementation adopted
-/// KIP-903's registration answer (DIVERGENCES.md D1, closed); kept so that a future model-only
-/// message has one place to be declared.
-pub fn model_only_message(msg: &Msg) -> bool {
-    match msg {
-        Msg::RegisterBrokerResponse
-        | Msg::LeaderAndIsr(_)
-        | Msg::AlterPartitionResponse { .. }
-        | Msg::AlterPartition { .. }
-        | Msg::RegisterBroker { .. }
-        | Msg::Fetch { .. }
-        | Msg::FetchResponse { .. }
-        | Msg::OffsetsForLeaderEpoch { .. }
-        | Msg::OffsetsForLeaderEpochResponse { .. }
-        | Msg::Produce { .. }
-        | Msg::ProduceResponse { .. }
-        | Msg::Consume { .. }
-        | Msg::ConsumeResponse { .. } => false,
-    }
-}
-
-/// The model's message with the detail the implementation does not carry set to a neutral
-/// value. Nothing is erased since the implementation carries KIP-903 broker epochs and the
-/// `FetchResponse` fetch-offset echo (DIVERGENCES.md D1, closed): the identity, kept so that
-/// a future model-only detail has one place to be declared.
-pub fn erase_model_only(msg: &Msg) -> Msg {
-    msg.clone()
-}
-
-// ---------------------------------------------------------------------------------------------
 // Timers
 
 /// Who fires a model timer on real nodes.
@@ -448,20 +416,35 @@ pub fn timer_to_impl(timer: &model::Timer) -> TimerTarget {
         model::Timer::Produce(b) => TimerTarget::ClientProduce(*b),
         model::Timer::Consume(b) => TimerTarget::ClientConsume(*b),
         model::Timer::Heartbeat(b) => TimerTarget::Node(imp::Timer::Heartbeat(u32::from(b.0))),
+        // The timers that end a wait (protocol.md §4.12).
+        model::Timer::FetchRetry => TimerTarget::Node(imp::Timer::FetchRetry),
+        model::Timer::FetchBackoff => TimerTarget::Node(imp::Timer::FetchBackoff),
+        model::Timer::ParkedRelease(f) => {
+            TimerTarget::Node(imp::Timer::ParkedRelease(u32::from(f.0)))
+        }
         // The broker's own durability timers (docs/protocol.md §2), fired on that broker.
         model::Timer::Flush => TimerTarget::Node(imp::Timer::Flush),
         model::Timer::HwCheckpoint => TimerTarget::Node(imp::Timer::HwCheckpoint),
     }
 }
 
-pub fn timer_from_impl(timer: &imp::Timer) -> Result<model::Timer, MappingError> {
-    Ok(match timer {
+/// A node's armed timer in the model's name; `None` for an implementation-only timer that the
+/// model abstracts away (protocol.md §6: `BrokerHeartbeat`, whose heartbeat only fires
+/// controller timers the model fires by itself), which is left out of the comparison.
+pub fn timer_from_impl(timer: &imp::Timer) -> Result<Option<model::Timer>, MappingError> {
+    Ok(Some(match timer {
         imp::Timer::Lag(f) => model::Timer::Lag(broker_from_impl(*f)?),
         imp::Timer::Expire(b) => model::Timer::Expire(broker_from_impl(*b)?),
         imp::Timer::Heartbeat(b) => model::Timer::Heartbeat(broker_from_impl(*b)?),
+        // The timers that end a wait (protocol.md §4.12).
+        imp::Timer::FetchRetry => model::Timer::FetchRetry,
+        imp::Timer::FetchBackoff => model::Timer::FetchBackoff,
+        imp::Timer::ParkedRelease(f) => model::Timer::ParkedRelease(broker_from_impl(*f)?),
+        imp::Timer::BrokerHeartbeat => return Ok(None),
+        // The broker's own durability timers (docs/protocol.md §2).
         imp::Timer::Flush => model::Timer::Flush,
         imp::Timer::HwCheckpoint => model::Timer::HwCheckpoint,
-    })
+    }))
 }
 
 #[cfg(test)]

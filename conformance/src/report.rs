@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use insync_model::describe::ACTION_KINDS;
-use insync_model::msg::MESSAGE_TYPES;
+use insync_model::msg::{MESSAGE_TYPES, TIMER_KINDS};
 use insync_model::Variant;
 use serde_json::{json, Value};
 
@@ -65,6 +65,14 @@ impl Summary {
             .filter(|t| !self.covered.message_types.contains(t))
             .collect()
     }
+    /// Timer kinds the model defines that no replayed step fired.
+    pub fn timer_kinds_missing(&self) -> Vec<&'static str> {
+        TIMER_KINDS
+            .iter()
+            .copied()
+            .filter(|k| !self.covered.timer_kinds.contains(k))
+            .collect()
+    }
     pub fn action_kinds_missing(&self) -> Vec<&'static str> {
         ACTION_KINDS
             .iter()
@@ -108,6 +116,7 @@ pub async fn replay_all(
         let covered = &mut summary.covered;
         covered.action_kinds.extend(outcome.covered.action_kinds);
         covered.message_types.extend(outcome.covered.message_types);
+        covered.timer_kinds.extend(outcome.covered.timer_kinds);
         covered.states.extend(outcome.covered.states);
         covered.transitions.extend(outcome.covered.transitions);
         if let Some(divergence) = outcome.divergence {
@@ -164,6 +173,13 @@ pub fn text(summary: &Summary) -> String {
         MESSAGE_TYPES.len(),
         covered.message_types,
         missing(&summary.message_types_missing())
+    ));
+    out.push_str(&format!(
+        "timer kinds fired: {}/{} {:?}{}\n",
+        covered.timer_kinds.len(),
+        TIMER_KINDS.len(),
+        covered.timer_kinds,
+        missing(&summary.timer_kinds_missing())
     ));
     match summary.reachable {
         Some(r) => out.push_str(&format!(
@@ -275,6 +291,8 @@ pub fn json(summary: &Summary) -> Value {
             "action_kinds_total": ACTION_KINDS.len(),
             "message_types": covered.message_types,
             "message_types_total": MESSAGE_TYPES.len(),
+            "timer_kinds": covered.timer_kinds,
+            "timer_kinds_total": TIMER_KINDS.len(),
             "states_covered": covered.states.len(),
             "transitions_covered": covered.transitions.len(),
             "states_reachable": summary.reachable.map(|r| r.states),

@@ -249,6 +249,7 @@ fn config_value(cfg: &Config) -> Value {
         "isr_shrinks": cfg.isr_shrinks,
         "reads": cfg.reads,
         "rejoins": cfg.rejoins,
+        "retries": cfg.retries,
         "max_epoch": cfg.max_epoch,
         "unclean_leader_election": cfg.unclean_leader_election,
         "acks": cfg.acks.to_string(),
@@ -495,6 +496,7 @@ pub fn parse_config(value: Option<&Value>) -> Result<Config, (String, String)> {
     cfg.isr_shrinks = number("isr_shrinks")?;
     cfg.reads = number("reads")?;
     cfg.rejoins = number("rejoins")?;
+    cfg.retries = number("retries")?;
     cfg.max_epoch = number("max_epoch")?;
     cfg.unclean_leader_election = object
         .get("unclean_leader_election")

@@ -7,8 +7,10 @@
 //! - `wire`     — length-delimited frames, the bincode codec, the connection handshake.
 //! - `node`     — the tokio runtime: listener, peers, event loop, broker and controller processes.
 //! - `client`   — the client library: leader discovery, idempotent producer, consumer.
+//! - `fuzzing`  — the fuzz targets' entry points (`fuzz/`, docs/fuzzing.md).
 pub mod client;
 pub mod core;
+pub mod fuzzing;
 pub mod node;
 pub mod protocol;
 pub mod storage;

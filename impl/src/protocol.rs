@@ -204,12 +204,52 @@ pub enum Timer {
     /// false suspicion); handled like a registration at its registered broker epoch. Armed for
     /// every fenced broker; in real time a `Heartbeat` message fires it.
     Heartbeat(BrokerId),
+    // Broker timers that end a wait (docs/protocol.md §4.12).
+    /// Follower: the request in flight got no answer in time; send it again.
+    FetchRetry,
+    /// Follower: stopped by a fencing answer; fetch from the leader again.
+    FetchBackoff,
+    /// Leader: the fetch parked from follower `f` waited long enough; answer it now.
+    ParkedRelease(BrokerId),
+    /// Broker: send the controller a heartbeat (distinct from the controller's `Heartbeat(b)`,
+    /// which that heartbeat fires when b is fenced).
+    BrokerHeartbeat,
     /// Broker: fsync the log up to its end; armed while the durable end offset is below the
     /// log end offset (only under `fsync = lazy`, since `always` fsyncs every append).
     Flush,
     /// Broker: write the HW checkpoint; armed while it differs from the HW in memory.
     HwCheckpoint,
 }
+
+impl Timer {
+    /// The timer's kind: its name without the broker id, as in docs/protocol.md §6.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Timer::Lag(_) => "Lag",
+            Timer::Expire(_) => "Expire",
+            Timer::Heartbeat(_) => "Heartbeat",
+            Timer::FetchRetry => "FetchRetry",
+            Timer::FetchBackoff => "FetchBackoff",
+            Timer::ParkedRelease(_) => "ParkedRelease",
+            Timer::BrokerHeartbeat => "BrokerHeartbeat",
+            Timer::Flush => "Flush",
+            Timer::HwCheckpoint => "HwCheckpoint",
+        }
+    }
+}
+
+/// Every timer kind of the cores ([`Timer::kind`]), for coverage and fire counts.
+pub const TIMER_KINDS: &[&str] = &[
+    "Lag",
+    "Expire",
+    "Heartbeat",
+    "FetchRetry",
+    "FetchBackoff",
+    "ParkedRelease",
+    "BrokerHeartbeat",
+    "Flush",
+    "HwCheckpoint",
+];
 
 /// Requests on the control channel (operators, `cluster`, and the conformance harness).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -248,6 +288,22 @@ pub enum ControlReply {
     },
     Metadata(Metadata),
     ShuttingDown,
+    /// The node will not do this for this caller (docs/runtime.md, "Who can do what").
+    Refused(ControlRefusal),
+}
+
+/// Why a control request was refused; the connection stays open.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum ControlRefusal {
+    /// `Inspect`, `Shutdown`, `FireTimer` and `Barrier` need the operator's credential.
+    #[error("{request} needs the operator's control token (presented in the control handshake)")]
+    OperatorOnly { request: String },
+    /// `FireTimer` and `Barrier` exist for the conformance harness: a node in real time runs
+    /// its own clocks, and a timer fired from outside would fence or shrink on command.
+    #[error(
+        "{request} is only served by a node started with --stepped; this one runs in real time"
+    )]
+    SteppedOnly { request: String },
 }
 
 /// Answer to `Control::Metadata`. The view may be stale (a broker's last installed one);
@@ -278,6 +334,8 @@ pub struct ControllerSnapshot {
     /// Each broker's epoch from its last registration (absent: 0, never restarted).
     pub broker_epochs: BTreeMap<BrokerId, BrokerEpoch>,
     pub armed_timers: BTreeSet<Timer>,
+    /// How many times each timer kind has fired in this process, by [`Timer::kind`].
+    pub timers_fired: BTreeMap<String, u64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -321,4 +379,6 @@ pub struct BrokerSnapshot {
     /// Follower only.
     pub fetch_state: FetchState,
     pub armed_timers: BTreeSet<Timer>,
+    /// How many times each timer kind has fired in this process, by [`Timer::kind`].
+    pub timers_fired: BTreeMap<String, u64>,
 }

@@ -3,7 +3,9 @@
 //! `no_acked_record_lost`: every record acknowledged with acks=all is in the log of the
 //! controller's current leader, after every step. Method: each schedule interleaves message
 //! deliveries (any ready channel), produces, `Lag` and `Expire` firings, heartbeats (the
-//! real-time way back for a fenced broker) and crash-restarts, and checks after every step.
+//! real-time way back for a fenced broker), the timers that end a wait (`FetchRetry`,
+//! `FetchBackoff`, `ParkedRelease(f)`: second fetches and empty answers in flight) and
+//! crash-restarts, and checks after every step.
 
 mod core_support;
 
@@ -24,6 +26,8 @@ enum Action {
     Lag(u32, u32),
     Expire(u32),
     Heartbeat(u32),
+    /// Fires one of broker b's armed wait timers (chosen by the index), if any.
+    Wait(u32, usize),
     CrashRestart(u32),
 }
 
@@ -35,6 +39,7 @@ fn action() -> impl Strategy<Value = Action> {
         6 => (broker.clone(), broker.clone()).prop_map(|(b, f)| Action::Lag(b, f)),
         2 => broker.clone().prop_map(Action::Expire),
         3 => broker.clone().prop_map(Action::Heartbeat),
+        4 => (broker.clone(), any::<usize>()).prop_map(|(b, i)| Action::Wait(b, i)),
         1 => broker.prop_map(Action::CrashRestart),
     ]
 }
@@ -75,7 +80,26 @@ fn apply(sim: &mut Sim, client: &mut Client, action: &Action) {
                 sim.fire_controller(Timer::Expire(broker));
             }
         }
-        Action::Heartbeat(broker) => sim.heartbeat(broker),
+        Action::Heartbeat(broker) => {
+            sim.heartbeat(broker);
+        }
+        Action::Wait(broker, index) => {
+            let waits: Vec<Timer> = sim
+                .broker(broker)
+                .armed_timers()
+                .iter()
+                .filter(|t| {
+                    matches!(
+                        t,
+                        Timer::FetchRetry | Timer::FetchBackoff | Timer::ParkedRelease(_)
+                    )
+                })
+                .cloned()
+                .collect();
+            if !waits.is_empty() {
+                sim.fire_broker(broker, waits[index % waits.len()].clone());
+            }
+        }
         Action::CrashRestart(broker) => {
             sim.crash(broker);
             sim.restart(broker);

@@ -309,12 +309,12 @@ fn unregistered_broker_heartbeats_its_registration() {
     sim.crash(3);
     sim.restart(3);
     assert_eq!(
-        sim.broker(3).heartbeat(),
+        sim.heartbeat(3),
         Message::RegisterBroker { broker_epoch: 1 }
     );
     sim.run();
     assert!(matches!(
-        sim.broker(3).heartbeat(),
+        sim.heartbeat(3),
         Message::Heartbeat {
             broker_epoch: 1,
             ..

@@ -10,6 +10,7 @@ use std::time::Duration;
 use insync_impl::client::ControlClient;
 use insync_impl::core::{ProtocolConfig, Variant};
 use insync_impl::node::config::{ControllerConfig, NodeOptions, Timing};
+use insync_impl::node::control_token::ControlToken;
 use insync_impl::node::controller::run_controller;
 use insync_impl::protocol::{Message, NodeId, Snapshot, Timer, View};
 use insync_impl::storage::FsyncPolicy;
@@ -43,6 +44,7 @@ fn config(brokers: &BTreeMap<u32, String>, dir: &std::path::Path) -> ControllerC
             },
             fsync: FsyncPolicy::Always,
             stepped: true,
+            control_token_file: None,
             // Absurdly short clocks: in stepped mode none of them may fire.
             timing: Timing {
                 session_timeout: Duration::from_millis(5),
@@ -53,16 +55,16 @@ fn config(brokers: &BTreeMap<u32, String>, dir: &std::path::Path) -> ControllerC
     }
 }
 
-async fn start(config: ControllerConfig) -> String {
+async fn start(config: ControllerConfig) -> (String, tokio::task::JoinHandle<()>) {
     let (bound, address) = oneshot::channel();
-    tokio::spawn(async move {
+    let running = tokio::spawn(async move {
         run_controller(config, move |address| {
             let _ = bound.send(address.to_string());
         })
         .await
         .unwrap();
     });
-    address.await.unwrap()
+    (address.await.unwrap(), running)
 }
 
 async fn next_frames(
@@ -88,6 +90,15 @@ fn view_to_all(received: &[(u32, Message)], view: &View) {
     assert_eq!(received, expected.as_slice());
 }
 
+/// The operator's control connection: the token the node created in its data directory
+/// before it printed its address.
+async fn operator(address: &str, data_dir: &std::path::Path) -> ControlClient {
+    let token = ControlToken::read(&ControlToken::default_path(data_dir)).unwrap();
+    ControlClient::connect_with_token(address, CLUSTER, &token)
+        .await
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stepped_controller_counts_frames_fires_named_timers_and_persists_its_view() {
     let dir = tempfile::tempdir().unwrap();
@@ -96,8 +107,8 @@ async fn stepped_controller_counts_frames_fires_named_timers_and_persists_its_vi
     for id in 1..=3 {
         brokers.insert(id, fake_broker(id, sender.clone()).await);
     }
-    let address = start(config(&brokers, dir.path())).await;
-    let mut control = ControlClient::connect(&address, CLUSTER).await.unwrap();
+    let (address, running) = start(config(&brokers, dir.path())).await;
+    let mut control = operator(&address, dir.path()).await;
     let Snapshot::Controller(initial) = control.inspect().await.unwrap() else {
         panic!()
     };
@@ -165,9 +176,11 @@ async fn stepped_controller_counts_frames_fires_named_timers_and_persists_its_vi
 
     // A restart on the same directory resumes the persisted view.
     control.shutdown().await.unwrap();
+    // The data directory stays locked until the stopped node has let go of it.
+    running.await.unwrap();
     // Port 0 again: the new process need not reuse the old port.
-    let address = start(config(&brokers, dir.path())).await;
-    let mut control = ControlClient::connect(&address, CLUSTER).await.unwrap();
+    let (address, _running) = start(config(&brokers, dir.path())).await;
+    let mut control = operator(&address, dir.path()).await;
     let Snapshot::Controller(resumed) = control.inspect().await.unwrap() else {
         panic!()
     };

@@ -12,6 +12,7 @@ use insync_impl::client::ControlClient;
 use insync_impl::core::{ProtocolConfig, Variant};
 use insync_impl::node::broker::run_broker;
 use insync_impl::node::config::{BrokerConfig, NodeOptions, Timing};
+use insync_impl::node::control_token::ControlToken;
 use insync_impl::protocol::{FetchResult, FetchState, Message, NodeId, Record, Snapshot};
 use insync_impl::storage::FsyncPolicy;
 use insync_impl::wire::{handshake_client, Connection, Hello, PeerName};
@@ -46,6 +47,7 @@ fn config(dir: &std::path::Path, peers: &BTreeMap<u32, String>, controller: &str
             },
             fsync: FsyncPolicy::Lazy,
             stepped: true,
+            control_token_file: None,
             timing: Timing::default(),
         },
         simulate_power_loss_on_start: false,
@@ -80,6 +82,15 @@ async fn broker_snapshot(control: &mut ControlClient) -> insync_impl::protocol::
     }
 }
 
+/// The operator's control connection: the token the node created in its data directory
+/// before it printed its address.
+async fn operator(address: &str, data_dir: &std::path::Path) -> ControlClient {
+    let token = ControlToken::read(&ControlToken::default_path(data_dir)).unwrap();
+    ControlClient::connect_with_token(address, CLUSTER, &token)
+        .await
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stepped_follower_replicates_on_delivery_and_loses_unflushed_records_on_power_loss() {
     let dir = tempfile::tempdir().unwrap();
@@ -90,7 +101,7 @@ async fn stepped_follower_replicates_on_delivery_and_loses_unflushed_records_on_
     }
     let controller = fake_peer(PeerName::Controller, sender.clone()).await;
     let (address, running) = start(config(dir.path(), &peers, &controller)).await;
-    let mut control = ControlClient::connect(&address, CLUSTER).await.unwrap();
+    let mut control = operator(&address, dir.path()).await;
 
     // First start: the initial view is installed and the follower fetches from broker 1.
     let first_fetch = Message::Fetch {
@@ -160,7 +171,7 @@ async fn stepped_follower_replicates_on_delivery_and_loses_unflushed_records_on_
     let mut restart = config(dir.path(), &peers, &controller);
     restart.simulate_power_loss_on_start = true;
     let (address, running) = start(restart).await;
-    let mut control = ControlClient::connect(&address, CLUSTER).await.unwrap();
+    let mut control = operator(&address, dir.path()).await;
     assert_eq!(
         next_frame(&mut frames).await,
         (

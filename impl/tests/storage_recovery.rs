@@ -10,7 +10,7 @@ use std::path::Path;
 
 use insync_impl::storage::log::LOG_FILE_NAME;
 use insync_impl::storage::log_format::{encode_record, RECORD_HEADER_BYTES};
-use insync_impl::storage::power_loss::DURABLE_END_FILE_NAME;
+use insync_impl::storage::power_loss::SYNCED_LENGTHS_FILE_NAME;
 use insync_impl::storage::{
     simulate_power_loss, CheckpointOutcome, FsyncPolicy, Log, Record, Storage, StorageError,
     StorageOptions, TruncationReason, HIGH_WATERMARK_FILE_NAME, LEADER_EPOCH_FILE_NAME,
@@ -447,7 +447,7 @@ fn power_loss_needs_durability_tracking() {
         let (mut storage, _) = Storage::open(dir.path(), lazy()).unwrap();
         storage.append(&records(0, 2, 1)).unwrap();
     }
-    assert!(!dir.path().join(DURABLE_END_FILE_NAME).exists());
+    assert!(!dir.path().join(SYNCED_LENGTHS_FILE_NAME).exists());
     let result = simulate_power_loss(dir.path());
     assert!(
         matches!(result, Err(StorageError::DurabilityNotTracked { .. })),

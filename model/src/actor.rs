@@ -91,14 +91,13 @@ impl InsyncActor {
         }
         match (self, &**state, &next) {
             (InsyncActor::Broker(broker), State::Broker(before), State::Broker(after)) => {
-                let (old, new) = (before.lag_timers(), after.lag_timers());
-                for f in new.minus(old).iter() {
-                    out.set_timer(Timer::Lag(f), stateright::actor::model_timeout());
+                let (old, new) = (before.timers(), after.timers());
+                for timer in new.difference(&old) {
+                    out.set_timer(*timer, stateright::actor::model_timeout());
                 }
-                for f in old.minus(new).iter() {
-                    out.cancel_timer(Timer::Lag(f));
+                for timer in old.difference(&new) {
+                    out.cancel_timer(*timer);
                 }
-                sync_durability_timers(before.durability_timers(), after.durability_timers(), out);
                 if let Some(storage) = broker.storage_update(before, after) {
                     out.save(Storage::Broker(storage));
                 }
@@ -131,8 +130,8 @@ impl Actor for InsyncActor {
             InsyncActor::Broker(b) => {
                 let storage = storage.as_ref().map(|Storage::Broker(s)| s);
                 let state = b.on_start(storage, out);
-                for f in state.lag_timers().iter() {
-                    out.set_timer(Timer::Lag(f), stateright::actor::model_timeout());
+                for timer in state.timers() {
+                    out.set_timer(timer, stateright::actor::model_timeout());
                 }
                 State::Broker(state)
             }
@@ -155,7 +154,14 @@ impl Actor for InsyncActor {
             (InsyncActor::Broker(b), State::Broker(s)) => b.on_timeout(s, timer, out),
             (InsyncActor::Client(c), State::Client(s)) => c.on_timeout(s, timer, out),
             _ => unreachable!("actor and state kinds always match"),
-        })
+        });
+        // Stateright disarms a timer that fires; a broker timer the new state still calls for
+        // (`FetchRetry` after its re-send) is armed again, as the implementation's is.
+        if let State::Broker(after) = &**state {
+            if after.timers().contains(&timer) {
+                out.set_timer(timer, stateright::actor::model_timeout());
+            }
+        }
     }
 
     fn name(&self) -> String {
@@ -163,22 +169,6 @@ impl Actor for InsyncActor {
             InsyncActor::Controller(_) => "controller".into(),
             InsyncActor::Broker(b) => format!("broker {}", b.id),
             InsyncActor::Client(_) => "client".into(),
-        }
-    }
-}
-
-/// Arms or cancels `Flush` and `HwCheckpoint` as `after` (whether each should be armed)
-/// differs from `before` (§2).
-fn sync_durability_timers(before: (bool, bool), after: (bool, bool), out: &mut Out) {
-    let timers = [
-        (before.0, after.0, Timer::Flush),
-        (before.1, after.1, Timer::HwCheckpoint),
-    ];
-    for (was, is, timer) in timers {
-        match (was, is) {
-            (false, true) => out.set_timer(timer, stateright::actor::model_timeout()),
-            (true, false) => out.cancel_timer(timer),
-            _ => {}
         }
     }
 }

@@ -1,8 +1,10 @@
 //! The broker: leader or follower of the one partition (docs/protocol.md §4.1–4.9).
 //!
 //! Followers pull with `Fetch` (one request in flight). The leader long-polls: a fetch that
-//! would return nothing new is parked and answered when the LEO or HW moves, so no fetch timer
-//! is needed. Divergence after a leader change is resolved per variant: the leader detects it
+//! would return nothing new is parked and answered when the LEO or HW moves. Three timers end a
+//! wait (§4.12): `FetchRetry` re-sends a request in flight (the answer may be lost, or merely
+//! slow: then two are in flight), `FetchBackoff` resumes a follower stopped by a fencing
+//! answer, and `ParkedRelease(f)` answers a parked fetch with what there is. Divergence after a leader change is resolved per variant: the leader detects it
 //! (KIP-320/KIP-279 `DivergingEpoch`, `kip-966` and `kip-320`), the follower looks the epoch up
 //! first (KIP-101, KIP-279), or the follower truncates to its own HW (before KIP-101). The HW is
 //! the minimum LEO over the maximal ISR and, in `kip-966`, moves only while the ISR has at least
@@ -22,7 +24,7 @@ use crate::types::{epochs, BrokerId, BrokerSet, Epoch, Offset, Record, RecordId,
 use serde::Serialize;
 use stateright::actor::Id;
 use stateright::{Rewrite, RewritePlan};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// A follower's fetch state: one request in flight at most.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -130,6 +132,33 @@ impl BrokerState {
             hw: self.hw_checkpoint,
             broker_epoch: self.broker_epoch,
         }
+    }
+    /// Every broker timer that should be armed: `Lag(f)` (§4.8), the wait timers of §4.12
+    /// and the durability timers of §2.
+    pub fn timers(&self) -> BTreeSet<Timer> {
+        let mut timers: BTreeSet<Timer> = self.lag_timers().iter().map(Timer::Lag).collect();
+        if self.follows_leader() {
+            timers.insert(match self.fetch_state {
+                FetchState::Fetching | FetchState::Truncating => Timer::FetchRetry,
+                FetchState::Idle => Timer::FetchBackoff,
+            });
+        }
+        if let Some(leader) = &self.leader {
+            let parked = leader.replicas.iter().filter(|(_, p)| p.parked.is_some());
+            timers.extend(parked.map(|(f, _)| Timer::ParkedRelease(*f)));
+        }
+        let (flush, hw_checkpoint) = self.durability_timers();
+        if flush {
+            timers.insert(Timer::Flush);
+        }
+        if hw_checkpoint {
+            timers.insert(Timer::HwCheckpoint);
+        }
+        timers
+    }
+    /// Its view names a leader and it is not that leader (a leader always holds leader state).
+    fn follows_leader(&self) -> bool {
+        self.leader.is_none() && self.view.is_some_and(|v| v.leader.is_some())
     }
     /// The `Lag(f)` timers that should be armed (§4.8).
     pub fn lag_timers(&self) -> BrokerSet {
@@ -303,21 +332,90 @@ impl Broker {
     }
 
     /// A broker timer fired: `Flush` and `HwCheckpoint` save (§2), `Lag(f)` proposes a
-    /// shrink (§4.8).
+    /// shrink (§4.8), the others end a wait (§4.12).
     pub fn on_timeout(&self, state: &mut BrokerState, timer: Timer, out: &mut Out) {
+        if !state.timers().contains(&timer) {
+            return;
+        }
         match timer {
+            Timer::Lag(follower) => self.on_lag(state, follower, out),
+            Timer::FetchRetry => self.on_fetch_retry(state, out),
+            Timer::FetchBackoff => self.on_fetch_backoff(state, out),
+            Timer::ParkedRelease(follower) => self.on_parked_release(state, follower, out),
             Timer::Flush => state.flushed = state.leo(),
             Timer::HwCheckpoint => state.hw_checkpoint = state.hw,
-            Timer::Lag(follower) => self.on_lag(state, follower, out),
             Timer::Expire(_) | Timer::Heartbeat(_) | Timer::Produce(_) | Timer::Consume(_) => {}
         }
     }
 
+    /// `FetchRetry`: send the request in flight again, unchanged; both may now be answered,
+    /// and the echo rule (§4.3) applies only the answer to the fetch it would send now.
+    fn on_fetch_retry(&self, state: &mut BrokerState, out: &mut Out) {
+        let leader = state
+            .view
+            .and_then(|v| v.leader)
+            .expect("a follower's leader");
+        match state.fetch_state {
+            FetchState::Truncating => {
+                let requested_epoch = epochs::last_epoch(&state.log);
+                out.send(leader.id(), Msg::OffsetsForLeaderEpoch { requested_epoch });
+            }
+            FetchState::Fetching => self.send_fetch(state, leader.id(), out),
+            FetchState::Idle => unreachable!("FetchRetry is armed only with a request in flight"),
+        }
+    }
+
+    /// `FetchBackoff`: fetch again as on becoming follower (§4.1 step 3), without
+    /// `hw-truncation`'s truncation; the epoch-lookup variants look up again, since the stop
+    /// may have answered the lookup itself.
+    fn on_fetch_backoff(&self, state: &mut BrokerState, out: &mut Out) {
+        let leader = state
+            .view
+            .and_then(|v| v.leader)
+            .expect("a follower's leader");
+        if self.cfg.variant.epoch_lookup() && !state.log.is_empty() {
+            let requested_epoch = epochs::last_epoch(&state.log);
+            out.send(leader.id(), Msg::OffsetsForLeaderEpoch { requested_epoch });
+            state.fetch_state = FetchState::Truncating;
+        } else {
+            self.send_fetch(state, leader.id(), out);
+        }
+    }
+
+    /// `ParkedRelease(f)`: answer f's parked fetch now, with what there is (no records and an
+    /// unchanged HW, or it would not be parked).
+    fn on_parked_release(&self, state: &mut BrokerState, follower: BrokerId, out: &mut Out) {
+        let hw = state.hw;
+        let leader = state
+            .leader
+            .as_mut()
+            .expect("ParkedRelease is armed on a leader");
+        let progress = leader
+            .replicas
+            .get_mut(&follower)
+            .expect("every other broker");
+        let leader_epoch = progress.parked.take().expect("a parked fetch");
+        let fetch_offset = progress
+            .fetch_offset
+            .expect("a parked fetch recorded progress");
+        progress.hw_sent = hw;
+        let records = state.log[fetch_offset as usize..].to_vec();
+        let result = FetchResult::Records {
+            records,
+            high_watermark: hw,
+        };
+        out.send(
+            follower.id(),
+            Msg::FetchResponse {
+                leader_epoch,
+                fetch_offset,
+                result,
+            },
+        );
+    }
+
     /// `Lag(f)` fired: propose the ISR without f (§4.8).
     fn on_lag(&self, state: &mut BrokerState, follower: BrokerId, out: &mut Out) {
-        if !state.lag_timers().contains(follower) {
-            return;
-        }
         let view = state.view.expect("a leader holds a view");
         let isr = view.isr.without(follower);
         let leader = state
@@ -374,9 +472,12 @@ impl Broker {
             self.reject_waiting(leader.waiting, out);
         }
         state.view = Some(view);
-        let changed =
-            previous.is_none_or(|p| p.leader != view.leader || p.leader_epoch != view.leader_epoch);
-        if !changed {
+        let new_leader = previous.is_none_or(|p| p.leader != view.leader);
+        let new_epoch = previous.is_some_and(|p| p.leader_epoch != view.leader_epoch);
+        if !new_leader && new_epoch && !self.cfg.variant.refollows_on_new_epoch() {
+            return self.resume(state, out);
+        }
+        if !new_leader && !new_epoch {
             return;
         }
         state.fetch_state = FetchState::Idle;
@@ -393,6 +494,25 @@ impl Broker {
                 state.fetch_state = FetchState::Truncating;
             }
             _ => self.send_fetch(state, leader.id(), out),
+        }
+    }
+
+    /// §4.1 step 3, before Kafka 2.1: a new epoch of the same leader. The follower does not
+    /// truncate again; it re-sends, at the new epoch, the request its state calls for: a
+    /// `Fetch` if it was fetching, else (`kip-101`, `kip-279`) the epoch lookup, which an
+    /// error may have cut short and which Kafka's fetcher retried. The answer to the request it
+    /// replaces echoes the old epoch and is ignored (§4.3).
+    fn resume(&self, state: &mut BrokerState, out: &mut Out) {
+        let Some(leader) = state.view.and_then(|v| v.leader) else {
+            return;
+        };
+        let lookup = self.cfg.variant.epoch_lookup() && !state.log.is_empty();
+        if lookup && state.fetch_state != FetchState::Fetching {
+            let requested_epoch = epochs::last_epoch(&state.log);
+            out.send(leader.id(), Msg::OffsetsForLeaderEpoch { requested_epoch });
+            state.fetch_state = FetchState::Truncating;
+        } else {
+            self.send_fetch(state, leader.id(), out);
         }
     }
 
@@ -466,7 +586,8 @@ impl Broker {
         if !maximal_isr.contains(follower)
             && leader.pending_isr.is_none()
             && fetch_offset >= hw
-            && fetch_offset >= leader.leader_epoch_start_offset
+            && (fetch_offset >= leader.leader_epoch_start_offset
+                || !self.cfg.variant.isr_join_needs_epoch_start())
         {
             let isr = view.isr.with(follower);
             leader.pending_isr = Some(isr);

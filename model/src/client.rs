@@ -119,6 +119,9 @@ impl Client {
             | Timer::Lag(_)
             | Timer::Expire(_)
             | Timer::Heartbeat(_)
+            | Timer::FetchRetry
+            | Timer::FetchBackoff
+            | Timer::ParkedRelease(_)
             | Timer::Flush
             | Timer::HwCheckpoint => {}
         }

@@ -12,16 +12,17 @@ use std::str::FromStr;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Variant {
-    /// Current design: fetch fencing, divergence from the leader, HW waits for
-    /// `min_insync_replicas`, eligible leader replicas (KIP-966).
+    /// Current design (Kafka 3.7+, KRaft): fetch fencing, divergence from the leader, HW waits
+    /// for `min_insync_replicas`, eligible leader replicas (KIP-966).
     Kip966,
-    /// KIP-320: fetch fencing and divergence detection by the leader, no ELR.
+    /// Kafka 2.2–3.x under ZooKeeper: KIP-320's fetch fencing and divergence detection by the
+    /// leader, no ELR.
     Kip320,
-    /// KIP-279: epoch lookup with the common-prefix rule, no fencing.
+    /// Kafka 2.0.0: KIP-279's epoch lookup with the common-prefix rule, no fencing.
     Kip279,
-    /// KIP-101: epoch lookup returning the end of the requested epoch, no fencing.
+    /// Kafka 0.11.0–1.1.1: KIP-101's epoch lookup returning the end of the requested epoch.
     Kip101,
-    /// Before KIP-101: a new follower truncates to its own high watermark.
+    /// Kafka 0.8.2–0.10.2, before KIP-101: a new follower truncates to its own high watermark.
     HwTruncation,
 }
 
@@ -49,6 +50,27 @@ impl Variant {
     /// A new follower looks up the leader's epoch end before fetching.
     pub fn epoch_lookup(self) -> bool {
         matches!(self, Variant::Kip101 | Variant::Kip279)
+    }
+    /// KAFKA-7128 (Kafka 2.0.1, 2.1): a follower joins the ISR only once it has fetched up to
+    /// the start offset of the leader's epoch, not merely up to the leader's (lagging) HW.
+    pub fn isr_join_needs_epoch_start(self) -> bool {
+        matches!(self, Variant::Kip966 | Variant::Kip320)
+    }
+    /// The ZooKeeper-era controller bumped the leader epoch whenever it changed the ISR itself,
+    /// even with the leader unchanged; KRaft stopped in 3.6 (KAFKA-15021).
+    pub fn controller_isr_change_bumps_epoch(self) -> bool {
+        !matches!(self, Variant::Kip966)
+    }
+    /// From Kafka 2.1 a follower becomes follower again (truncation rule and all) on a new
+    /// leader epoch of the same leader; before, only a new leader broker made it do so.
+    pub fn refollows_on_new_epoch(self) -> bool {
+        matches!(self, Variant::Kip966 | Variant::Kip320)
+    }
+    /// The controller notices a restart at registration and takes the broker out of the ISR
+    /// (KRaft; ZooKeeper since Kafka 2.2, KIP-380). Before, a broker back within its session
+    /// timeout kept its ISR place: a fast restart.
+    pub fn restart_leaves_isr(self) -> bool {
+        matches!(self, Variant::Kip966 | Variant::Kip320)
     }
 }
 
@@ -151,6 +173,10 @@ pub struct Config {
     /// Total `Heartbeat(b)` firings: a fenced broker that was never down comes back without
     /// restarting (an expiry that was a false suspicion, undone). Off (0) by default.
     pub rejoins: u8,
+    /// Total firings of the timers that end a wait (§4.12): a follower's `FetchRetry` and
+    /// `FetchBackoff`, a leader's `ParkedRelease(f)`. Each can put a second request or an
+    /// empty answer in flight.
+    pub retries: u8,
     /// States whose controller leader epoch exceeds this are outside the search.
     pub max_epoch: u8,
     pub unclean_leader_election: bool,
@@ -173,6 +199,9 @@ impl Config {
             isr_shrinks: if brokers >= 3 { 0 } else { 1 },
             reads: 1,
             rejoins: 0,
+            // One firing multiplies the 2-broker space by about 5 (docs/performance.md); the
+            // 3-broker default stays within a minute without it, and `--retries 1` checks it.
+            retries: if brokers >= 3 { 0 } else { 1 },
             max_epoch: 4,
             unclean_leader_election: false,
             acks: Acks::All,
@@ -226,6 +255,7 @@ impl Config {
             || self.isr_shrinks > 20
             || self.reads > 20
             || self.rejoins > 20
+            || self.retries > 20
         {
             return Err("fault and read budgets must be at most 20".into());
         }
@@ -238,7 +268,7 @@ impl fmt::Display for Config {
         write!(
             f,
             "variant={} brokers={} records={} crashes={} expiries={} isr-shrinks={} reads={} \
-             rejoins={} max-epoch={} unclean={} acks={} min-isr={} fsync={}",
+             rejoins={} retries={} max-epoch={} unclean={} acks={} min-isr={} fsync={}",
             self.variant,
             self.brokers,
             self.records,
@@ -247,6 +277,7 @@ impl fmt::Display for Config {
             self.isr_shrinks,
             self.reads,
             self.rejoins,
+            self.retries,
             self.max_epoch,
             self.unclean_leader_election,
             self.acks,

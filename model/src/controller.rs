@@ -180,6 +180,9 @@ impl Controller {
             | Timer::Lag(_)
             | Timer::Produce(_)
             | Timer::Consume(_)
+            | Timer::FetchRetry
+            | Timer::FetchBackoff
+            | Timer::ParkedRelease(_)
             | Timer::Flush
             | Timer::HwCheckpoint => return,
         };
@@ -202,8 +205,11 @@ impl Controller {
         let before = state.view;
         state.broker_epochs.insert(b, broker_epoch);
         state.fenced = state.fenced.without(b);
+        // A restart the controller notices takes b out of the ISR (§4.10); before KIP-380 a
+        // broker back within its session timeout kept its place (a fast restart).
         let isr = before.isr;
-        if isr.contains(b) && (isr.len() > 1 || self.cfg.variant == Variant::Kip966) {
+        let leaves = isr.len() > 1 || self.cfg.variant == Variant::Kip966;
+        if isr.contains(b) && leaves && self.cfg.variant.restart_leaves_isr() {
             self.set_isr(state, isr.without(b));
         }
         state.elr = state.elr.without(b);
@@ -251,10 +257,16 @@ impl Controller {
         state.view.leader_epoch = view.leader_epoch + 1;
     }
 
-    /// A changed view gets the next `partition_epoch` and goes to every broker.
+    /// A view the controller changed gets the next `partition_epoch` and goes to every broker.
+    /// The ZooKeeper-era controller also bumped the leader epoch when it changed the ISR of an
+    /// unchanged leader (§4.10); an election has bumped it already.
     fn publish(&self, state: &mut ControllerState, before: View, out: &mut Out) {
         if state.view == before {
             return;
+        }
+        let isr_only = state.view.leader_epoch == before.leader_epoch;
+        if isr_only && self.cfg.variant.controller_isr_change_bumps_epoch() {
+            state.view.leader_epoch = before.leader_epoch + 1;
         }
         state.view.partition_epoch = before.partition_epoch + 1;
         for b in self.all().iter() {

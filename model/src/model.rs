@@ -41,6 +41,7 @@ pub struct Budget {
     pub isr_shrinks: u8,
     pub reads: u8,
     pub rejoins: u8,
+    pub retries: u8,
 }
 
 /// Stateright's per-path history: the fault budget spent and the ghost record.
@@ -150,6 +151,11 @@ impl InsyncModel {
             ActorModelAction::Timeout(_, Timer::Flush | Timer::HwCheckpoint) => {
                 budget.crashes < self.cfg.crashes
             }
+            ActorModelAction::Timeout(_, Timer::FetchRetry)
+            | ActorModelAction::Timeout(_, Timer::FetchBackoff)
+            | ActorModelAction::Timeout(_, Timer::ParkedRelease(_)) => {
+                budget.retries < self.cfg.retries
+            }
             // Only a broker that is up and registered can heartbeat.
             ActorModelAction::Timeout(_, Timer::Heartbeat(b)) => {
                 budget.rejoins < self.cfg.rejoins
@@ -217,6 +223,9 @@ impl Model for InsyncModel {
             ActorModelAction::Timeout(_, Timer::Lag(_)) => budget.isr_shrinks += 1,
             ActorModelAction::Timeout(_, Timer::Consume(_)) => budget.reads += 1,
             ActorModelAction::Timeout(_, Timer::Heartbeat(_)) => budget.rejoins += 1,
+            ActorModelAction::Timeout(_, Timer::FetchRetry)
+            | ActorModelAction::Timeout(_, Timer::FetchBackoff)
+            | ActorModelAction::Timeout(_, Timer::ParkedRelease(_)) => budget.retries += 1,
             _ => {}
         }
         let mut next = self.actors.next_state(last, action.clone())?;

@@ -137,11 +137,50 @@ pub enum Timer {
     Produce(BrokerId),
     /// Client: send `Consume` to broker `b` (§4.11).
     Consume(BrokerId),
+    // Broker timers that end a wait (§4.12), budgeted together by `Config::retries`.
+    /// Follower: the request in flight got no answer in time; send it again.
+    FetchRetry,
+    /// Follower: stopped by a fencing answer; fetch from the leader again.
+    FetchBackoff,
+    /// Leader: answer the fetch parked from follower `f` now.
+    ParkedRelease(BrokerId),
     /// Broker, `fsync = lazy`: make the log durable up to the LEO; armed while the durable end
     /// `flushed` is below the LEO (§2).
     Flush,
     /// Broker: save the HW checkpoint; armed while it differs from the HW in memory (§2).
     HwCheckpoint,
+}
+
+/// The timer kind names ([`Timer::kind`]), for coverage reports.
+pub const TIMER_KINDS: [&str; 10] = [
+    "Lag",
+    "Expire",
+    "Heartbeat",
+    "Produce",
+    "Consume",
+    "FetchRetry",
+    "FetchBackoff",
+    "ParkedRelease",
+    "Flush",
+    "HwCheckpoint",
+];
+
+impl Timer {
+    /// The timer's kind, one of [`TIMER_KINDS`]: its name without the broker id.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Timer::Lag(_) => "Lag",
+            Timer::Expire(_) => "Expire",
+            Timer::Heartbeat(_) => "Heartbeat",
+            Timer::Produce(_) => "Produce",
+            Timer::Consume(_) => "Consume",
+            Timer::FetchRetry => "FetchRetry",
+            Timer::FetchBackoff => "FetchBackoff",
+            Timer::ParkedRelease(_) => "ParkedRelease",
+            Timer::Flush => "Flush",
+            Timer::HwCheckpoint => "HwCheckpoint",
+        }
+    }
 }
 
 /// The message type names, for coverage reports.
@@ -218,6 +257,9 @@ impl Rewrite<Id> for Timer {
             Timer::Heartbeat(b) => Timer::Heartbeat(b.rewrite(plan)),
             Timer::Produce(b) => Timer::Produce(b.rewrite(plan)),
             Timer::Consume(b) => Timer::Consume(b.rewrite(plan)),
+            Timer::FetchRetry => Timer::FetchRetry,
+            Timer::FetchBackoff => Timer::FetchBackoff,
+            Timer::ParkedRelease(f) => Timer::ParkedRelease(f.rewrite(plan)),
             Timer::Flush => Timer::Flush,
             Timer::HwCheckpoint => Timer::HwCheckpoint,
         }

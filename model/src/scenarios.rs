@@ -21,7 +21,7 @@ pub struct Scenario {
     pub summary: &'static str,
 }
 
-/// Starts from 3 brokers with every budget at 0 and `fsync = always`.
+/// Starts from `brokers` brokers with every budget at 0 and `fsync = always`.
 fn base(variant: Variant, brokers: u8) -> Config {
     let mut cfg = Config::new(brokers).with_variant(variant);
     cfg.records = 1;
@@ -29,14 +29,18 @@ fn base(variant: Variant, brokers: u8) -> Config {
     cfg.expiries = 0;
     cfg.isr_shrinks = 0;
     cfg.reads = 0;
+    cfg.retries = 0;
     cfg.fsync = Fsync::Always;
     cfg
 }
 
 /// Every scenario, oldest bug first.
 pub fn all() -> Vec<Scenario> {
-    let mut kip101 = base(Variant::HwTruncation, 3);
-    kip101.expiries = 2;
+    // KIP-101's first scenario: a follower restarts, truncates to its HW and is still in the
+    // ISR (a fast restart) when the leader fails.
+    let mut kip101 = base(Variant::HwTruncation, 2);
+    kip101.crashes = 1;
+    kip101.expiries = 1;
     let mut kip279 = base(Variant::Kip101, 3);
     kip279.expiries = 2;
     let mut kip320 = base(Variant::Kip279, 3);
@@ -64,8 +68,9 @@ pub fn all() -> Vec<Scenario> {
             name: "kip-101-bug",
             property: "no_acked_record_lost",
             config: kip101,
-            summary: "a follower truncates to its stale HW on becoming follower, after its fetch \
-                      counted toward the HW, and is then elected",
+            summary: "a follower restarts and truncates to its stale HW, after its fetch \
+                      counted toward the HW; still in the ISR, it is elected when the leader \
+                      fails",
         },
         Scenario {
             name: "kip-279-bug",

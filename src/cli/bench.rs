@@ -80,10 +80,13 @@ async fn bench(args: &BenchArgs) -> Result<Vec<Row>, String> {
             dir: dir.clone(),
             cluster_id: "insync-bench".into(),
             node_args: vec!["--fsync".into(), fsync.to_string()],
+            broker_args: Vec::new(),
             base_port: None,
             logs: ChildLogs::Files,
         };
-        let mut cluster = LocalCluster::start(spec).map_err(|error| error.to_string())?;
+        let mut cluster = LocalCluster::start(spec)
+            .await
+            .map_err(|error| error.to_string())?;
         cluster.wait_ready(Duration::from_secs(20)).await?;
         for size in &args.sizes {
             eprintln!("bench: fsync={fsync} size={size} records={}", args.records);

@@ -37,6 +37,10 @@ pub struct ModelArgs {
     /// without a restart); 0 by default.
     #[arg(long)]
     pub(crate) rejoins: Option<u8>,
+    /// Total firings of the timers that end a wait (FetchRetry, FetchBackoff,
+    /// ParkedRelease): each may put a second request or an empty answer in flight.
+    #[arg(long)]
+    pub(crate) retries: Option<u8>,
     /// A named scenario (kip-101-bug, kip-279-bug, kip-320-bug, kip-966-bug, min-isr-1-loss):
     /// its configuration replaces every other model flag, and --diagram draws its property.
     #[arg(long)]
@@ -77,6 +81,7 @@ impl ModelArgs {
         cfg.isr_shrinks = self.isr_shrinks.unwrap_or(cfg.isr_shrinks);
         cfg.reads = self.reads.unwrap_or(cfg.reads);
         cfg.rejoins = self.rejoins.unwrap_or(cfg.rejoins);
+        cfg.retries = self.retries.unwrap_or(cfg.retries);
         cfg.max_epoch = self.max_epoch.unwrap_or(cfg.max_epoch);
         cfg.unclean_leader_election = match self.unclean.as_str() {
             "on" | "true" => true,

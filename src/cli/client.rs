@@ -1,12 +1,14 @@
 //! `insync produce`, `insync consume`, `insync inspect`: the command-line client.
 
 use std::io::BufRead;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
 use insync_impl::client::{idle, ClientConfig, Consumer, ControlClient, ProduceAcks, Producer};
 use insync_impl::core::PRODUCE_RECORDS_MAX;
 use insync_impl::node::config::DEFAULT_CLUSTER_ID;
+use insync_impl::node::control_token::{ControlToken, CONTROL_TOKEN_FILE_NAME};
 use insync_impl::protocol::Record;
 
 /// Where a client connects.
@@ -74,10 +76,21 @@ pub struct ConsumeArgs {
 }
 
 #[derive(Args)]
+#[command(
+    after_help = "Inspect needs the operator's control token. After `insync cluster up \
+    --dir DIR`, give the same --dir (default: insync-data); for a node started by hand, \
+    --control-token-file DATA_DIR/control.token (or the file it was given)."
+)]
 pub struct InspectArgs {
     /// The node to ask (controller or broker address).
     #[arg(long)]
     pub node: String,
+    /// The directory of `insync cluster up`, whose control.token every node was given.
+    #[arg(long, default_value = "insync-data")]
+    pub dir: PathBuf,
+    /// The control token file (overrides --dir).
+    #[arg(long, value_name = "PATH")]
+    pub control_token_file: Option<PathBuf>,
     #[arg(long, default_value = DEFAULT_CLUSTER_ID)]
     pub cluster_id: String,
     /// Print JSON instead of Rust debug notation.
@@ -192,8 +205,19 @@ fn print_record(json: bool, record: &Record) {
 }
 
 pub fn run_inspect(args: InspectArgs) -> i32 {
+    let path =
+        (args.control_token_file.clone()).unwrap_or_else(|| args.dir.join(CONTROL_TOKEN_FILE_NAME));
+    let token = match ControlToken::read(&path) {
+        Ok(token) => token,
+        Err(error) => {
+            eprintln!("error: {error}");
+            eprintln!("(inspect acts as the operator: see `insync inspect --help`)");
+            return 1;
+        }
+    };
     runtime().block_on(async {
-        let mut control = match ControlClient::connect(&args.node, &args.cluster_id).await {
+        let connect = ControlClient::connect_with_token(&args.node, &args.cluster_id, &token);
+        let mut control = match connect.await {
             Ok(control) => control,
             Err(error) => {
                 eprintln!("error: {error}");

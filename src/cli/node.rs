@@ -90,7 +90,8 @@ pub struct ProtocolArgs {
     /// Every process and client of one cluster must agree on it; others are refused.
     #[arg(long, default_value = DEFAULT_CLUSTER_ID)]
     pub cluster_id: String,
-    /// Conformance mode: no timer fires by itself; the control channel fires timers.
+    /// Conformance mode: no timer fires by itself; the control channel fires timers. Without
+    /// it, FireTimer and Barrier are refused.
     #[arg(long)]
     pub stepped: bool,
     #[command(flatten)]
@@ -124,6 +125,9 @@ pub struct TimingArgs {
     /// Leader: a parked (caught-up) fetch is answered empty after this long.
     #[arg(long, default_value_t = 500, value_name = "MS")]
     pub fetch_max_wait_ms: u64,
+    /// Follower: stopped by a fencing answer, it fetches again after this long.
+    #[arg(long, default_value_t = 50, value_name = "MS")]
+    pub fetch_backoff_ms: u64,
     /// Broker with --fsync lazy: background flush period.
     #[arg(long, default_value_t = 1000, value_name = "MS")]
     pub flush_interval_ms: u64,
@@ -137,6 +141,7 @@ impl TimingArgs {
             replica_lag_time_max: Duration::from_millis(self.replica_lag_time_max_ms),
             fetch_timeout: Duration::from_millis(self.fetch_timeout_ms),
             fetch_max_wait: Duration::from_millis(self.fetch_max_wait_ms),
+            fetch_backoff: Duration::from_millis(self.fetch_backoff_ms),
             flush_interval: Duration::from_millis(self.flush_interval_ms),
         }
     }
@@ -148,6 +153,7 @@ impl TimingArgs {
             ("--replica-lag-time-max-ms", self.replica_lag_time_max_ms),
             ("--fetch-timeout-ms", self.fetch_timeout_ms),
             ("--fetch-max-wait-ms", self.fetch_max_wait_ms),
+            ("--fetch-backoff-ms", self.fetch_backoff_ms),
             ("--flush-interval-ms", self.flush_interval_ms),
         ];
         pairs
@@ -171,6 +177,7 @@ impl ProtocolArgs {
             fsync: self.fsync,
             stepped: self.stepped,
             timing: self.timing.timing(),
+            control_token_file: None,
         }
     }
 
@@ -209,9 +216,13 @@ pub struct ControllerArgs {
     /// Every broker: ID=ADDR,ID=ADDR,...
     #[arg(long, value_name = "1=ADDR,2=ADDR,...")]
     pub brokers: String,
-    /// Where the controller's state is persisted.
+    /// Where the controller's state is persisted (locked: one process per directory).
     #[arg(long)]
     pub data_dir: PathBuf,
+    /// The operator's control token; created owner-only when absent. Default:
+    /// DATA_DIR/control.token.
+    #[arg(long, value_name = "PATH")]
+    pub control_token_file: Option<PathBuf>,
     /// Print the bound address as JSON on stdout.
     #[arg(long)]
     pub json: bool,
@@ -238,9 +249,13 @@ pub struct BrokerArgs {
     /// Every broker of the partition (this one's entry may be included): ID=ADDR,...
     #[arg(long, value_name = "1=ADDR,2=ADDR,...")]
     pub peers: String,
-    /// Where the log and checkpoints live.
+    /// Where the log and checkpoints live (locked: one process per directory).
     #[arg(long)]
     pub data_dir: PathBuf,
+    /// The operator's control token; created owner-only when absent. Default:
+    /// DATA_DIR/control.token.
+    #[arg(long, value_name = "PATH")]
+    pub control_token_file: Option<PathBuf>,
     /// Conformance: before opening the log, cut it back to what was durable (a power loss).
     #[arg(long, hide = true)]
     pub simulate_power_loss_on_start: bool,
@@ -308,7 +323,8 @@ pub fn run_controller_command(args: ControllerArgs) -> i32 {
         Ok(brokers) => brokers,
         Err(error) => return usage(&error.to_string()),
     };
-    let options = args.protocol.options(brokers.keys().copied().collect());
+    let mut options = args.protocol.options(brokers.keys().copied().collect());
+    options.control_token_file = args.control_token_file;
     let config = ControllerConfig {
         listen: args.listen,
         brokers,
@@ -328,7 +344,8 @@ pub fn run_broker_command(args: BrokerArgs) -> i32 {
         Err(error) => return usage(&error.to_string()),
     };
     peers.entry(args.id).or_insert_with(|| args.listen.clone());
-    let options = args.protocol.options(peers.keys().copied().collect());
+    let mut options = args.protocol.options(peers.keys().copied().collect());
+    options.control_token_file = args.control_token_file;
     let id = args.id;
     let config = BrokerConfig {
         id,
@@ -382,10 +399,11 @@ async fn cluster_up(args: ClusterUpArgs) -> i32 {
         dir: args.dir.clone(),
         cluster_id: args.protocol.cluster_id.clone(),
         node_args: args.protocol.flags(),
+        broker_args: Vec::new(),
         base_port: args.base_port,
         logs: ChildLogs::Inherit,
     };
-    let mut cluster = match LocalCluster::start(spec) {
+    let mut cluster = match LocalCluster::start(spec).await {
         Ok(cluster) => cluster,
         Err(error) => {
             eprintln!("error: cannot start the cluster: {error}");
@@ -416,6 +434,7 @@ fn print_cluster(cluster: &LocalCluster, args: &ClusterUpArgs) {
             "brokers": brokers,
             "bootstrap": cluster.bootstrap().join(","),
             "dir": args.dir.display().to_string(),
+            "control_token_file": cluster.control_token_path().display().to_string(),
         });
         println!("{line}");
         return;
@@ -431,6 +450,10 @@ fn print_cluster(cluster: &LocalCluster, args: &ClusterUpArgs) {
     }
     println!("  data        {}", args.dir.display());
     println!(
+        "  control     {} (the operator's token; inspect and Ctrl-C use it)",
+        cluster.control_token_path().display()
+    );
+    println!(
         "try: insync produce --bootstrap {} hello",
         cluster.controller_address()
     );
@@ -438,18 +461,21 @@ fn print_cluster(cluster: &LocalCluster, args: &ClusterUpArgs) {
         "     insync consume --bootstrap {} --follow",
         cluster.controller_address()
     );
+    println!(
+        "     insync inspect --dir {} --node {}",
+        args.dir.display(),
+        cluster.controller_address()
+    );
     println!("Ctrl-C stops the cluster.");
 }
 
 /// Reports children that exit by themselves (a crash, or someone's `kill -9`: the rest of the
-/// cluster keeps running, which is the point of a replicated log). Never completes.
+/// cluster keeps running, which is the point of a replicated log). Completes once none runs.
 async fn watch_children(cluster: &mut LocalCluster) {
-    loop {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        for (name, status) in cluster.exited() {
-            eprintln!("{name} exited ({status}); the others keep running");
-        }
+    while let Some((name, status)) = cluster.next_exit().await {
+        eprintln!("{name} exited ({status}); the others keep running");
     }
+    eprintln!("every node has exited");
 }
 
 /// Runs `command` with `tracing` logs on stderr, filtered by `RUST_LOG` (default `default`).

@@ -45,6 +45,8 @@ pub struct TraceModelArgs {
     reads: Option<u8>,
     #[arg(long)]
     rejoins: Option<u8>,
+    #[arg(long)]
+    retries: Option<u8>,
     #[arg(long = "max-epoch")]
     max_epoch: Option<u8>,
     /// Unclean leader election: on or off.
@@ -80,6 +82,7 @@ impl TraceModelArgs {
             isr_shrinks: self.isr_shrinks,
             reads: self.reads,
             rejoins: self.rejoins,
+            retries: self.retries,
             scenario: self.scenario.clone(),
             max_epoch: self.max_epoch,
             unclean: self.unclean.clone(),

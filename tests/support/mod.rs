@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use insync_impl::client::{ClientConfig, ControlClient};
+use insync_impl::client::ClientConfig;
 use insync_impl::node::local_cluster::{ChildLogs, LocalCluster, LocalClusterSpec};
 use insync_impl::protocol::{BrokerId, BrokerSnapshot, ControllerSnapshot, Snapshot};
 use tokio::time::Instant;
@@ -40,6 +40,15 @@ impl TestCluster {
     /// Starts a controller and `brokers` brokers with `extra` flags on every process, and
     /// waits until every broker holds a view.
     pub async fn start(brokers: u32, extra: &[&str]) -> TestCluster {
+        Self::start_with_broker_flags(brokers, extra, &[]).await
+    }
+
+    /// As `start`, with `broker_extra` flags on the brokers only.
+    pub async fn start_with_broker_flags(
+        brokers: u32,
+        extra: &[&str],
+        broker_extra: &[&str],
+    ) -> TestCluster {
         let dir = tempfile::tempdir().expect("temporary directory");
         let mut node_args: Vec<String> = FAST_CLOCKS.iter().map(|flag| flag.to_string()).collect();
         node_args.extend(extra.iter().map(|flag| flag.to_string()));
@@ -49,10 +58,11 @@ impl TestCluster {
             dir: dir.path().to_owned(),
             cluster_id: "insync-test".into(),
             node_args,
+            broker_args: broker_extra.iter().map(|flag| flag.to_string()).collect(),
             base_port: None,
             logs: ChildLogs::Files,
         };
-        let cluster = LocalCluster::start(spec).expect("cluster starts");
+        let cluster = LocalCluster::start(spec).await.expect("cluster starts");
         let test = TestCluster { cluster, dir };
         if let Err(error) = test.cluster.wait_ready(WAIT).await {
             test.dump_logs();
@@ -68,14 +78,18 @@ impl TestCluster {
     }
 
     pub async fn controller(&self) -> ControllerSnapshot {
-        match inspect(self.cluster.controller_address(), self.cluster.cluster_id()).await {
+        match self
+            .cluster
+            .inspect(self.cluster.controller_address())
+            .await
+        {
             Ok(Snapshot::Controller(snapshot)) => snapshot,
             other => panic!("controller inspect: {other:?}"),
         }
     }
 
     pub async fn broker(&self, id: BrokerId) -> BrokerSnapshot {
-        match inspect(self.cluster.broker_address(id), self.cluster.cluster_id()).await {
+        match self.cluster.inspect(self.cluster.broker_address(id)).await {
             Ok(Snapshot::Broker(snapshot)) => snapshot,
             other => panic!("broker {id} inspect: {other:?}"),
         }
@@ -173,13 +187,6 @@ impl TestCluster {
     pub fn log_text(&self, node: &str) -> String {
         std::fs::read_to_string(self.dir.path().join(format!("{node}.log"))).unwrap_or_default()
     }
-}
-
-pub async fn inspect(address: &str, cluster_id: &str) -> Result<Snapshot, String> {
-    let mut control = ControlClient::connect(address, cluster_id)
-        .await
-        .map_err(|error| error.to_string())?;
-    control.inspect().await.map_err(|error| error.to_string())
 }
 
 /// `n` distinct values `prefix-0`, `prefix-1`, ...

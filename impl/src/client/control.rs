@@ -1,6 +1,11 @@
-//! [`ControlClient`]: the control channel as an operator, the `cluster` command, tests or the
-//! conformance harness use it: connect with the handshake name `Harness`, then one request and
-//! one reply at a time.
+//! [`ControlClient`]: the one client of a node's control channel, used by operators
+//! (`insync inspect`), the supervisor, the process tests and the conformance harness: connect
+//! with the handshake name `Harness`, then one request and one reply at a time (a reply always
+//! answers the last request, so no request ids are needed). Every request is bounded by the
+//! client's timeout, so a node that stops answering is reported, never waited on forever.
+//! [`ControlClient::connect`] is anonymous (enough for `Metadata`);
+//! [`ControlClient::connect_with_token`] presents the operator's control token in the
+//! handshake, which `Inspect`, `Shutdown` and the harness's requests need (docs/runtime.md).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -8,8 +13,9 @@ use std::time::Duration;
 use tokio::net::TcpStream;
 
 use super::ClientError;
+use crate::node::control_token::ControlToken;
 use crate::protocol::{Control, ControlReply, Metadata, NodeId, Snapshot, Timer};
-use crate::wire::{handshake_client, Connection, Hello, PeerName};
+use crate::wire::{handshake_control, Connection, Credential, Hello, PeerName};
 
 /// How long a control request may take before the client gives up on the node. `Barrier`
 /// requests are bounded by the caller instead.
@@ -20,25 +26,53 @@ pub const CONTROL_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct ControlClient {
     connection: Connection<TcpStream>,
     address: String,
+    /// Bound on connecting and on every request but a `Barrier` given its own.
+    timeout: Duration,
 }
 
 impl ControlClient {
+    /// An anonymous control connection (the node answers `Metadata` only), with
+    /// [`CONTROL_TIMEOUT`] as the bound.
     pub async fn connect(address: &str, cluster_id: &str) -> Result<Self, ClientError> {
+        Self::connect_within(address, cluster_id, None, CONTROL_TIMEOUT).await
+    }
+
+    /// A control connection as the operator, with [`CONTROL_TIMEOUT`] as the bound.
+    pub async fn connect_with_token(
+        address: &str,
+        cluster_id: &str,
+        token: &ControlToken,
+    ) -> Result<Self, ClientError> {
+        Self::connect_within(address, cluster_id, Some(token), CONTROL_TIMEOUT).await
+    }
+
+    /// Connects and handshakes, presenting `token` when given; `timeout` bounds the
+    /// connection and every later request.
+    pub async fn connect_within(
+        address: &str,
+        cluster_id: &str,
+        token: Option<&ControlToken>,
+        timeout: Duration,
+    ) -> Result<Self, ClientError> {
+        let credential = token.map(ControlToken::credential);
         let connect = TcpStream::connect(address);
-        let stream = tokio::time::timeout(CONTROL_TIMEOUT, connect)
+        let stream = tokio::time::timeout(timeout, connect)
             .await
             .map_err(|_| ClientError::Timeout {
                 what: format!("connecting to {address}"),
             })?
             .map_err(|error| ClientError::connect(address, error))?;
         stream.set_nodelay(true).ok();
-        let hello = Hello::new(cluster_id, PeerName::Harness);
-        let (connection, _) = handshake_client(Connection::new(stream), &hello)
-            .await
-            .map_err(|error| ClientError::wire(address, error))?;
+        let connection =
+            tokio::time::timeout(timeout, handshake(stream, address, cluster_id, credential))
+                .await
+                .map_err(|_| ClientError::Timeout {
+                    what: format!("handshake with {address}"),
+                })??;
         Ok(ControlClient {
             connection,
             address: address.to_owned(),
+            timeout,
         })
     }
 
@@ -74,7 +108,7 @@ impl ControlClient {
     }
 
     pub async fn request(&mut self, request: &Control) -> Result<ControlReply, ClientError> {
-        self.request_within(request, CONTROL_TIMEOUT).await
+        self.request_within(request, self.timeout).await
     }
 
     pub async fn inspect(&mut self) -> Result<Snapshot, ClientError> {
@@ -122,4 +156,19 @@ impl ControlClient {
             other => Err(ClientError::unexpected(&self.address, other)),
         }
     }
+}
+
+/// The control channel's handshake, the one place that says how the harness or an operator
+/// introduces itself to a node.
+async fn handshake(
+    stream: TcpStream,
+    address: &str,
+    cluster_id: &str,
+    credential: Option<Credential>,
+) -> Result<Connection<TcpStream>, ClientError> {
+    let hello = Hello::new(cluster_id, PeerName::Harness);
+    let (connection, _) = handshake_control(Connection::new(stream), &hello, credential)
+        .await
+        .map_err(|error| ClientError::wire(address, error))?;
+    Ok(connection)
 }

@@ -22,7 +22,7 @@ pub use producer::{idle, Consumer, ProduceAcks, Producer};
 
 use std::time::Duration;
 
-use crate::protocol::ControlReply;
+use crate::protocol::{ControlRefusal, ControlReply};
 use crate::wire::WireError;
 
 /// How a client behaves; the defaults suit an interactive command.
@@ -72,6 +72,11 @@ pub enum ClientError {
     Closed { address: String },
     #[error("timed out {what}")]
     Timeout { what: String },
+    #[error("{address} refused: {refusal}")]
+    Refused {
+        address: String,
+        refusal: ControlRefusal,
+    },
     #[error("{address} answered unexpectedly: {reply}")]
     Unexpected { address: String, reply: String },
     #[error("no bootstrap node knows a leader: {reason}")]
@@ -98,6 +103,10 @@ impl ClientError {
     }
 
     fn unexpected(address: &str, reply: ControlReply) -> Self {
+        if let ControlReply::Refused(refusal) = reply {
+            let address = address.to_owned();
+            return ClientError::Refused { address, refusal };
+        }
         ClientError::Unexpected {
             address: address.to_owned(),
             reply: format!("{reply:?}"),

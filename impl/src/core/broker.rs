@@ -12,10 +12,12 @@
 //! - `produce`, `producers`: `Produce` and the idempotent-producer table (§4.5);
 //! - `consume` (§4.6), `high_watermark` (§4.7), `lag` (§4.8), `alter_partition` (§4.9);
 //! - `durability`: the `Flush` and `HwCheckpoint` timers (§2);
-//! - `realtime`: entry points the model abstracts away (§6).
+//! - `timers`: the timers that end a wait, `FetchRetry`, `FetchBackoff`, `ParkedRelease(f)`
+//!   and `BrokerHeartbeat` (§4.12).
 //!
 //! Every handler appends the messages it emits to `outbox` in protocol order; `finish` turns
-//! the outbox and the change in armed timers into the step's `Effects`.
+//! the outbox and the change in armed timers (and the clocks to restart) into the step's
+//! `Effects`. Time is never read here: a deadline that passes is `fire(timer)`.
 
 mod alter_partition;
 mod consume;
@@ -28,9 +30,7 @@ mod lag;
 mod leader_and_isr;
 mod produce;
 mod producers;
-mod realtime;
-
-pub use realtime::LagCandidate;
+mod timers;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -68,10 +68,9 @@ struct Replica {
     /// The broker epoch of its last fetch (KIP-903): an ISR expansion names it, so the
     /// controller refuses to add a broker on the strength of an earlier incarnation's fetch.
     broker_epoch: BrokerEpoch,
-    /// Real time only (see `realtime`): the leader's LEO when it last answered this follower,
-    /// and how many times the follower has since fetched up to such an LEO.
+    /// The leader's LEO when it last answered this follower: a fetch at or past it means the
+    /// follower caught up, which restarts `Lag(f)`'s clock (§4.8).
     end_offset_sent: Offset,
-    caught_up_count: u64,
 }
 
 /// One acks=all produce request waiting for the HW.
@@ -111,6 +110,11 @@ pub struct BrokerCore<L: ReplicaLog> {
     fetch_state: FetchState,
     producers: ProducerTable,
     armed: BTreeSet<Timer>,
+    /// Timers whose clock the input being handled restarts, if still armed; drained by
+    /// `finish`.
+    restarted: BTreeSet<Timer>,
+    /// How many times each timer kind fired (observability: `BrokerSnapshot::timers_fired`).
+    fired: BTreeMap<&'static str, u64>,
     /// Messages emitted by the input being handled, in order; drained by `finish`.
     outbox: Vec<(NodeId, Message)>,
 }
@@ -148,6 +152,8 @@ impl<L: ReplicaLog> BrokerCore<L> {
             fetch_state: FetchState::Idle,
             producers,
             armed: BTreeSet::new(),
+            restarted: BTreeSet::new(),
+            fired: BTreeMap::new(),
             outbox: Vec::new(),
         };
         let before = core.armed.clone();
@@ -257,15 +263,30 @@ impl<L: ReplicaLog> BrokerCore<L> {
         }
     }
 
-    /// Fires an armed timer: `Lag(f)` (§4.8), `Flush` or `HwCheckpoint` (§2).
+    /// Fires an armed timer: `Lag(f)` (§4.8), `Flush` or `HwCheckpoint` (§2), or one of
+    /// §4.12's. A timer still armed after it fired starts a new period (§2 "Timers").
     pub fn fire(&mut self, timer: &Timer) -> BrokerResult<Effects, L> {
         if !self.armed.contains(timer) {
             return Err(CoreError::TimerNotArmed(timer.clone()));
         }
         let before = self.armed.clone();
+        *self.fired.entry(timer.kind()).or_insert(0) += 1;
         let result = match timer {
             Timer::Lag(follower) => {
                 self.on_lag(*follower);
+                Ok(())
+            }
+            Timer::FetchRetry => {
+                self.on_fetch_retry();
+                Ok(())
+            }
+            Timer::FetchBackoff => {
+                self.on_fetch_backoff();
+                Ok(())
+            }
+            Timer::ParkedRelease(follower) => self.on_parked_release(*follower),
+            Timer::BrokerHeartbeat => {
+                self.on_broker_heartbeat();
                 Ok(())
             }
             Timer::Flush => self.on_flush(),
@@ -274,6 +295,7 @@ impl<L: ReplicaLog> BrokerCore<L> {
                 unreachable!("a broker never arms controller timers")
             }
         };
+        self.restart(timer.clone());
         let effects = self.finish(before);
         result.map(|()| effects)
     }
@@ -361,6 +383,11 @@ impl<L: ReplicaLog> BrokerCore<L> {
                 .unwrap_or_default(),
             fetch_state: self.fetch_state,
             armed_timers: self.armed.clone(),
+            timers_fired: self
+                .fired
+                .iter()
+                .map(|(kind, count)| ((*kind).to_owned(), *count))
+                .collect(),
         })
     }
 
@@ -392,13 +419,16 @@ impl<L: ReplicaLog> BrokerCore<L> {
         self.outbox.push((to, message));
     }
 
-    /// Drains the outbox and diffs the armed timers against `before`.
+    /// Drains the outbox, recomputes the armed timers and diffs them against `before`: `arm`
+    /// holds the newly armed ones and the armed ones whose clock restarts.
     fn finish(&mut self, before: BTreeSet<Timer>) -> Effects {
         self.refresh_lag_timers();
         self.refresh_durability_timers();
+        self.refresh_wait_timers();
+        let restarted = std::mem::take(&mut self.restarted);
         Effects {
             send: std::mem::take(&mut self.outbox),
-            arm: self.armed.difference(&before).cloned().collect(),
+            arm: super::timers_to_arm(&before, &self.armed, &restarted),
             cancel: before.difference(&self.armed).cloned().collect(),
             persist_state: false,
         }

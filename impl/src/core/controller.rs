@@ -9,10 +9,11 @@
 //! the brokers have seen must survive a controller restart, or epochs could be reused.
 //!
 //! Timers (§4.10): `Expire(b)` is armed for every unfenced broker and `Heartbeat(b)` for every
-//! fenced one (the model bounds how many fire; the implementation does not). In real time the
-//! runtime fires `Expire(b)` when b's heartbeats stop for a session timeout, and a `Heartbeat`
-//! message from a fenced broker at its registered broker epoch is `Heartbeat(b)` (the broker
-//! was falsely suspected and comes back); in stepped mode the harness fires both by name.
+//! fenced one (the model bounds how many fire; the implementation does not). Every message
+//! from b restarts `Expire(b)`'s clock, so in real time it fires when b has been silent for
+//! the session timeout; a `Heartbeat` message from a fenced broker at its registered broker
+//! epoch is `Heartbeat(b)` (the broker was falsely suspected and comes back). In stepped mode
+//! the harness fires both by name.
 //! `Heartbeat(b)` is handled like a `RegisterBroker` at b's registered broker epoch: the
 //! protocol's only way back in, and a conservative one (the broker is treated as having
 //! possibly lost unflushed records).
@@ -66,6 +67,10 @@ pub struct ControllerCore {
     config: ProtocolConfig,
     state: ControllerState,
     armed: BTreeSet<Timer>,
+    /// Timers whose clock the input being handled restarts, if still armed.
+    restarted: BTreeSet<Timer>,
+    /// How many times each timer kind fired (`ControllerSnapshot::timers_fired`).
+    fired: BTreeMap<&'static str, u64>,
     outbox: Vec<(NodeId, Message)>,
 }
 
@@ -81,6 +86,8 @@ impl ControllerCore {
             config,
             state,
             armed: BTreeSet::new(),
+            restarted: BTreeSet::new(),
+            fired: BTreeMap::new(),
             outbox: Vec::new(),
         };
         let mut effects = core.finish(BTreeSet::new(), None);
@@ -89,10 +96,14 @@ impl ControllerCore {
     }
 
     /// Handles one message from a broker. Messages from anyone else, or that a controller
-    /// never receives, are errors.
+    /// never receives, are errors. Any message from b is a sign of life: `Expire(b)`'s clock
+    /// restarts.
     pub fn step(&mut self, from: NodeId, message: Message) -> Result<Effects, ControllerError> {
         let before_timers = self.armed.clone();
         let before_state = self.state.clone();
+        if let NodeId::Broker(broker) = from {
+            self.restarted.insert(Timer::Expire(broker));
+        }
         let result = self.dispatch(from, message);
         let effects = self.finish(before_timers, Some(before_state));
         result.map(|()| effects)
@@ -107,12 +118,21 @@ impl ControllerCore {
         let before_timers = self.armed.clone();
         let before_state = self.state.clone();
         match timer {
-            Timer::Expire(broker) => self.on_expire(*broker),
-            Timer::Heartbeat(broker) => self.on_heartbeat_timer(*broker),
-            Timer::Lag(_) | Timer::Flush | Timer::HwCheckpoint => {
-                unreachable!("the controller never arms broker timers")
+            Timer::Expire(broker) => {
+                *self.fired.entry(timer.kind()).or_insert(0) += 1;
+                self.on_expire(*broker)
             }
+            // Counted inside: a `Heartbeat` message fires it too.
+            Timer::Heartbeat(broker) => self.on_heartbeat_timer(*broker),
+            Timer::Lag(_)
+            | Timer::FetchRetry
+            | Timer::FetchBackoff
+            | Timer::ParkedRelease(_)
+            | Timer::BrokerHeartbeat
+            | Timer::Flush
+            | Timer::HwCheckpoint => unreachable!("the controller never arms broker timers"),
         }
+        self.restarted.insert(timer.clone());
         Ok(self.finish(before_timers, Some(before_state)))
     }
 
@@ -132,6 +152,11 @@ impl ControllerCore {
             elr: self.state.elr.clone(),
             broker_epochs: self.state.broker_epochs.clone(),
             armed_timers: self.armed.clone(),
+            timers_fired: self
+                .fired
+                .iter()
+                .map(|(kind, count)| ((*kind).to_owned(), *count))
+                .collect(),
         }
     }
 
@@ -189,7 +214,7 @@ impl ControllerCore {
     }
 
     /// Re-arms `Expire(b)` for exactly the unfenced brokers and `Heartbeat(b)` for exactly the
-    /// fenced ones, and builds the effects.
+    /// fenced ones, and builds the effects (`arm` also holds the restarted clocks).
     fn finish(
         &mut self,
         before_timers: BTreeSet<Timer>,
@@ -204,9 +229,10 @@ impl ControllerCore {
                 false => Timer::Expire(*broker),
             })
             .collect();
+        let restarted = std::mem::take(&mut self.restarted);
         Effects {
             send: std::mem::take(&mut self.outbox),
-            arm: self.armed.difference(&before_timers).cloned().collect(),
+            arm: super::timers_to_arm(&before_timers, &self.armed, &restarted),
             cancel: before_timers.difference(&self.armed).cloned().collect(),
             persist_state: before_state.is_some_and(|before| before != self.state),
         }

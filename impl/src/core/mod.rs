@@ -11,19 +11,22 @@
 //! is a value (`ControllerState`) the runtime writes when `Effects::persist_state` is set,
 //! before it sends anything (see `controller`).
 //!
-//! Handler rules are docs/protocol.md §4, one file per message family. Entry points that exist
-//! only in real time (docs/protocol.md §6: fetch re-send, parked-fetch release, heartbeats,
-//! lag bookkeeping) are kept apart in `broker/realtime.rs` and never change model-visible state
-//! in a way the model's rules could not.
+//! Handler rules are docs/protocol.md §4, one file per message family. Time enters only as
+//! timers (docs/protocol.md §2 "Timers", §6): the core arms and cancels them through `Effects`,
+//! says when an armed timer's clock restarts, and handles `fire(timer)` like a message. The
+//! runtime keeps one deadline per armed timer and takes no decision of its own, so stepped
+//! mode (the harness fires) and real time (a clock fires) run the same rules.
 
 pub mod broker;
 pub mod controller;
 mod error;
 pub mod memlog;
 
-pub use broker::{BrokerCore, BrokerStart, LagCandidate};
+pub use broker::{BrokerCore, BrokerStart};
 pub use controller::{ControllerCore, ControllerState};
 pub use error::{ControllerError, CoreError};
+
+use std::collections::BTreeSet;
 
 use crate::protocol::{BrokerId, Epoch, Message, NodeId, Offset, Record, Timer};
 
@@ -38,13 +41,19 @@ pub const PRODUCE_RECORDS_MAX: usize = 512;
 /// answered `Overloaded` rather than queued.
 pub const WAITING_REQUESTS_MAX: usize = 4096;
 
-/// Which historical design the node runs (docs/protocol.md §5).
+/// Which historical design the node runs (docs/protocol.md §5, which names the Kafka versions
+/// each one stands for).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Variant {
+    /// Kafka 3.7+ (KRaft).
     Kip966,
+    /// Kafka 2.2–3.x under ZooKeeper.
     Kip320,
+    /// Kafka 2.0.0.
     Kip279,
+    /// Kafka 0.11.0–1.1.1.
     Kip101,
+    /// Kafka 0.8.2–0.10.2.
     HwTruncation,
 }
 
@@ -58,6 +67,32 @@ impl Variant {
     /// `kip-101` and `kip-279` look up the leader's epoch end before fetching.
     pub fn uses_epoch_lookup(self) -> bool {
         matches!(self, Variant::Kip101 | Variant::Kip279)
+    }
+
+    /// KAFKA-7128 (Kafka 2.0.1, 2.1): a follower joins the ISR only once it has fetched up to
+    /// the leader's `leader_epoch_start_offset`, not merely up to the leader's HW, which may
+    /// lag what the previous leader committed (§4.2 step 5).
+    pub fn isr_join_needs_epoch_start(self) -> bool {
+        matches!(self, Variant::Kip966 | Variant::Kip320)
+    }
+
+    /// The ZooKeeper-era controller bumped the leader epoch whenever it changed the ISR itself,
+    /// the leader unchanged; KRaft no longer does (KAFKA-15021, 3.6). §4.10.
+    pub fn controller_isr_change_bumps_epoch(self) -> bool {
+        !matches!(self, Variant::Kip966)
+    }
+
+    /// From Kafka 2.1 a new leader epoch of the same leader makes a follower become follower
+    /// again (its truncation rule included); before, only a new leader broker did (§4.1).
+    pub fn refollows_on_new_epoch(self) -> bool {
+        matches!(self, Variant::Kip966 | Variant::Kip320)
+    }
+
+    /// The controller notices a restart when the broker registers and takes it out of the ISR
+    /// (KRaft; ZooKeeper since 2.2, KIP-380). Before, a broker back within its session timeout
+    /// kept its ISR place: a fast restart (§4.10).
+    pub fn restart_leaves_isr(self) -> bool {
+        matches!(self, Variant::Kip966 | Variant::Kip320)
     }
 }
 
@@ -82,14 +117,30 @@ impl ProtocolConfig {
 pub struct Effects {
     /// Messages to send, in the order they must be sent.
     pub send: Vec<(NodeId, Message)>,
-    /// Timers to arm (idempotent) and to cancel: the difference between the armed set before
-    /// and after the input.
+    /// Timers whose clock starts now: newly armed ones, and armed ones the input restarts
+    /// (docs/protocol.md §6 "clock restarts on"). An armed timer in neither list keeps its
+    /// deadline.
     pub arm: Vec<Timer>,
+    /// Timers no longer armed: their deadlines are dropped.
     pub cancel: Vec<Timer>,
     /// Controller only: `ControllerCore::state()` changed and must be written durably (fsync)
     /// before any message in `send` leaves the process. Always false for a broker, whose
     /// writes go through `ReplicaLog` before the effects are returned.
     pub persist_state: bool,
+}
+
+/// `Effects::arm`: the timers armed `after` an input but not `before` it, and those armed
+/// after it whose clock it restarted.
+pub(crate) fn timers_to_arm(
+    before: &BTreeSet<Timer>,
+    after: &BTreeSet<Timer>,
+    restarted: &BTreeSet<Timer>,
+) -> Vec<Timer> {
+    after
+        .iter()
+        .filter(|timer| !before.contains(*timer) || restarted.contains(*timer))
+        .cloned()
+        .collect()
 }
 
 impl Effects {

@@ -1,18 +1,12 @@
-//! The broker process: `BrokerCore` over the on-disk `Storage`, and the broker's real-time
-//! clocks (docs/protocol.md §6), none of which run in stepped mode:
+//! The broker process: `BrokerCore` over the on-disk `Storage`.
 //!
-//! - heartbeat: `Heartbeat { partition_epoch }` to the controller every `heartbeat_interval`;
-//! - fetch re-send: a `Fetch` or `OffsetsForLeaderEpoch` unanswered for `fetch_timeout` is sent
-//!   again (`BrokerCore::fetch_timeout`); after a fencing answer that stopped the follower it
-//!   is retried after [`STOPPED_RETRY_DELAY`], since the new view is usually a moment away;
-//! - parked-fetch release: a fetch the leader parked is answered after `fetch_max_wait`
-//!   (`BrokerCore::release_parked`), so idle followers never hit their fetch timeout;
-//! - replica lag: `Lag(f)` fires when f has not caught up (per `BrokerCore::lag_candidates`)
-//!   for `replica_lag_time_max`;
-//! - the core's durability timers (docs/protocol.md §2): `Flush` fires `flush_interval` after
-//!   the core armed it (under `fsync = lazy`, once the log holds unflushed records), and
-//!   `HwCheckpoint` [`HIGH_WATERMARK_CHECKPOINT_INTERVAL`] after the HW first differed from its
-//!   checkpoint; a clean stop does both. In stepped mode the harness fires them.
+//! Every deadline (fetch re-send and back-off, parked-fetch release, replica lag, heartbeat,
+//! and the durability timers of docs/protocol.md §2: `Flush` under `fsync = lazy`, fired
+//! `flush_interval` after the log first holds unflushed records, and `HwCheckpoint`, fired
+//! [`HIGH_WATERMARK_CHECKPOINT_INTERVAL`] after the HW first differs from its checkpoint) is a
+//! timer of the core, kept by the event loop; this file decides nothing about them. What
+//! remains here is the clean stop, which flushes and checkpoints in real time as if both
+//! timers had fired (in stepped mode only the harness fires timers).
 //!
 //! Start: a data directory without a log is the first start of a fresh cluster
 //! (`BrokerStart::Initial` with the initial view, broker epoch 0); otherwise the broker
@@ -23,19 +17,16 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
 
-use tokio::time::Instant;
 use tracing::{info, warn};
 
-use super::config::{BrokerConfig, Timing};
-use super::event_loop::{Outgoing, Role};
+use super::config::BrokerConfig;
+use super::event_loop::{Output, Role};
 use super::shutdown::{shutdown_pair, spawn_signal_handler};
-use super::{bind, run_node, NodeError, Wiring};
+use super::{bind, claim_data_dir, run_node, NodeError, Wiring};
 use crate::core::{BrokerCore, BrokerStart, ControllerState, CoreError, Effects, ReplicaLog};
 use crate::protocol::{
-    BrokerEpoch, BrokerId, Epoch, FetchResult, Message, Metadata, NodeId, Offset,
-    OffsetsForLeaderEpochResult, Record, Snapshot, Timer,
+    BrokerEpoch, Epoch, Message, Metadata, NodeId, Offset, Record, Snapshot, Timer,
 };
 use crate::storage::log::LOG_FILE_NAME;
 use crate::storage::{
@@ -46,15 +37,10 @@ use crate::wire::PeerName;
 /// File name of the broker-epoch checkpoint inside the data directory.
 pub const BROKER_EPOCH_FILE_NAME: &str = "broker-epoch.checkpoint";
 
-/// Real time only: how long after the core arms `HwCheckpoint` the runtime fires it (Kafka's
-/// `replica.high.watermark.checkpoint.interval.ms`, default 5 s).
-pub const HIGH_WATERMARK_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(5);
+pub use super::config::HIGH_WATERMARK_CHECKPOINT_INTERVAL;
 
-/// Retry delay of a follower stopped by a fencing answer (see the module doc).
-pub const STOPPED_RETRY_DELAY: Duration = Duration::from_millis(50);
-
-/// The broker's storage, shared between the core (which owns it as its `ReplicaLog`) and the
-/// runtime's background flush. Both run on the event loop task, so the lock is never contended.
+/// The broker's storage as the core's `ReplicaLog`, behind a lock that only the event loop
+/// task takes, so it is never contended.
 #[derive(Clone, Debug)]
 pub struct SharedStorage(Arc<Mutex<Storage>>);
 
@@ -98,35 +84,11 @@ impl ReplicaLog for SharedStorage {
     }
 }
 
-/// One follower's lag clock: its caught-up count and since when it has not changed.
-#[derive(Clone, Copy, Debug)]
-struct LagClock {
-    caught_up_count: u64,
-    since: Instant,
-}
-
-/// The real-time clocks (absent in stepped mode).
-#[derive(Debug)]
-struct Clocks {
-    timing: Timing,
-    next_heartbeat: Instant,
-    /// When each armed durability timer (`Flush`, `HwCheckpoint`) fires: set when the core
-    /// arms it, removed when the core cancels it.
-    durability: BTreeMap<Timer, Instant>,
-    /// When the follower's outstanding request is given up on and sent again.
-    request_deadline: Option<Instant>,
-    /// Leader: parked fetches and since when.
-    parked_since: BTreeMap<BrokerId, Instant>,
-    lag: BTreeMap<BrokerId, LagClock>,
-}
-
 /// The broker as the event loop drives it.
 pub struct BrokerRole {
     core: BrokerCore<SharedStorage>,
     config: BrokerConfig,
-    /// The start handler's messages, sent when the event loop starts.
-    initial: Option<Outgoing>,
-    clocks: Option<Clocks>,
+    initial: Option<Effects>,
 }
 
 impl BrokerRole {
@@ -159,189 +121,11 @@ impl BrokerRole {
         };
         let (core, initial) =
             BrokerCore::new(config.id, protocol, storage, start).map_err(core_failure)?;
-        let clocks = (!config.options.stepped).then(|| {
-            let now = Instant::now();
-            // A restarted broker's first heartbeat would repeat the `RegisterBroker` it has
-            // just sent (see `BrokerCore::heartbeat`): wait one interval.
-            let next_heartbeat = match fresh {
-                true => now,
-                false => now + config.options.timing.heartbeat_interval,
-            };
-            Clocks {
-                timing: config.options.timing.clone(),
-                next_heartbeat,
-                durability: BTreeMap::new(),
-                request_deadline: None,
-                parked_since: BTreeMap::new(),
-                lag: BTreeMap::new(),
-            }
-        });
-        let mut role = BrokerRole {
+        Ok(BrokerRole {
             core,
             config,
-            initial: None,
-            clocks,
-        };
-        role.initial = Some(role.take(initial));
-        Ok(role)
-    }
-
-    /// Keeps one deadline per armed durability timer (the core arms them at most once until
-    /// it cancels them) and passes the messages on.
-    fn take(&mut self, effects: Effects) -> Outgoing {
-        if let Some(clocks) = self.clocks.as_mut() {
-            let now = Instant::now();
-            for timer in &effects.cancel {
-                clocks.durability.remove(timer);
-            }
-            for timer in &effects.arm {
-                let delay = match timer {
-                    Timer::Flush => clocks.timing.flush_interval,
-                    Timer::HwCheckpoint => HIGH_WATERMARK_CHECKPOINT_INTERVAL,
-                    Timer::Lag(_) | Timer::Expire(_) | Timer::Heartbeat(_) => continue,
-                };
-                clocks
-                    .durability
-                    .entry(timer.clone())
-                    .or_insert(now + delay);
-            }
-        }
-        effects.send
-    }
-
-    /// Fires the durability timers that are due.
-    fn fire_durability(&mut self, now: Instant) -> Result<Outgoing, NodeError> {
-        let Some(clocks) = self.clocks.as_mut() else {
-            return Ok(Vec::new());
-        };
-        let due: Vec<Timer> = clocks
-            .durability
-            .iter()
-            .filter(|(_, deadline)| now >= **deadline)
-            .map(|(timer, _)| timer.clone())
-            .collect();
-        let mut outgoing = Vec::new();
-        for timer in due {
-            if let Some(sent) = self.fire(&timer)? {
-                outgoing.extend(sent);
-            }
-        }
-        Ok(outgoing)
-    }
-
-    /// Notes what the clocks need from one input's outgoing messages: requests sent (fetch
-    /// deadline), fetches answered or parked.
-    fn observe(&mut self, fetch_from: Option<BrokerId>, stopped: bool, outgoing: &Outgoing) {
-        let Some(clocks) = self.clocks.as_mut() else {
-            return;
-        };
-        let now = Instant::now();
-        let mut requested = false;
-        let mut answered_fetch = false;
-        for (target, message) in outgoing {
-            match (target, message) {
-                (NodeId::Broker(_), Message::Fetch { .. })
-                | (NodeId::Broker(_), Message::OffsetsForLeaderEpoch { .. }) => requested = true,
-                (NodeId::Broker(follower), Message::FetchResponse { .. }) => {
-                    clocks.parked_since.remove(follower);
-                    answered_fetch |= Some(*follower) == fetch_from;
-                }
-                _ => {}
-            }
-        }
-        if requested {
-            clocks.request_deadline = Some(now + clocks.timing.fetch_timeout);
-        } else if stopped {
-            clocks.request_deadline = Some(now + STOPPED_RETRY_DELAY);
-        }
-        if let (Some(follower), false) = (fetch_from, answered_fetch) {
-            clocks.parked_since.entry(follower).or_insert(now);
-        }
-    }
-
-    fn tick_clocks(&mut self, now: Instant) -> Result<Outgoing, NodeError> {
-        let mut outgoing = Vec::new();
-        let Some(clocks) = self.clocks.as_mut() else {
-            return Ok(outgoing);
-        };
-        if now >= clocks.next_heartbeat {
-            clocks.next_heartbeat = now + clocks.timing.heartbeat_interval;
-            outgoing.push((NodeId::Controller, self.core.heartbeat()));
-        }
-        if clocks
-            .request_deadline
-            .is_some_and(|deadline| now >= deadline)
-        {
-            clocks.request_deadline = None;
-            let effects = self.core.fetch_timeout();
-            let sent = self.take(effects);
-            self.observe(None, false, &sent);
-            outgoing.extend(sent);
-        }
-        outgoing.extend(self.release_parked(now)?);
-        outgoing.extend(self.fire_lagging(now)?);
-        outgoing.extend(self.fire_durability(now)?);
-        Ok(outgoing)
-    }
-
-    fn release_parked(&mut self, now: Instant) -> Result<Outgoing, NodeError> {
-        let Some(clocks) = self.clocks.as_mut() else {
-            return Ok(Vec::new());
-        };
-        let wait = clocks.timing.fetch_max_wait;
-        let due: Vec<BrokerId> = clocks
-            .parked_since
-            .iter()
-            .filter(|(_, since)| now.saturating_duration_since(**since) >= wait)
-            .map(|(follower, _)| *follower)
-            .collect();
-        let mut outgoing = Vec::new();
-        for follower in due {
-            if let Some(clocks) = self.clocks.as_mut() {
-                clocks.parked_since.remove(&follower);
-            }
-            let effects = self.core.release_parked(follower).map_err(core_failure)?;
-            outgoing.extend(self.take(effects));
-        }
-        Ok(outgoing)
-    }
-
-    fn fire_lagging(&mut self, now: Instant) -> Result<Outgoing, NodeError> {
-        let Some(clocks) = self.clocks.as_mut() else {
-            return Ok(Vec::new());
-        };
-        let candidates = self.core.lag_candidates();
-        clocks
-            .lag
-            .retain(|follower, _| candidates.iter().any(|c| c.follower == *follower));
-        let window = clocks.timing.replica_lag_time_max;
-        let mut due = Vec::new();
-        for candidate in candidates {
-            let clock = clocks.lag.entry(candidate.follower).or_insert(LagClock {
-                caught_up_count: candidate.caught_up_count,
-                since: now,
-            });
-            if clock.caught_up_count != candidate.caught_up_count {
-                *clock = LagClock {
-                    caught_up_count: candidate.caught_up_count,
-                    since: now,
-                };
-            }
-            if now.saturating_duration_since(clock.since) >= window {
-                due.push(candidate.follower);
-            }
-        }
-        let mut outgoing = Vec::new();
-        for follower in due {
-            warn!(follower, ?window, "follower lagging; proposing ISR shrink");
-            if let Some(clocks) = self.clocks.as_mut() {
-                clocks.lag.remove(&follower);
-            }
-            if let Some(sent) = self.fire(&Timer::Lag(follower))? {
-                outgoing.extend(sent);
-            }
-        }
-        Ok(outgoing)
+            initial: Some(initial),
+        })
     }
 }
 
@@ -372,31 +156,11 @@ fn core_failure(error: CoreError<StorageError>) -> NodeError {
 }
 
 impl Role for BrokerRole {
-    fn start(&mut self) -> Result<Outgoing, NodeError> {
-        let sent = self.initial.take().unwrap_or_default();
-        self.observe(None, false, &sent);
-        Ok(sent)
+    fn start(&mut self) -> Result<Output, NodeError> {
+        Ok(Output::of(self.initial.take().unwrap_or_default()))
     }
 
-    fn step(&mut self, from: NodeId, message: Message) -> Result<Outgoing, NodeError> {
-        let fetch_from = match (&from, &message) {
-            (NodeId::Broker(follower), Message::Fetch { .. }) => Some(*follower),
-            _ => None,
-        };
-        // A fencing answer stops the follower until a new view; it retries soon (the view is
-        // usually a moment away). Other answers leave the fetch deadline alone: a duplicate
-        // answer to a re-sent fetch is dropped by the core and must not trigger another.
-        let stopped = matches!(
-            message,
-            Message::FetchResponse {
-                result: FetchResult::FencedLeaderEpoch
-                    | FetchResult::UnknownLeaderEpoch
-                    | FetchResult::NotLeader,
-                ..
-            } | Message::OffsetsForLeaderEpochResponse {
-                result: OffsetsForLeaderEpochResult::NotLeader
-            }
-        );
+    fn step(&mut self, from: NodeId, message: Message) -> Result<Output, NodeError> {
         let log_end_offset = self.core.log().log_end_offset();
         match self.core.step(from, message) {
             Ok(effects) => {
@@ -405,25 +169,19 @@ impl Role for BrokerRole {
                     // Operators want to see this one: records this replica held are gone.
                     info!(?from, log_end_offset, truncated_to, "log truncated");
                 }
-                let sent = self.take(effects);
-                self.observe(fetch_from, stopped, &sent);
-                Ok(sent)
+                Ok(Output::of(effects))
             }
             Err(CoreError::Storage(error)) => Err(NodeError::Storage(error)),
             Err(error) => {
                 warn!(?from, %error, "input refused by the broker core");
-                Ok(Vec::new())
+                Ok(Output::default())
             }
         }
     }
 
-    fn fire(&mut self, timer: &Timer) -> Result<Option<Outgoing>, NodeError> {
+    fn fire(&mut self, timer: &Timer) -> Result<Option<Output>, NodeError> {
         match self.core.fire(timer) {
-            Ok(effects) => {
-                let sent = self.take(effects);
-                self.observe(None, false, &sent);
-                Ok(Some(sent))
-            }
+            Ok(effects) => Ok(Some(Output::of(effects))),
             Err(CoreError::TimerNotArmed(_)) => Ok(None),
             Err(error) => Err(core_failure(error)),
         }
@@ -447,10 +205,6 @@ impl Role for BrokerRole {
         }
     }
 
-    fn tick(&mut self, now: Instant) -> Result<Outgoing, NodeError> {
-        self.tick_clocks(now)
-    }
-
     fn close(&mut self) -> Result<(), NodeError> {
         // A graceful stop keeps everything appended and the current HW, as if both timers had
         // fired; in stepped mode only the harness fires timers, as the model has no clean stop.
@@ -470,6 +224,7 @@ pub async fn run_broker(
     on_bound: impl FnOnce(std::net::SocketAddr),
 ) -> Result<(), NodeError> {
     config.options.timing.validate()?;
+    let claim = claim_data_dir(&config.data_dir, &config.options)?;
     let listener = bind(&config.listen, on_bound).await?;
     let role = BrokerRole::open(config.clone())?;
     let mut peers: BTreeMap<NodeId, String> = config
@@ -482,11 +237,12 @@ pub async fn run_broker(
     let wiring = Wiring {
         name: PeerName::Broker(config.id),
         cluster_id: config.options.cluster_id.clone(),
-        stepped: config.options.stepped,
+        timing: (!config.options.stepped).then(|| config.options.timing.clone()),
         peers,
         brokers: config.options.protocol.brokers.iter().copied().collect(),
         accepts_controller: true,
         accepts_clients: true,
+        claim,
     };
     let (trigger, shutdown) = shutdown_pair();
     spawn_signal_handler(trigger.clone());

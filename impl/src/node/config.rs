@@ -9,13 +9,18 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::core::ProtocolConfig;
-use crate::protocol::BrokerId;
+use crate::protocol::{BrokerId, Timer};
 use crate::storage::FsyncPolicy;
 
 /// The cluster id used when none is given: every process of one cluster must agree on it.
 pub const DEFAULT_CLUSTER_ID: &str = "insync";
 
-/// Real-time clocks of a node (never used in stepped mode).
+/// Real time only: how long after the core arms `HwCheckpoint` the runtime fires it (Kafka's
+/// `replica.high.watermark.checkpoint.interval.ms`, default 5 s).
+pub const HIGH_WATERMARK_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Real-time clocks of a node (never used in stepped mode): the duration of each timer kind
+/// (docs/protocol.md §6), looked up by [`Timing::duration`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Timing {
     /// Broker: how often it heartbeats the controller.
@@ -28,7 +33,11 @@ pub struct Timing {
     pub fetch_timeout: Duration,
     /// Leader: a parked fetch is answered empty after at most this long.
     pub fetch_max_wait: Duration,
-    /// Broker, `fsync = lazy`: how often the log is flushed in the background.
+    /// Follower: stopped by a fencing answer, it fetches again after this long (the new view
+    /// is usually a moment away).
+    pub fetch_backoff: Duration,
+    /// Broker, `fsync = lazy`: how long after the log first holds unflushed records its
+    /// `Flush` timer fires.
     pub flush_interval: Duration,
 }
 
@@ -40,7 +49,27 @@ impl Default for Timing {
             replica_lag_time_max: Duration::from_millis(5000),
             fetch_timeout: Duration::from_millis(2000),
             fetch_max_wait: Duration::from_millis(500),
+            fetch_backoff: Duration::from_millis(50),
             flush_interval: Duration::from_millis(1000),
+        }
+    }
+}
+
+impl Timing {
+    /// How long an armed `timer` runs before it fires; `None` for a timer no clock fires
+    /// (the controller's `Heartbeat(b)` is fired by a broker's heartbeat message). This table
+    /// is the runtime's only knowledge of timers: what a timer means is the core's business.
+    pub fn duration(&self, timer: &Timer) -> Option<Duration> {
+        match timer {
+            Timer::Lag(_) => Some(self.replica_lag_time_max),
+            Timer::Expire(_) => Some(self.session_timeout),
+            Timer::Heartbeat(_) => None,
+            Timer::FetchRetry => Some(self.fetch_timeout),
+            Timer::FetchBackoff => Some(self.fetch_backoff),
+            Timer::ParkedRelease(_) => Some(self.fetch_max_wait),
+            Timer::BrokerHeartbeat => Some(self.heartbeat_interval),
+            Timer::Flush => Some(self.flush_interval),
+            Timer::HwCheckpoint => Some(HIGH_WATERMARK_CHECKPOINT_INTERVAL),
         }
     }
 }
@@ -73,6 +102,9 @@ pub struct NodeOptions {
     /// No clock at all: only the control channel fires timers (docs/conformance-notes).
     pub stepped: bool,
     pub timing: Timing,
+    /// The operator's control token (docs/runtime.md); `None`: `<data-dir>/control.token`.
+    /// Created with a fresh secret when the file is absent.
+    pub control_token_file: Option<PathBuf>,
 }
 
 /// `insync broker`.
@@ -194,6 +226,29 @@ mod tests {
             Err(ConfigError::DuplicatePeer { id: 1 })
         );
         assert_eq!(parse_peers(""), Err(ConfigError::NoPeers));
+    }
+
+    /// Goal: every timer a clock fires has a positive duration from the node's flags, and the
+    /// controller's `Heartbeat(b)` (fired by a message) has none.
+    #[test]
+    fn every_timer_kind_has_its_duration() {
+        let timing = Timing::default();
+        for timer in [
+            Timer::Lag(2),
+            Timer::Expire(2),
+            Timer::FetchRetry,
+            Timer::FetchBackoff,
+            Timer::ParkedRelease(2),
+            Timer::BrokerHeartbeat,
+        ] {
+            let duration = timing.duration(&timer);
+            assert!(duration.is_some_and(|d| !d.is_zero()), "{timer:?}");
+        }
+        assert_eq!(timing.duration(&Timer::Heartbeat(2)), None);
+        assert_eq!(
+            timing.duration(&Timer::ParkedRelease(3)),
+            Some(timing.fetch_max_wait)
+        );
     }
 
     #[test]

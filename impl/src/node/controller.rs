@@ -1,23 +1,21 @@
 //! The controller process: `ControllerCore` with its state persisted (fsync) before anything
-//! it decided leaves the process, and the session clock that fires `Expire(b)`.
+//! it decided leaves the process.
 //!
-//! Session clock (real time only): every message from broker b counts as a sign of life
-//! (brokers heartbeat every `heartbeat_interval`); when b has been silent for
-//! `session_timeout` and `Expire(b)` is armed, the controller fires it. A restarted controller
-//! gives every broker a full session from its own start before suspecting it.
+//! Session expiry is the core's `Expire(b)` timer, whose clock every message from b restarts
+//! (docs/protocol.md §4.10); the event loop keeps its deadline (`--session-timeout-ms`). A
+//! restarted controller arms every `Expire(b)` when it starts, so each broker gets a full
+//! session from then before it is suspected.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use tokio::time::Instant;
 use tracing::{info, warn};
 
 use super::config::ControllerConfig;
-use super::event_loop::{Outgoing, Role};
+use super::event_loop::{Output, Role};
 use super::shutdown::{shutdown_pair, spawn_signal_handler};
-use super::{bind, run_node, NodeError, Wiring};
+use super::{bind, claim_data_dir, run_node, NodeError, Wiring};
 use crate::core::{ControllerCore, ControllerState, CoreError, Effects};
-use crate::protocol::{BrokerId, Metadata, NodeId, Snapshot, Timer};
+use crate::protocol::{Metadata, NodeId, Snapshot, Timer};
 use crate::storage::{read_checkpoint, write_checkpoint};
 use crate::wire::PeerName;
 
@@ -29,10 +27,8 @@ pub struct ControllerRole {
     core: ControllerCore,
     state_path: PathBuf,
     config: ControllerConfig,
-    /// Effects of `ControllerCore::new`, sent by `start`.
+    /// Effects of `ControllerCore::new`, performed by `start`.
     initial: Option<Effects>,
-    /// Real time only: when each broker was last heard from.
-    last_heard: Option<BTreeMap<BrokerId, Instant>>,
 }
 
 impl ControllerRole {
@@ -53,30 +49,25 @@ impl ControllerRole {
             None => info!("no controller state: starting a fresh cluster"),
         }
         let (core, initial) = ControllerCore::new(config.options.protocol.clone(), persisted);
-        let last_heard = (!config.options.stepped).then(|| {
-            let now = Instant::now();
-            config.brokers.keys().map(|id| (*id, now)).collect()
-        });
         Ok(ControllerRole {
             core,
             state_path,
             config,
             initial: Some(initial),
-            last_heard,
         })
     }
 
     /// Persist-before-send: the state is durable before any message of `effects` is handed on.
-    fn apply(&mut self, effects: Effects) -> Result<Outgoing, NodeError> {
+    fn apply(&mut self, effects: Effects) -> Result<Output, NodeError> {
         if effects.persist_state {
             write_checkpoint(&self.state_path, self.core.state())?;
         }
-        Ok(effects.send)
+        Ok(Output::of(effects))
     }
 }
 
 impl Role for ControllerRole {
-    fn start(&mut self) -> Result<Outgoing, NodeError> {
+    fn start(&mut self) -> Result<Output, NodeError> {
         let initial = self.initial.take().unwrap_or_default();
         self.apply(initial)
     }
@@ -85,20 +76,17 @@ impl Role for ControllerRole {
         &mut self,
         from: NodeId,
         message: crate::protocol::Message,
-    ) -> Result<Outgoing, NodeError> {
-        if let (Some(heard), NodeId::Broker(broker)) = (self.last_heard.as_mut(), from) {
-            heard.insert(broker, Instant::now());
-        }
+    ) -> Result<Output, NodeError> {
         match self.core.step(from, message) {
             Ok(effects) => self.apply(effects),
             Err(error) => {
                 warn!(?from, %error, "input refused by the controller core");
-                Ok(Vec::new())
+                Ok(Output::default())
             }
         }
     }
 
-    fn fire(&mut self, timer: &Timer) -> Result<Option<Outgoing>, NodeError> {
+    fn fire(&mut self, timer: &Timer) -> Result<Option<Output>, NodeError> {
         match self.core.fire(timer) {
             Ok(effects) => self.apply(effects).map(Some),
             Err(CoreError::TimerNotArmed(_)) => Ok(None),
@@ -119,27 +107,6 @@ impl Role for ControllerRole {
         }
     }
 
-    fn tick(&mut self, now: Instant) -> Result<Outgoing, NodeError> {
-        let Some(heard) = &self.last_heard else {
-            return Ok(Vec::new());
-        };
-        let timeout = self.config.options.timing.session_timeout;
-        let expired: Vec<BrokerId> = heard
-            .iter()
-            .filter(|(_, last)| now.saturating_duration_since(**last) >= timeout)
-            .map(|(broker, _)| *broker)
-            .filter(|broker| self.core.armed_timers().contains(&Timer::Expire(*broker)))
-            .collect();
-        let mut outgoing = Vec::new();
-        for broker in expired {
-            warn!(broker, ?timeout, "broker session expired");
-            if let Some(sent) = self.fire(&Timer::Expire(broker))? {
-                outgoing.extend(sent);
-            }
-        }
-        Ok(outgoing)
-    }
-
     fn close(&mut self) -> Result<(), NodeError> {
         Ok(())
     }
@@ -152,12 +119,13 @@ pub async fn run_controller(
     on_bound: impl FnOnce(std::net::SocketAddr),
 ) -> Result<(), NodeError> {
     config.options.timing.validate()?;
+    let claim = claim_data_dir(&config.data_dir, &config.options)?;
     let listener = bind(&config.listen, on_bound).await?;
     let role = ControllerRole::open(config.clone())?;
     let wiring = Wiring {
         name: PeerName::Controller,
         cluster_id: config.options.cluster_id.clone(),
-        stepped: config.options.stepped,
+        timing: (!config.options.stepped).then(|| config.options.timing.clone()),
         peers: config
             .brokers
             .iter()
@@ -166,6 +134,7 @@ pub async fn run_controller(
         brokers: config.brokers.keys().copied().collect(),
         accepts_controller: false,
         accepts_clients: false,
+        claim,
     };
     let (trigger, shutdown) = shutdown_pair();
     spawn_signal_handler(trigger.clone());

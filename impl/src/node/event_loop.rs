@@ -2,23 +2,39 @@
 //! at a time, in arrival order.
 //!
 //! Everything that changes protocol state passes through here: messages read by connection
-//! tasks, control requests, and (in real time only) clock ticks. Because inputs are handled
-//! strictly one after another, a node's behaviour is a function of its input sequence, which is
-//! what makes stepped mode deterministic and the `Barrier` exact: the loop counts processed
-//! frames per inbound channel and emitted frames per outbound channel, and answers a barrier as
-//! soon as the processed counts reach what the harness says it delivered.
+//! tasks, control requests, and (in real time only) timers whose deadline passed. Because
+//! inputs are handled strictly one after another, a node's behaviour is a function of its input
+//! sequence, which is what makes stepped mode deterministic and the `Barrier` exact: the loop
+//! counts processed frames per inbound channel and emitted frames per outbound channel, and
+//! answers a barrier as soon as the processed counts reach what the harness says it delivered.
+//!
+//! Timers (docs/protocol.md §6): the core arms, restarts and cancels them in its effects; in
+//! real time the loop keeps one deadline per armed timer (`Clock`, durations from the node's
+//! `Timing`) and fires each when it passes. That is all the loop knows of time: it never looks
+//! at a message to decide anything. In stepped mode there is no `Clock` and only the control
+//! channel fires timers.
+//!
+//! Control requests are admitted here (docs/runtime.md, "Who can do what"): `Metadata` from
+//! anyone who passed the handshake; `Inspect` and `Shutdown` from the operator (a control
+//! connection that presented the control token); `FireTimer` and `Barrier` from the operator
+//! of a stepped node only, since in real time the node's own clocks decide when timers fire.
+//! A refused request is answered `ControlReply::Refused` and logged; the connection and the
+//! node carry on.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
-use tokio::time::{Instant, MissedTickBehavior};
+use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
+use super::config::Timing;
 use super::peers::PeerHandle;
 use super::shutdown::{Shutdown, ShutdownTrigger};
 use super::NodeError;
-use crate::protocol::{Control, ControlReply, Message, Metadata, NodeId, Snapshot, Timer};
+use crate::core::Effects;
+use crate::protocol::{
+    Control, ControlRefusal, ControlReply, Message, Metadata, NodeId, Snapshot, Timer,
+};
 
 /// Bound of the queue from connection tasks into the event loop. A full queue slows readers
 /// down (TCP back-pressure) rather than growing memory.
@@ -30,26 +46,42 @@ pub const CLIENT_QUEUE_MAX: usize = 1024;
 /// Pending `Barrier` requests a node holds at once; more are refused by closing the reply.
 pub const BARRIERS_PENDING_MAX: usize = 64;
 
-/// Real-time mode: how often the role's clocks are checked.
-pub const TICK: Duration = Duration::from_millis(10);
-
 /// Messages the core asks to send, in order.
 pub type Outgoing = Vec<(NodeId, Message)>;
 
+/// What one input asks of the runtime once the role has made durable what must be: the
+/// messages to send, in order, and the core's timer changes (`Effects::arm`, `cancel`).
+#[derive(Debug, Default, PartialEq)]
+pub struct Output {
+    pub send: Outgoing,
+    pub arm: Vec<Timer>,
+    pub cancel: Vec<Timer>,
+}
+
+impl Output {
+    /// The runtime's part of a core's effects; the role has handled `persist_state` already.
+    pub fn of(effects: Effects) -> Self {
+        Output {
+            send: effects.send,
+            arm: effects.arm,
+            cancel: effects.cancel,
+        }
+    }
+}
+
 /// One protocol role (broker or controller) as the event loop drives it. Implementations wrap
-/// the sans-I/O core and keep the real-time clocks; every method runs on the event loop task.
+/// the sans-I/O core and its storage; every method runs on the event loop task.
 pub trait Role: Send + 'static {
-    /// Messages to send at start (e.g. a follower's first `Fetch`, `RegisterBroker`).
-    fn start(&mut self) -> Result<Outgoing, NodeError>;
+    /// The effects of starting (e.g. a follower's first `Fetch`, `RegisterBroker`, the timers
+    /// the core armed).
+    fn start(&mut self) -> Result<Output, NodeError>;
     /// One protocol message from `from`. Anything that must be durable before the answers
     /// leave (controller state, fsync=always appends) is durable when this returns.
-    fn step(&mut self, from: NodeId, message: Message) -> Result<Outgoing, NodeError>;
+    fn step(&mut self, from: NodeId, message: Message) -> Result<Output, NodeError>;
     /// Fires `timer`; `Ok(None)` when it is not armed.
-    fn fire(&mut self, timer: &Timer) -> Result<Option<Outgoing>, NodeError>;
+    fn fire(&mut self, timer: &Timer) -> Result<Option<Output>, NodeError>;
     fn snapshot(&self) -> Result<Snapshot, NodeError>;
     fn metadata(&self) -> Metadata;
-    /// Real-time mode only: the clock moved to `now`; fire what is due.
-    fn tick(&mut self, now: Instant) -> Result<Outgoing, NodeError>;
     /// Graceful stop: make durable what should be (e.g. flush a lazy log).
     fn close(&mut self) -> Result<(), NodeError>;
 }
@@ -72,9 +104,11 @@ pub enum Input {
         client: u64,
         connection: u64,
     },
-    /// A control request; the reply goes back on `reply`.
+    /// A control request; the reply goes back on `reply`. `operator`: the connection
+    /// presented the control token.
     Control {
         request: Control,
+        operator: bool,
         reply: oneshot::Sender<ControlReply>,
     },
 }
@@ -143,22 +177,65 @@ struct PendingBarrier {
     reply: oneshot::Sender<ControlReply>,
 }
 
+/// Real time: one deadline per armed timer. Bounded by the core's armed set (a handful of
+/// timer kinds, at most one per broker id each).
+struct Clock {
+    timing: Timing,
+    deadlines: BTreeMap<Timer, Instant>,
+}
+
+impl Clock {
+    /// Cancelled timers lose their deadline; armed (or restarted) ones get a new one from now.
+    fn apply(&mut self, arm: &[Timer], cancel: &[Timer], now: Instant) {
+        for timer in cancel {
+            self.deadlines.remove(timer);
+        }
+        for timer in arm {
+            match self.timing.duration(timer) {
+                Some(duration) => self.deadlines.insert(timer.clone(), now + duration),
+                None => self.deadlines.remove(timer),
+            };
+        }
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        self.deadlines.values().min().copied()
+    }
+
+    /// The timers whose deadline is at or before `now`, earliest first, taken off the clock.
+    fn take_due(&mut self, now: Instant) -> Vec<Timer> {
+        let mut due: Vec<(Instant, Timer)> = self
+            .deadlines
+            .iter()
+            .filter(|(_, deadline)| **deadline <= now)
+            .map(|(timer, deadline)| (*deadline, timer.clone()))
+            .collect();
+        due.sort();
+        for (_, timer) in &due {
+            self.deadlines.remove(timer);
+        }
+        due.into_iter().map(|(_, timer)| timer).collect()
+    }
+}
+
 /// The event loop of one node. See the module doc.
 pub struct EventLoop<R: Role> {
     role: R,
     inputs: mpsc::Receiver<Input>,
     outbound: Outbound,
     barriers: Vec<PendingBarrier>,
-    stepped: bool,
+    /// Absent in stepped mode: nothing fires by itself.
+    clock: Option<Clock>,
     shutdown_trigger: ShutdownTrigger,
 }
 
 impl<R: Role> EventLoop<R> {
+    /// `timing` is `None` in stepped mode.
     pub fn new(
         role: R,
         inputs: mpsc::Receiver<Input>,
         outbound: Outbound,
-        stepped: bool,
+        timing: Option<Timing>,
         shutdown_trigger: ShutdownTrigger,
     ) -> Self {
         EventLoop {
@@ -166,7 +243,10 @@ impl<R: Role> EventLoop<R> {
             inputs,
             outbound,
             barriers: Vec::new(),
-            stepped,
+            clock: timing.map(|timing| Clock {
+                timing,
+                deadlines: BTreeMap::new(),
+            }),
             shutdown_trigger,
         }
     }
@@ -182,19 +262,18 @@ impl<R: Role> EventLoop<R> {
 
     async fn run_inner(&mut self, shutdown: &mut Shutdown) -> Result<(), NodeError> {
         let start = self.role.start()?;
-        self.outbound.send_all(start);
-        let mut ticker = tokio::time::interval(TICK);
-        ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        self.perform(start);
         loop {
-            // Biased, clock before inputs: under a steady stream of inputs the clock must
-            // still run, or heartbeats would starve and the controller would fence a busy
-            // broker. A due tick is cheap; inputs wait at most one tick's work.
+            let next_deadline = self.clock.as_ref().and_then(Clock::next_deadline);
+            let deadline = next_deadline.unwrap_or_else(Instant::now);
+            // Biased, timers before inputs: under a steady stream of inputs the timers must
+            // still fire, or heartbeats would starve and the controller would fence a busy
+            // broker. Inputs wait at most for the timers already due.
             tokio::select! {
                 biased;
                 _ = shutdown.recv() => return Ok(()),
-                now = ticker.tick(), if !self.stepped => {
-                    let outgoing = self.role.tick(now)?;
-                    self.outbound.send_all(outgoing);
+                _ = tokio::time::sleep_until(deadline), if next_deadline.is_some() => {
+                    self.fire_due()?;
                 }
                 input = self.inputs.recv() => match input {
                     Some(input) => self.handle(input)?,
@@ -204,12 +283,37 @@ impl<R: Role> EventLoop<R> {
         }
     }
 
+    /// Fires every timer whose deadline has passed, earliest first.
+    fn fire_due(&mut self) -> Result<(), NodeError> {
+        let Some(clock) = self.clock.as_mut() else {
+            return Ok(());
+        };
+        for timer in clock.take_due(Instant::now()) {
+            debug!(?timer, "deadline passed; firing");
+            match self.role.fire(&timer)? {
+                Some(output) => self.perform(output),
+                // The clock mirrors the core's armed set through every output, so this is a
+                // bookkeeping error; the deadline is gone, which is the safe side.
+                None => debug_assert!(false, "{timer:?} was on the clock but not armed"),
+            }
+        }
+        Ok(())
+    }
+
+    /// Hands the messages on and moves the deadlines.
+    fn perform(&mut self, output: Output) {
+        self.outbound.send_all(output.send);
+        if let Some(clock) = self.clock.as_mut() {
+            clock.apply(&output.arm, &output.cancel, Instant::now());
+        }
+    }
+
     fn handle(&mut self, input: Input) -> Result<(), NodeError> {
         match input {
             Input::Message { from, message } => {
-                let outgoing = self.role.step(from, message)?;
+                let output = self.role.step(from, message)?;
                 *self.outbound.counters.received.entry(from).or_insert(0) += 1;
-                self.outbound.send_all(outgoing);
+                self.perform(output);
                 self.answer_barriers();
             }
             Input::ClientOpened {
@@ -229,9 +333,35 @@ impl<R: Role> EventLoop<R> {
                     self.outbound.clients.remove(&client);
                 }
             }
-            Input::Control { request, reply } => self.control(request, reply)?,
+            Input::Control {
+                request,
+                operator,
+                reply,
+            } => match self.admit(&request, operator) {
+                Ok(()) => self.control(request, reply)?,
+                Err(refusal) => {
+                    warn!(%refusal, operator, "control request refused");
+                    let _ = reply.send(ControlReply::Refused(refusal));
+                }
+            },
         }
         Ok(())
+    }
+
+    /// Who can do what; see the module doc.
+    fn admit(&self, request: &Control, operator: bool) -> Result<(), ControlRefusal> {
+        let name = || request_name(request).to_owned();
+        match request {
+            Control::Metadata => Ok(()),
+            Control::FireTimer(_) | Control::Barrier { .. } if self.clock.is_some() => {
+                Err(ControlRefusal::SteppedOnly { request: name() })
+            }
+            _ if !operator => Err(ControlRefusal::OperatorOnly { request: name() }),
+            Control::Inspect
+            | Control::FireTimer(_)
+            | Control::Barrier { .. }
+            | Control::Shutdown => Ok(()),
+        }
     }
 
     fn control(
@@ -243,8 +373,8 @@ impl<R: Role> EventLoop<R> {
             Control::Inspect => ControlReply::Inspect(self.role.snapshot()?),
             Control::Metadata => ControlReply::Metadata(self.role.metadata()),
             Control::FireTimer(timer) => match self.role.fire(&timer)? {
-                Some(outgoing) => {
-                    self.outbound.send_all(outgoing);
+                Some(output) => {
+                    self.perform(output);
                     ControlReply::TimerFired
                 }
                 None => ControlReply::TimerNotArmed(timer),
@@ -290,6 +420,16 @@ impl<R: Role> EventLoop<R> {
     }
 }
 
+fn request_name(request: &Control) -> &'static str {
+    match request {
+        Control::Inspect => "Inspect",
+        Control::FireTimer(_) => "FireTimer",
+        Control::Barrier { .. } => "Barrier",
+        Control::Metadata => "Metadata",
+        Control::Shutdown => "Shutdown",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -300,16 +440,19 @@ mod tests {
     struct EchoRole;
 
     impl Role for EchoRole {
-        fn start(&mut self) -> Result<Outgoing, NodeError> {
-            Ok(Vec::new())
+        fn start(&mut self) -> Result<Output, NodeError> {
+            Ok(Output::default())
         }
-        fn step(&mut self, _from: NodeId, _message: Message) -> Result<Outgoing, NodeError> {
-            Ok(vec![(
-                NodeId::Broker(9),
-                Message::RegisterBroker { broker_epoch: 0 },
-            )])
+        fn step(&mut self, _from: NodeId, _message: Message) -> Result<Output, NodeError> {
+            Ok(Output {
+                send: vec![(
+                    NodeId::Broker(9),
+                    Message::RegisterBroker { broker_epoch: 0 },
+                )],
+                ..Output::default()
+            })
         }
-        fn fire(&mut self, _timer: &Timer) -> Result<Option<Outgoing>, NodeError> {
+        fn fire(&mut self, _timer: &Timer) -> Result<Option<Output>, NodeError> {
             Ok(None)
         }
         fn snapshot(&self) -> Result<Snapshot, NodeError> {
@@ -329,6 +472,7 @@ mod tests {
                 waiting: Vec::new(),
                 fetch_state: FetchState::Idle,
                 armed_timers: Default::default(),
+                timers_fired: Default::default(),
             }))
         }
         fn metadata(&self) -> Metadata {
@@ -339,9 +483,6 @@ mod tests {
                 controller: None,
             }
         }
-        fn tick(&mut self, _now: Instant) -> Result<Outgoing, NodeError> {
-            panic!("a stepped node has no clock");
-        }
         fn close(&mut self) -> Result<(), NodeError> {
             Ok(())
         }
@@ -351,11 +492,21 @@ mod tests {
         inputs: &mpsc::Sender<Input>,
         request: Control,
     ) -> oneshot::Receiver<ControlReply> {
+        control_as(inputs, request, true).await
+    }
+
+    async fn control_as(
+        inputs: &mpsc::Sender<Input>,
+        request: Control,
+        operator: bool,
+    ) -> oneshot::Receiver<ControlReply> {
         let (reply, answer) = oneshot::channel();
-        inputs
-            .send(Input::Control { request, reply })
-            .await
-            .unwrap();
+        let input = Input::Control {
+            request,
+            operator,
+            reply,
+        };
+        inputs.send(input).await.unwrap();
         answer
     }
 
@@ -367,7 +518,7 @@ mod tests {
             EchoRole,
             receiver,
             Outbound::new(BTreeMap::new()),
-            true,
+            None,
             trigger,
         );
         let running = tokio::spawn(event_loop.run(shutdown));
@@ -403,6 +554,57 @@ mod tests {
             "emitted and dropped: no channel to 9"
         );
 
+        let stopped = control(&inputs, Control::Shutdown).await;
+        assert_eq!(stopped.await.unwrap(), ControlReply::ShuttingDown);
+        running.await.unwrap().unwrap();
+    }
+
+    fn refused_stepped_only(request: &str) -> ControlReply {
+        let request = request.to_owned();
+        ControlReply::Refused(ControlRefusal::SteppedOnly { request })
+    }
+
+    fn refused_operator_only(request: &str) -> ControlReply {
+        let request = request.to_owned();
+        ControlReply::Refused(ControlRefusal::OperatorOnly { request })
+    }
+
+    #[tokio::test]
+    async fn real_time_node_refuses_harness_requests_and_strangers_get_metadata_only() {
+        let (trigger, shutdown) = shutdown_pair();
+        let (inputs, receiver) = mpsc::channel(16);
+        let role = EchoRole;
+        let outbound = Outbound::new(BTreeMap::new());
+        let event_loop = EventLoop::new(role, receiver, outbound, Some(Timing::default()), trigger);
+        let running = tokio::spawn(event_loop.run(shutdown));
+
+        let fire = Control::FireTimer(Timer::Lag(3));
+        let fired = control(&inputs, fire).await.await.unwrap();
+        assert_eq!(
+            fired,
+            refused_stepped_only("FireTimer"),
+            "even for the operator"
+        );
+        let barrier = Control::Barrier {
+            received: BTreeMap::new(),
+        };
+        let barrier = control(&inputs, barrier).await.await.unwrap();
+        assert_eq!(barrier, refused_stepped_only("Barrier"));
+
+        for (request, name) in [
+            (Control::Inspect, "Inspect"),
+            (Control::Shutdown, "Shutdown"),
+        ] {
+            let answer = control_as(&inputs, request, false).await.await.unwrap();
+            assert_eq!(answer, refused_operator_only(name));
+        }
+        let metadata = control_as(&inputs, Control::Metadata, false).await;
+        assert!(
+            matches!(metadata.await.unwrap(), ControlReply::Metadata(_)),
+            "a stranger may find the leader, and the loop still runs after a refused Shutdown"
+        );
+        let inspected = control(&inputs, Control::Inspect).await.await.unwrap();
+        assert!(matches!(inspected, ControlReply::Inspect(_)));
         let stopped = control(&inputs, Control::Shutdown).await;
         assert_eq!(stopped.await.unwrap(), ControlReply::ShuttingDown);
         running.await.unwrap().unwrap();

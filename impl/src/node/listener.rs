@@ -19,12 +19,14 @@ use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
+use super::control_token::ControlToken;
 use super::event_loop::{Input, CLIENT_QUEUE_MAX};
 use super::shutdown::Shutdown;
-use crate::protocol::{BrokerId, Control, Message, NodeId};
-use crate::wire::{handshake_server, Connection, FrameReader, PeerName};
+use crate::protocol::{BrokerId, Control, ControlReply, Message, NodeId};
+use crate::wire::{handshake_server_control, Accepted, Connection, FrameReader, PeerName};
 
 /// Connections served at once; the accept loop waits for a slot beyond that.
 pub const CONNECTIONS_MAX: usize = 1024;
@@ -43,21 +45,31 @@ pub struct ListenerContext {
     pub accepts_controller: bool,
     /// Whether clients may send protocol requests here (brokers: yes).
     pub accepts_clients: bool,
+    /// What a control connection must present to act as the operator.
+    pub control_token: ControlToken,
     pub inputs: mpsc::Sender<Input>,
     pub connection_serial: AtomicU64,
 }
 
-/// Accepts connections until shutdown.
+/// How long, at shutdown, connection handlers may take to finish what they were doing (above
+/// all, writing the acknowledgement of a `Shutdown`) before they are aborted.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
+
+/// Accepts connections until shutdown, then lets the handlers finish (see [`SHUTDOWN_GRACE`]):
+/// the process exits after this returns, and an operator's `Shutdown` must get its answer.
 pub async fn serve(listener: TcpListener, context: Arc<ListenerContext>, mut shutdown: Shutdown) {
     let slots = Arc::new(Semaphore::new(CONNECTIONS_MAX));
     let mut backoff = Duration::from_millis(10);
+    // At most CONNECTIONS_MAX handlers run; finished ones are reaped at every accept.
+    let mut connections = JoinSet::new();
     loop {
+        while connections.try_join_next().is_some() {}
         let permit = tokio::select! {
-            _ = shutdown.recv() => return,
+            _ = shutdown.recv() => break,
             permit = slots.clone().acquire_owned() => permit.expect("semaphore never closed"),
         };
         let accepted = tokio::select! {
-            _ = shutdown.recv() => return,
+            _ = shutdown.recv() => break,
             accepted = listener.accept() => accepted,
         };
         let (stream, address) = match accepted {
@@ -72,10 +84,17 @@ pub async fn serve(listener: TcpListener, context: Arc<ListenerContext>, mut shu
         backoff = Duration::from_millis(10);
         let context = context.clone();
         let shutdown = shutdown.clone();
-        tokio::spawn(async move {
+        connections.spawn(async move {
             serve_connection(stream, address, context, shutdown).await;
             drop(permit);
         });
+    }
+    let finished = async { while connections.join_next().await.is_some() {} };
+    if tokio::time::timeout(SHUTDOWN_GRACE, finished)
+        .await
+        .is_err()
+    {
+        debug!("connection handlers still busy at shutdown; aborted");
     }
 }
 
@@ -87,14 +106,16 @@ async fn serve_connection(
 ) {
     let _ = stream.set_nodelay(true);
     let connection = Connection::new(stream);
-    let (connection, peer) =
-        match handshake_server(connection, &context.cluster_id, context.local).await {
-            Ok(accepted) => accepted,
-            Err(error) => {
-                warn!(%address, %error, "handshake failed; connection closed");
-                return;
-            }
-        };
+    let admits = |credential: &_| context.control_token.admits(credential);
+    let handshake =
+        handshake_server_control(connection, &context.cluster_id, context.local, admits);
+    let (connection, Accepted { peer, operator }) = match handshake.await {
+        Ok(accepted) => accepted,
+        Err(error) => {
+            warn!(%address, %error, "handshake failed; connection closed");
+            return;
+        }
+    };
     if let Err(reason) = admit(&context, peer) {
         warn!(%address, ?peer, reason, "peer refused; connection closed");
         return;
@@ -109,7 +130,7 @@ async fn serve_connection(
             serve_protocol(reader, NodeId::Broker(id), &context, shutdown).await
         }
         PeerName::Client(client) => serve_client(reader, writer, client, &context, shutdown).await,
-        PeerName::Harness => serve_control(reader, writer, &context, shutdown).await,
+        PeerName::Harness => serve_control(reader, writer, operator, &context, shutdown).await,
     };
     match outcome {
         Ok(()) => debug!(%address, ?peer, "connection closed"),
@@ -210,9 +231,12 @@ async fn serve_client(
     result
 }
 
+/// `operator`: the connection presented the control token (see `event_loop` for what that
+/// allows).
 async fn serve_control(
     mut reader: Reader,
     mut writer: Writer,
+    operator: bool,
     context: &ListenerContext,
     mut shutdown: Shutdown,
 ) -> Result<(), String> {
@@ -224,28 +248,29 @@ async fn serve_control(
         let Some(request) = request else {
             return Ok(());
         };
-        let is_shutdown = request == Control::Shutdown;
+        let asks_shutdown = request == Control::Shutdown;
         let (reply, answer) = oneshot::channel();
-        if context
-            .inputs
-            .send(Input::Control { request, reply })
-            .await
-            .is_err()
-        {
+        let input = Input::Control {
+            request,
+            operator,
+            reply,
+        };
+        if context.inputs.send(input).await.is_err() {
             return Ok(());
         }
         let answer = tokio::select! {
-            _ = shutdown.recv(), if !is_shutdown => return Ok(()),
+            _ = shutdown.recv(), if !asks_shutdown => return Ok(()),
             answer = answer => match answer {
                 Ok(answer) => answer,
                 Err(_) => return Err("the node refused the request".into()),
             },
         };
+        let stopping = answer == ControlReply::ShuttingDown;
         writer
             .write(&answer)
             .await
             .map_err(|error| error.to_string())?;
-        if is_shutdown {
+        if stopping {
             info!("acknowledged a shutdown request");
             return Ok(());
         }

@@ -1,32 +1,29 @@
-//! [`LocalCluster`]: a controller and N brokers as child processes on loopback, for
-//! `insync cluster up`, `insync bench` and the process-level tests.
-//!
-//! The processes are the `insync` binary itself (its path is given: `current_exe()` for the
-//! CLI, `CARGO_BIN_EXE_insync` in tests). Ports are picked free up front, because every
-//! process must know every other's address at start. Dropping a `LocalCluster` kills whatever
-//! still runs (SIGKILL), so a failing test never leaves processes behind.
+//! [`LocalCluster`]: a controller and N brokers on loopback, wired to each other directly, as
+//! `insync cluster up`, `insync bench` and the process tests run them. The processes are
+//! the [`Supervisor`]'s; this file only says who is whose peer: every node's port is reserved
+//! before any starts (see the supervisor's module doc), so each is told every other's address
+//! on its command line, and a restarted node comes back where its peers look for it.
 
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::net::TcpListener as StdTcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitStatus;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
 use super::config::format_peers;
+use super::control_token::ControlToken;
+use super::supervisor::{Listen, Supervisor, SupervisorError, SupervisorSpec};
 use crate::client::ControlClient;
-use crate::protocol::{BrokerId, Snapshot};
+use crate::protocol::{BrokerId, NodeId, Snapshot};
+use crate::storage::PowerLossReport;
 
-/// Where children's logs go.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ChildLogs {
-    /// The parent's stderr (interactive `cluster up`).
-    Inherit,
-    /// `<dir>/<node>.log`, appended across restarts (tests, bench).
-    Files,
-}
+pub use super::supervisor::ChildLogs;
+
+/// How long a wait on `Inspect` pauses between two looks: nothing announces "a broker holds a
+/// view", so readiness is polled, always against a deadline.
+const INSPECT_POLL: Duration = Duration::from_millis(25);
 
 /// How to start a local cluster.
 #[derive(Clone, Debug)]
@@ -39,213 +36,196 @@ pub struct LocalClusterSpec {
     pub cluster_id: String,
     /// Flags given to every process (variant, switches, clocks), e.g. `["--fsync", "always"]`.
     pub node_args: Vec<String>,
-    /// First port; `None` picks free ports.
+    /// Flags given to every broker only, after `node_args`.
+    pub broker_args: Vec<String>,
+    /// First port (consecutive ports from there, the operator's choice); `None` reserves
+    /// ports from the kernel.
     pub base_port: Option<u16>,
     pub logs: ChildLogs,
-}
-
-/// One child process and how to start it again.
-#[derive(Debug)]
-struct NodeProcess {
-    name: String,
-    address: String,
-    args: Vec<String>,
-    child: Option<Child>,
 }
 
 /// A running local cluster. See the module doc.
 #[derive(Debug)]
 pub struct LocalCluster {
-    spec: LocalClusterSpec,
-    controller: NodeProcess,
-    brokers: BTreeMap<BrokerId, NodeProcess>,
+    supervisor: Supervisor,
+    addresses: BTreeMap<NodeId, String>,
 }
 
 impl LocalCluster {
-    /// Starts the controller and every broker.
-    pub fn start(spec: LocalClusterSpec) -> std::io::Result<Self> {
+    /// Starts the controller and every broker; returns once each reported its address.
+    pub async fn start(spec: LocalClusterSpec) -> Result<Self, SupervisorError> {
         assert!(spec.brokers >= 1, "a cluster needs a broker");
-        std::fs::create_dir_all(&spec.dir)?;
-        let ports = pick_ports(spec.base_port, spec.brokers as usize + 1)?;
-        let controller_address = format!("127.0.0.1:{}", ports[0]);
-        let broker_addresses: BTreeMap<BrokerId, String> = (1..=spec.brokers)
-            .map(|id| (id, format!("127.0.0.1:{}", ports[id as usize])))
+        let mut supervisor = Supervisor::new(SupervisorSpec {
+            binary: spec.binary.clone(),
+            dir: spec.dir.clone(),
+            cluster_id: spec.cluster_id.clone(),
+            logs: spec.logs.clone(),
+            log_filter: "info".into(),
+        })
+        .map_err(|source| SupervisorError::Reserve {
+            node: NodeId::Controller,
+            source,
+        })?;
+        let nodes: Vec<NodeId> = std::iter::once(NodeId::Controller)
+            .chain((1..=spec.brokers).map(NodeId::Broker))
             .collect();
-        let peers = format_peers(&broker_addresses);
-        let mut controller_args = vec![
-            "controller".into(),
-            "--listen".into(),
-            controller_address.clone(),
-            "--brokers".into(),
-            peers.clone(),
-        ];
-        controller_args.extend(data_dir_args(&spec.dir.join("controller")));
-        controller_args.extend(common_args(&spec));
-        let controller = NodeProcess {
-            name: "controller".into(),
-            address: controller_address.clone(),
-            args: controller_args,
-            child: None,
-        };
-        let mut brokers = BTreeMap::new();
-        for (id, address) in &broker_addresses {
-            let mut args = vec![
-                "broker".into(),
-                "--id".into(),
-                id.to_string(),
-                "--listen".into(),
-                address.clone(),
-                "--controller".into(),
-                controller_address.clone(),
-                "--peers".into(),
-                peers.clone(),
-            ];
-            args.extend(data_dir_args(&spec.dir.join(format!("broker-{id}"))));
-            args.extend(common_args(&spec));
-            let name = format!("broker-{id}");
-            let address = address.clone();
-            brokers.insert(
-                *id,
-                NodeProcess {
-                    name,
-                    address,
-                    args,
-                    child: None,
-                },
-            );
+        let mut addresses = BTreeMap::new();
+        for (index, node) in nodes.iter().enumerate() {
+            let listen = listen_of(spec.base_port, index);
+            let address = supervisor.add(*node, listen)?;
+            addresses.insert(*node, address.to_string());
         }
-        let mut cluster = LocalCluster {
-            spec,
-            controller,
-            brokers,
+        let cluster = LocalCluster {
+            supervisor,
+            addresses,
         };
-        cluster.start_process(None)?;
-        for id in 1..=cluster.spec.brokers {
-            cluster.start_process(Some(id))?;
+        cluster.start_all(&spec, &nodes).await
+    }
+
+    async fn start_all(
+        mut self,
+        spec: &LocalClusterSpec,
+        nodes: &[NodeId],
+    ) -> Result<Self, SupervisorError> {
+        let peers = format_peers(&self.broker_addresses());
+        let common = {
+            let mut args = vec!["--cluster-id".to_string(), spec.cluster_id.clone()];
+            args.extend(spec.node_args.iter().cloned());
+            args
+        };
+        for node in nodes {
+            let mut args = match node {
+                NodeId::Broker(id) => vec![
+                    "broker".to_string(),
+                    "--id".into(),
+                    id.to_string(),
+                    "--controller".into(),
+                    self.controller_address().to_owned(),
+                    "--peers".into(),
+                    peers.clone(),
+                ],
+                NodeId::Controller | NodeId::Client(_) => {
+                    vec!["controller".to_string(), "--brokers".into(), peers.clone()]
+                }
+            };
+            args.extend(common.iter().cloned());
+            if let NodeId::Broker(_) = node {
+                args.extend(spec.broker_args.iter().cloned());
+            }
+            self.supervisor.set_args(*node, args);
+            self.supervisor.start(*node, &[]).await?;
         }
-        Ok(cluster)
+        Ok(self)
     }
 
     pub fn controller_address(&self) -> &str {
-        &self.controller.address
+        &self.addresses[&NodeId::Controller]
     }
 
     pub fn broker_address(&self, id: BrokerId) -> &str {
-        &self.brokers[&id].address
+        &self.addresses[&NodeId::Broker(id)]
     }
 
     pub fn broker_addresses(&self) -> BTreeMap<BrokerId, String> {
-        let entries = self.brokers.iter();
+        let entries = self.addresses.iter();
         entries
-            .map(|(id, node)| (*id, node.address.clone()))
+            .filter_map(|(node, address)| match node {
+                NodeId::Broker(id) => Some((*id, address.clone())),
+                NodeId::Controller | NodeId::Client(_) => None,
+            })
             .collect()
     }
 
     /// Bootstrap list for clients: the controller first, then every broker.
     pub fn bootstrap(&self) -> Vec<String> {
-        let mut all = vec![self.controller.address.clone()];
-        all.extend(self.brokers.values().map(|node| node.address.clone()));
-        all
+        self.addresses.values().cloned().collect()
     }
 
     pub fn data_dir(&self, id: BrokerId) -> PathBuf {
-        self.spec.dir.join(format!("broker-{id}"))
+        let dir = self.supervisor.data_dir(NodeId::Broker(id));
+        dir.expect("a broker of this cluster")
     }
 
     pub fn cluster_id(&self) -> &str {
-        &self.spec.cluster_id
+        self.supervisor.cluster_id()
+    }
+
+    /// The operator's token every node of this cluster was given (owned by the supervisor).
+    pub fn control_token(&self) -> &ControlToken {
+        self.supervisor.control_token()
+    }
+
+    /// Where the token file is: `<dir>/control.token`.
+    pub fn control_token_path(&self) -> PathBuf {
+        self.supervisor.control_token_path()
+    }
+
+    /// `Inspect` on the node at `address`, as the operator.
+    pub async fn inspect(&self, address: &str) -> Result<Snapshot, String> {
+        let connect =
+            ControlClient::connect_with_token(address, self.cluster_id(), self.control_token());
+        let mut control = connect.await.map_err(|error| error.to_string())?;
+        control.inspect().await.map_err(|error| error.to_string())
     }
 
     /// The process id of a running broker (to stop it with SIGSTOP in tests).
     pub fn broker_pid(&self, id: BrokerId) -> Option<u32> {
-        self.brokers[&id].child.as_ref().map(Child::id)
+        self.supervisor.pid(NodeId::Broker(id))
     }
 
     /// `kill -9` a broker and reap it.
-    pub fn kill_broker(&mut self, id: BrokerId) {
-        kill(self.brokers.get_mut(&id).expect("known broker"));
+    pub async fn kill_broker(&mut self, id: BrokerId) -> Result<(), SupervisorError> {
+        self.supervisor.kill(NodeId::Broker(id)).await
     }
 
-    pub fn kill_controller(&mut self) {
-        kill(&mut self.controller);
+    pub async fn kill_controller(&mut self) -> Result<(), SupervisorError> {
+        self.supervisor.kill(NodeId::Controller).await
     }
 
-    /// Starts a broker again on the same port and data directory, with `extra` flags.
-    pub fn restart_broker(&mut self, id: BrokerId, extra: &[&str]) -> std::io::Result<()> {
-        let node = self.brokers.get_mut(&id).expect("known broker");
-        assert!(node.child.is_none(), "restart of a running broker {id}");
-        let base = node.args.clone();
-        node.args.extend(extra.iter().map(|flag| flag.to_string()));
-        let started = self.start_process(Some(id));
-        self.brokers.get_mut(&id).expect("known broker").args = base;
-        started
+    /// Starts a dead broker again on its port and data directory, with `extra` flags.
+    pub async fn restart_broker(
+        &mut self,
+        id: BrokerId,
+        extra: &[&str],
+    ) -> Result<SocketAddr, SupervisorError> {
+        let extra: Vec<String> = extra.iter().map(|flag| flag.to_string()).collect();
+        self.supervisor.start(NodeId::Broker(id), &extra).await
     }
 
-    pub fn restart_controller(&mut self) -> std::io::Result<()> {
-        assert!(
-            self.controller.child.is_none(),
-            "restart of a running controller"
-        );
-        self.start_process(None)
+    /// Starts a dead broker again after a simulated power loss of its data directory.
+    pub async fn restart_broker_after_power_loss(
+        &mut self,
+        id: BrokerId,
+    ) -> Result<PowerLossReport, SupervisorError> {
+        let node = NodeId::Broker(id);
+        self.supervisor.restart_after_power_loss(node, &[]).await
     }
 
-    /// Whether a child has exited on its own (a crash), with its status.
-    pub fn exited(&mut self) -> Vec<(String, std::process::ExitStatus)> {
-        let mut exited = Vec::new();
-        let nodes = std::iter::once(&mut self.controller).chain(self.brokers.values_mut());
-        for node in nodes {
-            if let Some(child) = node.child.as_mut() {
-                if let Ok(Some(status)) = child.try_wait() {
-                    exited.push((node.name.clone(), status));
-                    node.child = None;
-                }
-            }
-        }
-        exited
+    pub async fn restart_controller(&mut self) -> Result<SocketAddr, SupervisorError> {
+        self.supervisor.start(NodeId::Controller, &[]).await
     }
 
-    fn start_process(&mut self, broker: Option<BrokerId>) -> std::io::Result<()> {
-        let node = match broker {
-            None => &mut self.controller,
-            Some(id) => self.brokers.get_mut(&id).expect("known broker"),
-        };
-        let mut command = Command::new(&self.spec.binary);
-        command
-            .args(&node.args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null());
-        if std::env::var_os("RUST_LOG").is_none() {
-            command.env("RUST_LOG", "info");
-        }
-        match self.spec.logs {
-            ChildLogs::Inherit => command.stderr(Stdio::inherit()),
-            ChildLogs::Files => {
-                let path = self.spec.dir.join(format!("{}.log", node.name));
-                let file = File::options().create(true).append(true).open(path)?;
-                command.stderr(Stdio::from(file))
-            }
-        };
-        node.child = Some(command.spawn()?);
-        Ok(())
+    /// Waits until a node exits by itself (a crash, or someone's `kill -9`), named as its
+    /// data directory is; `None` once nothing runs.
+    pub async fn next_exit(&mut self) -> Option<(String, ExitStatus)> {
+        let (node, status) = self.supervisor.next_exit().await?;
+        Some((super::supervisor::node_name(node), status))
     }
 
     /// Waits until every running node answers `Inspect`, and every running broker holds a
     /// view, or `timeout` passes.
     pub async fn wait_ready(&self, timeout: Duration) -> Result<(), String> {
         let deadline = Instant::now() + timeout;
-        let mut nodes = vec![(None, self.controller.address.clone())];
-        for (id, node) in &self.brokers {
-            if node.child.is_some() {
-                nodes.push((Some(*id), node.address.clone()));
+        for (node, address) in &self.addresses {
+            if !self.supervisor.is_running(*node) {
+                continue;
             }
-        }
-        for (broker, address) in nodes {
             let ready = |snapshot: &Snapshot| match snapshot {
                 Snapshot::Controller(_) => true,
                 Snapshot::Broker(broker) => broker.view.is_some(),
             };
-            let described = format!("{broker:?} at {address}");
-            self.wait_for(&address, deadline, &described, ready).await?;
+            let described = format!("{node:?} at {address}");
+            self.wait_for(address, deadline, &described, ready).await?;
         }
         Ok(())
     }
@@ -259,7 +239,7 @@ impl LocalCluster {
         condition: impl Fn(&Snapshot) -> bool,
     ) -> Result<Snapshot, String> {
         loop {
-            let last = match inspect(address, &self.spec.cluster_id).await {
+            let last = match self.inspect(address).await {
                 Ok(snapshot) if condition(&snapshot) => return Ok(snapshot),
                 Ok(snapshot) => format!("{snapshot:?}"),
                 Err(error) => error,
@@ -267,84 +247,23 @@ impl LocalCluster {
             if Instant::now() >= deadline {
                 return Err(format!("{described}: condition not reached; last: {last}"));
             }
-            tokio::time::sleep(Duration::from_millis(25)).await;
+            tokio::time::sleep(INSPECT_POLL).await;
         }
     }
 
-    /// Graceful stop: `Shutdown` on every node's control channel, then wait for each child
-    /// (killing those that do not exit within `grace`).
+    /// Graceful stop: `Shutdown` to every node, then wait (killing after `grace`).
     pub async fn stop(&mut self, grace: Duration) {
-        let addresses: Vec<String> = std::iter::once(&self.controller)
-            .chain(self.brokers.values())
-            .filter(|node| node.child.is_some())
-            .map(|node| node.address.clone())
-            .collect();
-        for address in addresses {
-            if let Ok(mut control) = ControlClient::connect(&address, &self.spec.cluster_id).await {
-                let _ = control.shutdown().await;
-            }
-        }
-        let deadline = Instant::now() + grace;
-        let nodes = std::iter::once(&mut self.controller).chain(self.brokers.values_mut());
-        for node in nodes {
-            let Some(child) = node.child.as_mut() else {
-                continue;
-            };
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = child.try_wait() {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            kill(node);
+        self.supervisor.stop(grace).await;
+    }
+}
+
+/// A port reserved from the kernel, or the operator's `base + index`.
+fn listen_of(base_port: Option<u16>, index: usize) -> Listen {
+    match base_port {
+        None => Listen::Reserved,
+        Some(base) => {
+            let port = base + u16::try_from(index).expect("few nodes");
+            Listen::Fixed(SocketAddr::from(([127, 0, 0, 1], port)))
         }
     }
-}
-
-impl Drop for LocalCluster {
-    fn drop(&mut self) {
-        kill(&mut self.controller);
-        for node in self.brokers.values_mut() {
-            kill(node);
-        }
-    }
-}
-
-fn kill(node: &mut NodeProcess) {
-    if let Some(mut child) = node.child.take() {
-        let _ = child.kill();
-        let _ = child.wait();
-    }
-}
-
-async fn inspect(address: &str, cluster_id: &str) -> Result<Snapshot, String> {
-    let mut control = ControlClient::connect(address, cluster_id)
-        .await
-        .map_err(|error| error.to_string())?;
-    control.inspect().await.map_err(|error| error.to_string())
-}
-
-fn data_dir_args(dir: &Path) -> Vec<String> {
-    vec!["--data-dir".into(), dir.display().to_string()]
-}
-
-fn common_args(spec: &LocalClusterSpec) -> Vec<String> {
-    let mut args = vec!["--cluster-id".into(), spec.cluster_id.clone()];
-    args.extend(spec.node_args.iter().cloned());
-    args
-}
-
-/// `count` ports: consecutive from `base`, or free ones the kernel picks (bound, noted,
-/// released; a race with other programs is possible but unlikely on loopback).
-fn pick_ports(base: Option<u16>, count: usize) -> std::io::Result<Vec<u16>> {
-    if let Some(base) = base {
-        return Ok((0..count as u16).map(|index| base + index).collect());
-    }
-    let listeners: Vec<StdTcpListener> = (0..count)
-        .map(|_| StdTcpListener::bind("127.0.0.1:0"))
-        .collect::<Result<_, _>>()?;
-    listeners
-        .iter()
-        .map(|listener| listener.local_addr().map(|address| address.port()))
-        .collect()
 }

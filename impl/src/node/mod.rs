@@ -5,25 +5,33 @@
 //!   protocol channel, a client, or the control channel);
 //! - [`peers`]: one outbound connection per peer, reconnecting, with a bounded queue;
 //! - [`event_loop`]: the single task that owns the core and handles inputs one at a time;
-//! - [`broker`], [`controller`]: each role's process: storage or persisted state, and its
-//!   real-time clocks (heartbeats, session expiry, replica lag, fetch re-send, parked-fetch
-//!   release, background flush), none of which run in stepped mode;
-//! - [`shutdown`]: the shutdown signal every task selects on.
+//! - [`broker`], [`controller`]: each role's process: the core over its storage or persisted
+//!   state. Every deadline is a timer of the core, kept by the event loop (real time) or fired
+//!   by the harness (stepped); the roles decide nothing about time themselves;
+//! - [`shutdown`]: the shutdown signal every task selects on;
+//! - [`data_dir_lock`]: one process per data directory (an advisory lock held for life);
+//! - [`control_token`]: the operator's credential for the control channel.
+//! - [`supervisor`]: nodes as child processes: start, `SIGKILL`, power-loss restart, addresses;
+//!   [`local_cluster`]: a directly wired controller and brokers on the supervisor.
 //!
 //! Task layout of one node: the accept loop, one task per accepted connection, one task per
 //! peer, and the event loop. Only the event loop touches protocol state; the rest move frames.
 
 pub mod broker;
 pub mod config;
+pub mod control_token;
 pub mod controller;
+pub mod data_dir_lock;
 pub mod event_loop;
 pub mod listener;
 pub mod local_cluster;
 pub mod peers;
 pub mod shutdown;
+pub mod supervisor;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
@@ -39,6 +47,8 @@ use listener::ListenerContext;
 use shutdown::{Shutdown, ShutdownTrigger};
 
 pub use config::{BrokerConfig, ConfigError, ControllerConfig, NodeOptions, Timing};
+pub use control_token::{ControlToken, TokenError};
+pub use data_dir_lock::{DataDirLock, LockError};
 
 /// Why a node process stops with an error. Any of these exits the process: a storage failure
 /// is a crash, the fault the protocol is built to survive.
@@ -56,6 +66,31 @@ pub enum NodeError {
     Storage(#[from] StorageError),
     #[error("the protocol core failed: {0}")]
     Core(String),
+    #[error(transparent)]
+    DataDir(#[from] LockError),
+    #[error(transparent)]
+    ControlToken(#[from] TokenError),
+}
+
+/// What a node holds for its whole life: its data directory's lock and its control token.
+#[derive(Debug)]
+pub(crate) struct Claim {
+    _lock: DataDirLock,
+    token: ControlToken,
+}
+
+/// Locks `data_dir` (before anything in it is read), then loads or creates the control token
+/// (`--control-token-file`, else `<data-dir>/control.token`). Both happen before the node
+/// binds, so whoever waits for the bound address can read the token.
+pub(crate) fn claim_data_dir(data_dir: &Path, options: &NodeOptions) -> Result<Claim, NodeError> {
+    let lock = DataDirLock::acquire(data_dir)?;
+    let path = match &options.control_token_file {
+        Some(path) => path.clone(),
+        None => ControlToken::default_path(data_dir),
+    };
+    let token = ControlToken::load_or_create(&path)?;
+    info!(token_file = %path.display(), "control token loaded");
+    Ok(Claim { _lock: lock, token })
 }
 
 /// A bound listening socket: bind first, so the address is known (and printed) before anything
@@ -80,11 +115,13 @@ pub async fn bind(
 pub(crate) struct Wiring {
     pub name: PeerName,
     pub cluster_id: String,
-    pub stepped: bool,
+    /// `None` in stepped mode: no timer fires by itself.
+    pub timing: Option<Timing>,
     pub peers: BTreeMap<NodeId, String>,
     pub brokers: BTreeSet<BrokerId>,
     pub accepts_controller: bool,
     pub accepts_clients: bool,
+    pub claim: Claim,
 }
 
 /// Runs a node until shutdown (a signal, `Control::Shutdown`, or a fatal error).
@@ -115,20 +152,24 @@ pub(crate) async fn run_node<R: Role>(
         brokers: wiring.brokers,
         accepts_controller: wiring.accepts_controller,
         accepts_clients: wiring.accepts_clients,
+        control_token: wiring.claim.token.clone(),
         inputs,
         connection_serial: AtomicU64::new(0),
     });
     let accepting = tokio::spawn(listener::serve(listener, context, shutdown.clone()));
-    info!(name = ?wiring.name, %local, stepped = wiring.stepped, "node serving");
+    let stepped = wiring.timing.is_none();
+    info!(name = ?wiring.name, %local, stepped, "node serving");
     let event_loop = EventLoop::new(
         role,
         receiver,
         Outbound::new(handles),
-        wiring.stepped,
+        wiring.timing,
         trigger,
     );
     let result = event_loop.run(shutdown).await;
     let _ = accepting.await;
     info!(name = ?wiring.name, "node stopped");
+    // The data directory stays locked until everything that writes to it has stopped.
+    drop(wiring.claim);
     result
 }

@@ -1,5 +1,5 @@
 //! Small files replaced atomically: the leader-epoch and high-watermark checkpoints, the
-//! durable-end record, and anything else a node persists whole (e.g. the controller's
+//! power-loss layer's synced-lengths record, and anything else a node persists whole (e.g. the controller's
 //! partition state).
 //!
 //! Writing: encode to `<name>.tmp`, fsync it, rename it over `<name>`, fsync the directory.
@@ -55,13 +55,9 @@ pub const TEMPORARY_SUFFIX: &str = ".tmp";
 
 /// Durably and atomically replaces the checkpoint at `path` with `value`.
 pub fn write_checkpoint<T: Serialize + ?Sized>(path: &Path, value: &T) -> Result<(), StorageError> {
-    let payload = codec::encode(value).map_err(|error| StorageError::Encode {
+    let bytes = encode_checkpoint(value).map_err(|reason| StorageError::Encode {
         path: path.to_owned(),
-        reason: error.to_string(),
-    })?;
-    let bytes = frame_checkpoint(&payload).ok_or_else(|| StorageError::Encode {
-        path: path.to_owned(),
-        reason: format!("{} bytes exceed the checkpoint bound", payload.len()),
+        reason,
     })?;
     let temporary = temporary_path(path);
     let mut file = File::create(&temporary).at(&temporary)?;
@@ -83,13 +79,25 @@ pub fn read_checkpoint<T: DeserializeOwned>(path: &Path) -> Result<Option<T>, St
     file.take(CHECKPOINT_BYTES_MAX + 1)
         .read_to_end(&mut bytes)
         .at(path)?;
-    let corrupt = |reason: String| StorageError::CorruptCheckpoint {
+    let value = decode_checkpoint(&bytes).map_err(|reason| StorageError::CorruptCheckpoint {
         path: path.to_owned(),
         reason,
-    };
-    let payload = unframe_checkpoint(&bytes).map_err(corrupt)?;
-    let value = codec::decode(payload).map_err(|error| corrupt(error.to_string()))?;
+    })?;
     Ok(Some(value))
+}
+
+/// A checkpoint file's bytes (header, CRC, payload) for `value`.
+pub fn encode_checkpoint<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, String> {
+    let payload = codec::encode(value).map_err(|error| error.to_string())?;
+    frame_checkpoint(&payload)
+        .ok_or_else(|| format!("{} bytes exceed the checkpoint bound", payload.len()))
+}
+
+/// The value in a checkpoint file's bytes, or why they are unusable. Never panics, whatever
+/// the bytes (the `checkpoint` fuzz target).
+pub fn decode_checkpoint<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
+    let payload = unframe_checkpoint(bytes)?;
+    codec::decode(payload).map_err(|error| error.to_string())
 }
 
 /// Deletes leftover temporary files in `dir` (from writes a crash interrupted). Returns how
@@ -131,7 +139,8 @@ fn parent_of(path: &Path) -> &Path {
     }
 }
 
-fn frame_checkpoint(payload: &[u8]) -> Option<Vec<u8>> {
+/// Header and CRC around `payload`; `None` above the size bound.
+pub fn frame_checkpoint(payload: &[u8]) -> Option<Vec<u8>> {
     let total = (CHECKPOINT_HEADER_BYTES + payload.len()) as u64;
     if total > CHECKPOINT_BYTES_MAX {
         return None;

@@ -32,8 +32,10 @@ pub enum StorageError {
     /// all further use (retrying an fsync after a failure can falsely report success).
     #[error("the log at {path} failed earlier and must be reopened")]
     Poisoned { path: PathBuf },
-    /// `simulate_power_loss` found no durable-end record: the node ran without tracking.
-    #[error("no durable-end checkpoint in {dir}: the node did not run with durability tracking")]
+    /// `simulate_power_loss` found no synced-lengths record: the node ran without tracking.
+    #[error(
+        "no synced-lengths checkpoint in {dir}: the node did not run with durability tracking"
+    )]
     DurabilityNotTracked { dir: PathBuf },
     /// A value could not be encoded for a checkpoint.
     #[error("cannot encode checkpoint {path}: {reason}")]

@@ -24,7 +24,7 @@ use super::checkpoint::sync_directory;
 use super::error::{IoContext, StorageError};
 use super::log_format::{decode_frame, encode_record, frame_bytes, RECORD_BYTES_MAX};
 use super::options::{FsyncPolicy, StorageOptions};
-use super::power_loss::record_durable_end;
+use super::power_loss;
 use super::record::Record;
 use super::recovery::{scan, RecoveryReport};
 
@@ -40,7 +40,6 @@ pub const READ_BYTES_MAX: u64 = 64 * 1024 * 1024;
 /// The log. See the module doc.
 #[derive(Debug)]
 pub struct Log {
-    dir: PathBuf,
     path: PathBuf,
     file: File,
     options: StorageOptions,
@@ -78,18 +77,14 @@ impl Log {
         if found.valid_bytes < file_bytes {
             file.set_len(found.valid_bytes).at(&path)?;
         }
-        file.sync_data().at(&path)?;
+        power_loss::sync_data(&file, &path, options.track_durability)?;
         let report = RecoveryReport {
             records_kept: found.positions.len() as u64,
             bytes_truncated: file_bytes - found.valid_bytes,
             reason: found.reason,
         };
         let log_end_offset = found.positions.len() as u64;
-        if options.track_durability {
-            record_durable_end(dir, log_end_offset)?;
-        }
         let log = Log {
-            dir: dir.to_owned(),
             path,
             file,
             options,
@@ -308,16 +303,12 @@ impl Log {
     }
 
     fn sync(&mut self) -> Result<(), StorageError> {
-        let synced = self.file.sync_data();
-        self.poison_on_error(synced)?;
-        self.durable_end_offset = self.log_end_offset();
-        if self.options.track_durability {
-            let recorded = record_durable_end(&self.dir, self.durable_end_offset);
-            if recorded.is_err() {
-                self.poisoned = true;
-            }
-            recorded?;
+        let synced = power_loss::sync_data(&self.file, &self.path, self.options.track_durability);
+        if synced.is_err() {
+            self.poisoned = true;
         }
+        synced?;
+        self.durable_end_offset = self.log_end_offset();
         Ok(())
     }
 

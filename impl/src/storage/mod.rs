@@ -13,8 +13,8 @@
 //!   partition.log               the records (format: `log_format`)
 //!   leader-epoch.checkpoint     epoch cache entries (format: `checkpoint`)
 //!   high-watermark.checkpoint   the high watermark, a u64
-//!   durable-end.checkpoint      the log end offset at the last log fsync (only when
-//!                               tracking durability, for `simulate_power_loss`)
+//!   synced-lengths.checkpoint   bytes each file's last fsync covered (only when tracking
+//!                               durability, for `simulate_power_loss`)
 //!   *.tmp                       a checkpoint write in progress; deleted on open
 //! ```
 //!
@@ -52,7 +52,7 @@ pub use epoch_cache::{EpochCache, EpochEntry};
 pub use error::StorageError;
 pub use log::Log;
 pub use options::{FsyncPolicy, StorageOptions};
-pub use power_loss::{simulate_power_loss, PowerLossReport};
+pub use power_loss::{simulate_power_loss, simulate_torn_power_loss, PowerLossReport};
 pub use record::Record;
 pub use recovery::{RecoveryReport, TruncationReason};
 

@@ -34,6 +34,9 @@ pub enum WireError {
     /// The peer's hello is invalid for a reason other than cluster or version.
     #[error("peer's hello was rejected: {reason}")]
     HelloInvalid { reason: String },
+    /// The node refused the control credential presented (a wrong or stale token file).
+    #[error("the node refused the control credential (wrong control token?)")]
+    CredentialRefused,
     /// The handshake did not complete in time (a silent or stuck peer).
     #[error("handshake did not complete within {after:?}")]
     HandshakeTimeout { after: Duration },

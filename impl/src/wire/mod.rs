@@ -20,6 +20,7 @@ pub use connection::{Connection, FrameReader, FrameWriter};
 pub use error::WireError;
 pub use frame::{FrameCodec, FRAME_BYTES_MAX};
 pub use handshake::{
-    handshake_client, handshake_server, Hello, HelloReply, PeerName, RejectReason,
-    HANDSHAKE_TIMEOUT, PROTOCOL_VERSION,
+    handshake_client, handshake_control, handshake_server, handshake_server_control, Accepted,
+    ControlHello, Credential, Hello, HelloReply, PeerName, RejectReason, HANDSHAKE_TIMEOUT,
+    PROTOCOL_VERSION,
 };

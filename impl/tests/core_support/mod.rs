@@ -221,14 +221,28 @@ impl Sim {
         self.enqueue(NodeId::Controller, effects);
     }
 
-    /// The real-time heartbeat of a running broker, delivered at once.
-    pub fn heartbeat(&mut self, broker: BrokerId) {
-        let message = self.broker(broker).heartbeat();
+    /// Fires a running broker's `BrokerHeartbeat` timer (always armed) and delivers what it
+    /// sends the controller at once; returns that message.
+    pub fn heartbeat(&mut self, broker: BrokerId) -> Message {
+        let core = self.brokers.get_mut(&broker).expect("running broker");
+        let effects = core.fire(&Timer::BrokerHeartbeat).expect("always armed");
+        assert!(
+            effects.arm.contains(&Timer::BrokerHeartbeat),
+            "a new period starts"
+        );
+        let [(NodeId::Controller, message)] = effects.send.as_slice() else {
+            panic!(
+                "a heartbeat is one message to the controller: {:?}",
+                effects.send
+            );
+        };
+        let message = message.clone();
         let effects = self
             .controller
-            .step(NodeId::Broker(broker), message)
+            .step(NodeId::Broker(broker), message.clone())
             .expect("heartbeat");
         self.enqueue(NodeId::Controller, effects);
+        message
     }
 
     pub fn crash(&mut self, broker: BrokerId) {

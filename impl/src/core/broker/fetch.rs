@@ -3,7 +3,7 @@
 
 use super::{BrokerCore, BrokerResult};
 use crate::core::{CoreError, ReplicaLog, FETCH_RECORDS_MAX};
-use crate::protocol::{BrokerEpoch, BrokerId, Epoch, FetchResult, Message, NodeId, Offset};
+use crate::protocol::{BrokerEpoch, BrokerId, Epoch, FetchResult, Message, NodeId, Offset, Timer};
 
 /// The fields of a `Fetch`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,9 +37,11 @@ impl<L: ReplicaLog> BrokerCore<L> {
         if request.fetch_offset < self.log.log_end_offset() || replica.hw_sent < self.hw {
             self.send_records(follower, request.leader_epoch, request.fetch_offset)
         } else {
-            // Step 7: nothing to say yet; held until the LEO or the HW moves.
+            // Step 7: nothing to say yet; held until the LEO or the HW moves, or until
+            // `ParkedRelease(f)` fires (§4.12), whose clock starts with this fetch.
             let replica = self.replica_mut(follower);
             replica.parked_epoch = Some(request.leader_epoch);
+            self.restart(Timer::ParkedRelease(follower));
             Ok(())
         }
     }
@@ -73,31 +75,35 @@ impl<L: ReplicaLog> BrokerCore<L> {
         None
     }
 
-    /// Step 4: the follower's `fetch_offset` and `broker_epoch`, plus the real-time "caught
-    /// up" count (see `realtime`). A new fetch supersedes a parked one from the same follower
-    /// (a real-time re-send, or a fetch of a new incarnation after a crash: the old one's
-    /// parked fetch must not be answered).
+    /// Step 4: the follower's `fetch_offset` and `broker_epoch`. A fetch at or past the LEO
+    /// of the leader's last answer to it means f caught up: `Lag(f)`'s clock restarts (§4.8).
+    /// A new fetch supersedes a parked one from the same follower (a `FetchRetry` re-send, or
+    /// a fetch of a new incarnation after a crash: the old one's parked fetch must not be
+    /// answered).
     fn record_fetch_progress(&mut self, follower: BrokerId, request: &FetchRequest) {
         let replica = self.replica_mut(follower);
-        if request.fetch_offset >= replica.end_offset_sent {
-            replica.caught_up_count += 1;
-        }
+        let caught_up = request.fetch_offset >= replica.end_offset_sent;
         replica.fetch_offset = Some(request.fetch_offset);
         replica.broker_epoch = request.broker_epoch;
         replica.parked_epoch = None;
+        if caught_up {
+            self.restart(Timer::Lag(follower));
+        }
     }
 
     /// Step 5, ISR expansion: f is outside `view.isr ∪ pending_isr`, no `AlterPartition` is
-    /// pending, and f has reached both the HW and the start of this leader's epoch. The
-    /// proposal names f's broker epoch as of this fetch (KIP-903).
+    /// pending, and f has reached the HW and (KAFKA-7128, `kip-320` and `kip-966`) the start
+    /// of this leader's epoch. The proposal names f's broker epoch as of this fetch (KIP-903).
     fn maybe_expand_isr(&mut self, follower: BrokerId, request: &FetchRequest) {
         let fetch_offset = request.fetch_offset;
         let view = self.installed_view();
         let state = self.leader_state();
+        let reached_epoch_start = fetch_offset >= state.leader_epoch_start_offset
+            || !self.config.variant.isr_join_needs_epoch_start();
         let eligible = !view.isr.contains(&follower)
             && state.pending_isr.is_none()
             && fetch_offset >= self.hw
-            && fetch_offset >= state.leader_epoch_start_offset;
+            && reached_epoch_start;
         if !eligible {
             return;
         }

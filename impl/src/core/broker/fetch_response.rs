@@ -45,8 +45,7 @@ impl<L: ReplicaLog> BrokerCore<L> {
             FetchResult::FencedLeaderEpoch
             | FetchResult::UnknownLeaderEpoch
             | FetchResult::NotLeader => {
-                // Stop until a new view names a leader (or, in real time, until the fetch
-                // timeout retries: see `realtime::fetch_timeout`).
+                // Stop until a new view names a leader or `FetchBackoff` fires (§4.12).
                 self.fetch_state = FetchState::Idle;
                 Ok(())
             }

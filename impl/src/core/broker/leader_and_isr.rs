@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use super::{BrokerCore, BrokerResult, LeaderState, Replica};
 use crate::core::{ReplicaLog, Variant};
-use crate::protocol::{BrokerId, FetchState, Message, NodeId, ProduceResult, View};
+use crate::protocol::{BrokerId, FetchState, Message, NodeId, ProduceResult, Timer, View};
 
 impl<L: ReplicaLog> BrokerCore<L> {
     /// §4.1 step 0: a restarted broker ignores every view until the controller answered its
@@ -65,20 +65,42 @@ impl<L: ReplicaLog> BrokerCore<L> {
         self.maybe_advance_high_watermark()
     }
 
-    /// §4.1 step 3: another leader, or none.
+    /// §4.1 step 3: another leader, or none. A first view or a new leader makes the broker
+    /// become follower; so does a new leader epoch of the same leader from Kafka 2.1 on
+    /// (`refollows_on_new_epoch`); before, the follower only resumes.
     fn install_as_non_leader(&mut self, view: View) -> BrokerResult<(), L> {
         self.resign_leadership();
-        let leader_changed = match &self.view {
-            None => true,
-            Some(installed) => {
-                installed.leader != view.leader || installed.leader_epoch != view.leader_epoch
-            }
+        let (new_leader, new_epoch) = match &self.view {
+            None => (true, false),
+            Some(installed) => (
+                installed.leader != view.leader,
+                installed.leader_epoch != view.leader_epoch,
+            ),
         };
         self.view = Some(view);
-        if leader_changed {
+        if new_leader || (new_epoch && self.config.variant.refollows_on_new_epoch()) {
             self.become_follower()?;
+        } else if new_epoch {
+            self.resume_following();
         }
         Ok(())
+    }
+
+    /// §4.1 step 3, before Kafka 2.1: a new epoch of the same leader. No truncation; the
+    /// follower sends, at the new epoch, a `Fetch` if it was fetching, else (`kip-101`,
+    /// `kip-279`, non-empty log) the epoch lookup again: an error may have cut the last one
+    /// short, and Kafka's fetcher retried it. The answer to a fetch this replaces echoes the
+    /// old epoch and is ignored (§4.3).
+    fn resume_following(&mut self) {
+        let Some(leader) = self.installed_view().leader else {
+            return;
+        };
+        let lookup = self.config.variant.uses_epoch_lookup() && self.log.log_end_offset() > 0;
+        if lookup && self.fetch_state != FetchState::Fetching {
+            self.send_epoch_lookup(leader);
+        } else {
+            self.send_fetch();
+        }
     }
 
     /// A leader that loses leadership answers every waiting produce with `NotLeader`, in the
@@ -124,7 +146,8 @@ impl<L: ReplicaLog> BrokerCore<L> {
     }
 
     /// Sends `Fetch { leader_epoch: v.leader_epoch, fetch_offset: LEO, last_fetched_epoch,
-    /// broker_epoch }` to the installed view's leader and enters `Fetching`.
+    /// broker_epoch }` to the installed view's leader and enters `Fetching`; `FetchRetry`'s
+    /// clock starts (§4.12).
     pub(super) fn send_fetch(&mut self) {
         let view = self.installed_view();
         let leader = view.leader.expect("a follower fetches only from a leader");
@@ -137,6 +160,7 @@ impl<L: ReplicaLog> BrokerCore<L> {
         };
         self.fetch_state = FetchState::Fetching;
         self.send(NodeId::Broker(leader), message);
+        self.restart(Timer::FetchRetry);
     }
 
     /// §4.1, `kip-101`/`kip-279`: ask the leader where our last epoch ends.
@@ -147,6 +171,7 @@ impl<L: ReplicaLog> BrokerCore<L> {
             NodeId::Broker(leader),
             Message::OffsetsForLeaderEpoch { requested_epoch },
         );
+        self.restart(Timer::FetchRetry);
     }
 }
 
@@ -158,7 +183,6 @@ impl Replica {
             parked_epoch: None,
             broker_epoch: 0,
             end_offset_sent: 0,
-            caught_up_count: 0,
         }
     }
 }

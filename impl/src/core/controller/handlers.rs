@@ -73,18 +73,20 @@ impl ControllerCore {
         self.publish(&before);
     }
 
-    /// `RegisterBroker` from b: record its broker epoch; unfence b; it may have lost
-    /// unflushed records, so it leaves the ISR (in `kip-966` even as the last member;
-    /// otherwise unless it is the last member) and the ELR; elect if b was the leader or there
-    /// is no leader. `RegisterBrokerResponse` goes to b first, then the view: to every broker
-    /// if it changed, else to b only.
+    /// `RegisterBroker` from b: record its broker epoch; unfence b; where the variant notices
+    /// restarts (`restart_leaves_isr`) it may have lost unflushed records, so it leaves the ISR
+    /// (in `kip-966` even as the last member; otherwise unless it is the last member) and the
+    /// ELR; before KIP-380 a fast restart kept its ISR place. Elect if b was the leader or
+    /// there is no leader. `RegisterBrokerResponse` goes to b first, then the view: to every
+    /// broker if it changed, else to b only.
     pub(super) fn on_register_broker(&mut self, broker: BrokerId, broker_epoch: BrokerEpoch) {
         let before = self.state.view.clone();
         self.state.broker_epochs.insert(broker, broker_epoch);
         self.state.fenced.remove(&broker);
         let isr = &self.state.view.isr;
         let last_member = isr.len() == 1;
-        if isr.contains(&broker) && (self.config.variant == Variant::Kip966 || !last_member) {
+        let leaves = self.config.variant == Variant::Kip966 || !last_member;
+        if isr.contains(&broker) && leaves && self.config.variant.restart_leaves_isr() {
             let mut isr = isr.clone();
             isr.remove(&broker);
             self.set_isr(isr);
@@ -110,6 +112,7 @@ impl ControllerCore {
             self.state.fenced.contains(&broker),
             "Heartbeat({broker}) armed for an unfenced broker"
         );
+        *self.fired.entry("Heartbeat").or_insert(0) += 1;
         let broker_epoch = self.registered_epoch(broker);
         self.on_register_broker(broker, broker_epoch);
     }
@@ -142,8 +145,10 @@ impl ControllerCore {
 
     /// A changed view (leader, leader epoch or ISR) gets `partition_epoch + 1` and goes to
     /// every broker; an unchanged one goes nowhere. `elect` has already bumped the leader
-    /// epoch when it ran.
+    /// epoch when it ran; otherwise the ISR alone changed, which in the ZooKeeper-era
+    /// variants bumps the leader epoch too (`controller_isr_change_bumps_epoch`, §4.10).
     fn publish(&mut self, before: &View) {
+        let bumps = self.config.variant.controller_isr_change_bumps_epoch();
         let view = &mut self.state.view;
         assert_eq!(
             view.partition_epoch, before.partition_epoch,
@@ -151,6 +156,9 @@ impl ControllerCore {
         );
         if *view == *before {
             return;
+        }
+        if view.leader_epoch == before.leader_epoch && bumps {
+            view.leader_epoch += 1;
         }
         view.partition_epoch += 1;
         self.broadcast_view();
