@@ -136,7 +136,7 @@ async fn every_action_kind_and_message_type_replays_clean() {
     for variant in [Variant::Kip966, Variant::Kip279] {
         let mut cfg = Config::new(2).with_variant(variant);
         (cfg.isr_shrinks, cfg.retries) = (0, 0);
-        let set = sources::cover(&InsyncModel::new(cfg), 2_000);
+        let set = sources::cover(&InsyncModel::new(cfg), 4_000);
         traces.extend(set.traces);
     }
     // Every timer kind: shrinks, rejoins and the wait timers, each budgeted once.

@@ -86,6 +86,8 @@ pub fn broker(snapshot: &imp::BrokerSnapshot) -> Result<BrokerState, MappingErro
             .transpose()?,
         log,
         hw: small("hw", snapshot.hw)?,
+        flushed: small("durable_end_offset", snapshot.durable_end_offset)?,
+        hw_checkpoint: small("hw_checkpoint", snapshot.hw_checkpoint)?,
         leader,
         fetch_state: fetch_state(snapshot.fetch_state),
     })
@@ -216,6 +218,8 @@ mod tests {
             log: vec![(0, 1, rid(1)), (1, 2, rid(2))],
             log_end_offset: 2,
             hw: 1,
+            durable_end_offset: 1,
+            hw_checkpoint: 0,
             leader_epoch_start_offset: Some(1),
             replicas,
             pending_isr: Some([1, 2, 3].into_iter().collect()),
@@ -255,6 +259,7 @@ mod tests {
             ]
         );
         assert_eq!(state.hw, 1);
+        assert_eq!((state.flushed, state.hw_checkpoint), (1, 0));
         let leader = state.leader.expect("a leader");
         assert_eq!(leader.leader_epoch_start_offset, 1);
         assert_eq!(leader.replicas[&BrokerId(2)].fetch_offset, Some(1));
@@ -281,6 +286,8 @@ mod tests {
             log: vec![(0, 1, rid(1))],
             log_end_offset: 1,
             hw: 0,
+            durable_end_offset: 1,
+            hw_checkpoint: 0,
             leader_epoch_start_offset: None,
             replicas: BTreeMap::new(),
             pending_isr: None,

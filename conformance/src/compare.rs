@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use insync_impl::protocol as imp;
 use insync_impl::storage::power_loss::Recovered;
 use insync_model::actor::State;
-use insync_model::broker::BrokerStorage;
+use insync_model::broker::{BrokerState, BrokerStorage};
 use insync_model::client::ClientState;
 use insync_model::msg::{Msg, Timer};
 use insync_model::types::Record;
@@ -190,6 +190,30 @@ pub fn storage(name: &str, model: Option<&BrokerStorage>, found: &Recovered) -> 
     differences
 }
 
+/// After a power loss: what recovery found against the crashed broker's durable state in the
+/// model (docs/protocol.md §2): the log up to `flushed`, the HW checkpoint clamped to it. The
+/// model's storage is saved from these two fields, so this cross-checks the state the model
+/// kept at the crash as well as the storage [`storage`] compares.
+pub fn durable_state(name: &str, model: &BrokerState, found: &Recovered) -> Vec<String> {
+    let mut differences = Vec::new();
+    let flushed = u64::from(model.flushed);
+    let log_end = found.records.len() as u64;
+    if log_end != flushed {
+        differences.push(format!(
+            "{name}.flushed: the model's durable end is {flushed}, recovery found {log_end} \
+             records"
+        ));
+    }
+    let hw = u64::from(model.hw_checkpoint).min(flushed);
+    if found.high_watermark != hw {
+        differences.push(format!(
+            "{name}.hw_checkpoint: the model recovers {hw} (checkpoint {}), recovery found {}",
+            model.hw_checkpoint, found.high_watermark
+        ));
+    }
+    differences
+}
+
 /// `(epoch, first offset)` for every epoch in `log`, in order.
 fn epoch_starts(log: &[Record]) -> Vec<(u64, u64)> {
     let mut starts: Vec<(u64, u64)> = Vec::new();
@@ -289,6 +313,27 @@ mod tests {
         }
     }
 
+    /// A broker that holds `leo` records, of which `flushed` are durable, with its HW
+    /// checkpoint at `hw_checkpoint`.
+    fn broker_state(flushed: u8, leo: u8, hw_checkpoint: u8) -> BrokerState {
+        BrokerState {
+            broker_epoch: 0,
+            registered: true,
+            view: None,
+            log: (0..leo)
+                .map(|offset| Record {
+                    leader_epoch: 0,
+                    record_id: offset + 1,
+                })
+                .collect(),
+            hw: hw_checkpoint,
+            flushed,
+            hw_checkpoint,
+            leader: None,
+            fetch_state: insync_model::broker::FetchState::Idle,
+        }
+    }
+
     fn found(records: Vec<imp::Record>, high_watermark: u64, epochs: &[(u32, u64)]) -> Recovered {
         Recovered {
             records,
@@ -333,6 +378,24 @@ mod tests {
             storage("broker_2", None, &empty).is_empty(),
             "never saved: empty"
         );
+    }
+
+    #[test]
+    fn recovery_matches_the_crashed_brokers_durable_end_and_checkpoint() {
+        let (log, hw_checkpoint) = (vec![disk_record(0, 0, 1), disk_record(1, 1, 2)], 2);
+        let mut model = broker_state(2, 3, 2);
+        assert!(
+            durable_state("broker_1", &model, &found(log.clone(), hw_checkpoint, &[])).is_empty()
+        );
+        model.flushed = 1;
+        let off = durable_state("broker_1", &model, &found(log, hw_checkpoint, &[]));
+        assert_eq!(
+            off.len(),
+            2,
+            "durable end and clamped checkpoint differ: {off:?}"
+        );
+        assert!(off[0].starts_with("broker_1.flushed"), "{off:?}");
+        assert!(off[1].starts_with("broker_1.hw_checkpoint"), "{off:?}");
     }
 
     #[test]

@@ -422,6 +422,9 @@ pub fn timer_to_impl(timer: &model::Timer) -> TimerTarget {
         model::Timer::ParkedRelease(f) => {
             TimerTarget::Node(imp::Timer::ParkedRelease(u32::from(f.0)))
         }
+        // The broker's own durability timers (docs/protocol.md §2), fired on that broker.
+        model::Timer::Flush => TimerTarget::Node(imp::Timer::Flush),
+        model::Timer::HwCheckpoint => TimerTarget::Node(imp::Timer::HwCheckpoint),
     }
 }
 
@@ -438,6 +441,9 @@ pub fn timer_from_impl(timer: &imp::Timer) -> Result<Option<model::Timer>, Mappi
         imp::Timer::FetchBackoff => model::Timer::FetchBackoff,
         imp::Timer::ParkedRelease(f) => model::Timer::ParkedRelease(broker_from_impl(*f)?),
         imp::Timer::BrokerHeartbeat => return Ok(None),
+        // The broker's own durability timers (docs/protocol.md §2).
+        imp::Timer::Flush => model::Timer::Flush,
+        imp::Timer::HwCheckpoint => model::Timer::HwCheckpoint,
     }))
 }
 

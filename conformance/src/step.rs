@@ -271,7 +271,10 @@ impl Harness {
         let saved = before.actor_storages[usize::from(actor)].as_ref();
         let model = saved.map(|ModelStorage::Broker(storage)| storage);
         let name = &trace::actor_vars(&self.cfg)[usize::from(actor)];
-        let differences = compare::storage(name, model, &found);
+        let mut differences = compare::storage(name, model, &found);
+        let crashed = before.actor_states[usize::from(actor)].as_broker();
+        let crashed = crashed.expect("only a broker loses power");
+        differences.extend(compare::durable_state(name, crashed, &found));
         if differences.is_empty() {
             Ok(())
         } else {

@@ -214,6 +214,11 @@ pub enum Timer {
     /// Broker: send the controller a heartbeat (distinct from the controller's `Heartbeat(b)`,
     /// which that heartbeat fires when b is fenced).
     BrokerHeartbeat,
+    /// Broker: fsync the log up to its end; armed while the durable end offset is below the
+    /// log end offset (only under `fsync = lazy`, since `always` fsyncs every append).
+    Flush,
+    /// Broker: write the HW checkpoint; armed while it differs from the HW in memory.
+    HwCheckpoint,
 }
 
 impl Timer {
@@ -227,6 +232,8 @@ impl Timer {
             Timer::FetchBackoff => "FetchBackoff",
             Timer::ParkedRelease(_) => "ParkedRelease",
             Timer::BrokerHeartbeat => "BrokerHeartbeat",
+            Timer::Flush => "Flush",
+            Timer::HwCheckpoint => "HwCheckpoint",
         }
     }
 }
@@ -240,6 +247,8 @@ pub const TIMER_KINDS: &[&str] = &[
     "FetchBackoff",
     "ParkedRelease",
     "BrokerHeartbeat",
+    "Flush",
+    "HwCheckpoint",
 ];
 
 /// Requests on the control channel (operators, `cluster`, and the conformance harness).
@@ -357,6 +366,10 @@ pub struct BrokerSnapshot {
     pub log: Vec<(Offset, Epoch, RecordId)>,
     pub log_end_offset: Offset,
     pub hw: Offset,
+    /// The log end offset as of the last fsync: what a crash now keeps.
+    pub durable_end_offset: Offset,
+    /// The HW as last written to the checkpoint.
+    pub hw_checkpoint: Offset,
     /// Leader only.
     pub leader_epoch_start_offset: Option<Offset>,
     pub replicas: BTreeMap<BrokerId, ReplicaProgress>,

@@ -8,6 +8,7 @@ use insync_impl::core::Variant;
 use insync_impl::protocol::{
     Acks, ConsumeResult, FetchResult, FetchState, Message, NodeId, ProduceResult, Timer, View,
 };
+use insync_impl::storage::FsyncPolicy;
 
 /// docs/protocol.md §4.2, §4.3, §4.7: records produced at the leader reach every follower in
 /// batches, the HW moves to the smallest LEO of the ISR, and followers learn it from the
@@ -337,6 +338,27 @@ fn fetch_fencing_by_leader_epoch() {
     ));
 }
 
+/// §2 durable state: the HW checkpoint lags the HW until `HwCheckpoint` fires, and a restart
+/// starts from the checkpoint, not from the HW the broker had in memory.
+#[test]
+fn hw_checkpoint_lags_until_its_timer_fires() {
+    let mut sim = Sim::new(Variant::Kip966, 3, 2);
+    sim.run();
+    sim.produce(1, rid(1, 0), Acks::All);
+    sim.run();
+    let follower = sim.snapshot(3);
+    assert_eq!((follower.hw, follower.hw_checkpoint), (1, 0));
+    assert!(follower.armed_timers.contains(&Timer::HwCheckpoint));
+    sim.crash(3);
+    sim.restart(3);
+    let restarted = sim.snapshot(3);
+    assert_eq!(
+        restarted.hw, 0,
+        "the HW in memory was lost with the process"
+    );
+    assert!(!restarted.armed_timers.contains(&Timer::HwCheckpoint));
+}
+
 /// §4.10 `RegisterBroker`, §2 "Initial state": a restarted follower registers, leaves the
 /// ISR, catches up from the leader, and is proposed back into the ISR.
 #[test]
@@ -345,6 +367,8 @@ fn restarted_follower_registers_catches_up_and_rejoins() {
     sim.run();
     sim.produce(1, rid(1, 0), Acks::All);
     sim.run();
+    sim.fire_broker(3, Timer::HwCheckpoint);
+    assert!(!sim.snapshot(3).armed_timers.contains(&Timer::HwCheckpoint));
     sim.crash(3);
     sim.produce(1, rid(2, 0), Acks::All);
     sim.restart(3);
@@ -370,6 +394,47 @@ fn restarted_follower_registers_catches_up_and_rejoins() {
             ..
         }
     )));
+}
+
+/// §2 durable state under `fsync = lazy`: an append arms `Flush` and stays volatile until the
+/// timer fires; a crash keeps the flushed prefix, not nothing and not everything.
+#[test]
+fn lazy_appends_wait_for_the_flush_timer() {
+    let mut sim = Sim::with(Variant::Kip966, 3, 2, false, FsyncPolicy::Lazy);
+    sim.run();
+    sim.produce(1, rid(1, 0), Acks::One);
+    let leader = sim.snapshot(1);
+    assert_eq!((leader.log_end_offset, leader.durable_end_offset), (1, 0));
+    assert!(leader.armed_timers.contains(&Timer::Flush));
+    sim.fire_broker(1, Timer::Flush);
+    let leader = sim.snapshot(1);
+    assert_eq!(leader.durable_end_offset, 1);
+    assert!(!leader.armed_timers.contains(&Timer::Flush));
+    sim.produce(1, rid(2, 0), Acks::One);
+    assert!(sim.snapshot(1).armed_timers.contains(&Timer::Flush));
+    sim.crash(1);
+    sim.restart(1);
+    assert_eq!(
+        sim.record_ids(1),
+        vec![rid(1, 0)],
+        "the flushed prefix survives, the unflushed record does not"
+    );
+    assert_eq!(sim.snapshot(1).durable_end_offset, 1);
+}
+
+/// §2: under `fsync = always` every append is durable before anything is sent, so `Flush` is
+/// never armed.
+#[test]
+fn always_appends_never_arm_flush() {
+    let mut sim = Sim::new(Variant::Kip966, 3, 2);
+    sim.run();
+    sim.produce(1, rid(1, 0), Acks::All);
+    sim.run();
+    for broker in 1..=3 {
+        let snapshot = sim.snapshot(broker);
+        assert_eq!(snapshot.durable_end_offset, snapshot.log_end_offset);
+        assert!(!snapshot.armed_timers.contains(&Timer::Flush));
+    }
 }
 
 /// The `Lag(f)` timers armed on `broker`.

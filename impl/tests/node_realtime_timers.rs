@@ -9,7 +9,9 @@
 //!
 //! - A follower (broker 2) whose leader never answers re-sends its fetch (`FetchRetry`); told
 //!   `UnknownLeaderEpoch`, it fetches again after the back-off (`FetchBackoff`); it
-//!   heartbeats the controller throughout (`BrokerHeartbeat`).
+//!   heartbeats the controller throughout (`BrokerHeartbeat`). Sent a record and a HW of 1
+//!   under `fsync = lazy`, it makes the record durable (`Flush`) and checkpoints the HW
+//!   (`HwCheckpoint`, after its fixed 5 s interval).
 //! - A leader (broker 1) answers a parked fetch from broker 2 with no records after the
 //!   maximum wait (`ParkedRelease(2)`) and proposes dropping broker 3, which never fetches, from
 //!   the ISR (`Lag(3)`).
@@ -25,7 +27,7 @@ use insync_impl::node::broker::run_broker;
 use insync_impl::node::config::{BrokerConfig, ControllerConfig, NodeOptions, Timing};
 use insync_impl::node::control_token::ControlToken;
 use insync_impl::node::controller::run_controller;
-use insync_impl::protocol::{FetchResult, Message, Snapshot, TIMER_KINDS};
+use insync_impl::protocol::{BrokerSnapshot, FetchResult, Message, Record, Snapshot, TIMER_KINDS};
 use insync_impl::storage::FsyncPolicy;
 use insync_impl::wire::{handshake_client, Connection, Hello, PeerName};
 use tokio::net::TcpStream;
@@ -105,15 +107,27 @@ async fn connect_as(address: &str, name: PeerName) -> Connection<TcpStream> {
     connection
 }
 
-/// The node's fire counts, by timer kind.
-async fn timers_fired(address: &str, dir: &std::path::Path) -> BTreeMap<String, u64> {
+/// The node's snapshot, read as its operator.
+async fn inspect(address: &str, dir: &std::path::Path) -> Snapshot {
     let token = ControlToken::read(&ControlToken::default_path(dir)).unwrap();
     let mut control = ControlClient::connect_with_token(address, CLUSTER, &token)
         .await
         .unwrap();
-    match control.inspect().await.unwrap() {
+    control.inspect().await.unwrap()
+}
+
+/// The node's fire counts, by timer kind.
+async fn timers_fired(address: &str, dir: &std::path::Path) -> BTreeMap<String, u64> {
+    match inspect(address, dir).await {
         Snapshot::Broker(snapshot) => snapshot.timers_fired,
         Snapshot::Controller(snapshot) => snapshot.timers_fired,
+    }
+}
+
+async fn broker_snapshot(address: &str, dir: &std::path::Path) -> BrokerSnapshot {
+    match inspect(address, dir).await {
+        Snapshot::Broker(snapshot) => snapshot,
+        Snapshot::Controller(_) => panic!("a broker answers a broker snapshot"),
     }
 }
 
@@ -150,7 +164,7 @@ async fn start_broker(
 }
 
 /// Broker 2, follower of broker 1 (played by the test): `FetchRetry`, `FetchBackoff`,
-/// `BrokerHeartbeat`.
+/// `BrokerHeartbeat`, then `Flush` and `HwCheckpoint`.
 async fn follower_timers(dir: &std::path::Path) -> BTreeMap<String, u64> {
     let names = [
         PeerName::Broker(1),
@@ -190,8 +204,42 @@ async fn follower_timers(dir: &std::path::Path) -> BTreeMap<String, u64> {
         result: FetchResult::UnknownLeaderEpoch,
     };
     leader.write(&fenced).await.unwrap();
-    let fired = wait_fired(&address, dir, "FetchBackoff").await;
+    wait_fired(&address, dir, "FetchBackoff").await;
     frame_to(&mut frames, PeerName::Broker(1), first_fetch).await;
+    durability_timers(&address, dir, &mut leader).await
+}
+
+/// The follower gets one record and a HW of 1 from its leader (`leader`, played by the test):
+/// the record waits for `Flush` (`fsync = lazy`), the HW for `HwCheckpoint`.
+async fn durability_timers(
+    address: &str,
+    dir: &std::path::Path,
+    leader: &mut Connection<TcpStream>,
+) -> BTreeMap<String, u64> {
+    let record = Record {
+        offset: 0,
+        leader_epoch: 1,
+        producer_id: 7,
+        sequence: 0,
+        value: vec![b'v'; 4],
+    };
+    let records = Message::FetchResponse {
+        leader_epoch: 1,
+        fetch_offset: 0,
+        result: FetchResult::Records {
+            records: vec![record],
+            high_watermark: 1,
+        },
+    };
+    leader.write(&records).await.unwrap();
+    wait_fired(address, dir, "Flush").await;
+    let fired = wait_fired(address, dir, "HwCheckpoint").await;
+    let snapshot = broker_snapshot(address, dir).await;
+    assert_eq!(
+        (snapshot.durable_end_offset, snapshot.hw_checkpoint),
+        (1, 1),
+        "the record is durable and the HW checkpointed"
+    );
     fired
 }
 

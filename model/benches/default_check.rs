@@ -16,7 +16,11 @@ fn main() {
         shortest: false,
         ..CheckOptions::default()
     };
-    let report = checker::run(&InsyncModel::new(cfg), &options, &mut |_, _, _, _| {});
+    let report = checker::run(
+        &InsyncModel::new(cfg).forgetting_dead_durability(),
+        &options,
+        &mut |_, _, _, _| {},
+    );
     println!("configuration: {cfg}");
     println!(
         "states {} unique {} max depth {} complete {} time {:.1} s states/s {:.0} peak RSS {} MB",

@@ -86,6 +86,9 @@ impl InsyncActor {
     ) {
         let mut next = (**state).clone();
         step(&mut next, out);
+        if let (InsyncActor::Broker(broker), State::Broker(after)) = (self, &mut next) {
+            broker.sync(after);
+        }
         match (self, &**state, &next) {
             (InsyncActor::Broker(broker), State::Broker(before), State::Broker(after)) => {
                 let (old, new) = (before.timers(), after.timers());

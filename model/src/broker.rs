@@ -10,10 +10,12 @@
 //! the minimum LEO over the maximal ISR and, in `kip-966`, moves only while the ISR has at least
 //! `min_insync_replicas` members (KIP-966).
 //!
-//! Durability follows `fsync`: under `always` every append and truncation is saved before
-//! anything is sent; under `lazy` (Kafka's default) appends are never saved, so a crash loses
-//! them; the HW checkpoint is saved whenever the HW changes. A restarted broker holds no view
-//! and ignores `LeaderAndIsr` until the controller answers its `RegisterBroker`.
+//! Durability (§2): the broker knows what it has saved, `flushed` (the durable end of its log)
+//! and `hw_checkpoint`. Under `fsync = always` every append is saved before anything is sent;
+//! under `lazy` (Kafka's default) an append waits for the `Flush` timer, so a crash loses what
+//! came after the last flush. A truncation is always saved. The HW checkpoint lags the HW
+//! until the `HwCheckpoint` timer fires. A restarted broker holds no view and ignores
+//! `LeaderAndIsr` until the controller answers its `RegisterBroker`.
 
 use crate::actor::{Out, Storage};
 use crate::config::{Acks, Config, Fsync, Variant};
@@ -71,6 +73,10 @@ pub struct BrokerState {
     pub view: Option<View>,
     pub log: Vec<Record>,
     pub hw: Offset,
+    /// The durable end of the log: a crash keeps `log[..flushed]` (§2).
+    pub flushed: Offset,
+    /// The HW as last saved; a restart starts from it, clamped to the recovered LEO (§2).
+    pub hw_checkpoint: Offset,
     /// Present while it acts as leader.
     pub leader: Option<LeaderState>,
     pub fetch_state: FetchState,
@@ -79,7 +85,7 @@ pub struct BrokerState {
 /// What survives a crash.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 pub struct BrokerStorage {
-    /// The durable log (always empty under `fsync = lazy`).
+    /// The durable log: the volatile log up to `flushed`.
     pub log: Vec<Record>,
     /// The HW checkpoint.
     pub hw: Offset,
@@ -104,11 +110,31 @@ impl BrokerState {
             broker_epoch: self.broker_epoch,
         }
     }
+    /// Removes the records at `offset` and after. Durable at once, and since the
+    /// implementation fsyncs the whole file to make it so, what is left is durable too (§2).
+    /// The HW is clamped to the new LEO in memory only: the checkpoint lags until
+    /// `HwCheckpoint` fires.
     fn truncate(&mut self, offset: Offset) {
-        self.log.truncate(offset as usize);
+        if offset < self.leo() {
+            self.log.truncate(offset as usize);
+            self.flushed = offset;
+        }
         self.hw = self.hw.min(self.leo());
     }
-    /// Every broker timer that should be armed: `Lag(f)` (§4.8) and the wait timers of §4.12.
+    /// Whether `Flush` and whether `HwCheckpoint` should be armed (§2).
+    pub fn durability_timers(&self) -> (bool, bool) {
+        (self.flushed < self.leo(), self.hw_checkpoint != self.hw)
+    }
+    /// What a crash now would keep.
+    pub fn storage(&self) -> BrokerStorage {
+        BrokerStorage {
+            log: self.log[..self.flushed as usize].to_vec(),
+            hw: self.hw_checkpoint,
+            broker_epoch: self.broker_epoch,
+        }
+    }
+    /// Every broker timer that should be armed: `Lag(f)` (§4.8), the wait timers of §4.12
+    /// and the durability timers of §2.
     pub fn timers(&self) -> BTreeSet<Timer> {
         let mut timers: BTreeSet<Timer> = self.lag_timers().iter().map(Timer::Lag).collect();
         if self.follows_leader() {
@@ -120,6 +146,13 @@ impl BrokerState {
         if let Some(leader) = &self.leader {
             let parked = leader.replicas.iter().filter(|(_, p)| p.parked.is_some());
             timers.extend(parked.map(|(f, _)| Timer::ParkedRelease(*f)));
+        }
+        let (flush, hw_checkpoint) = self.durability_timers();
+        if flush {
+            timers.insert(Timer::Flush);
+        }
+        if hw_checkpoint {
+            timers.insert(Timer::HwCheckpoint);
         }
         timers
     }
@@ -192,35 +225,34 @@ impl Broker {
                     view: None,
                     log: Vec::new(),
                     hw: 0,
+                    flushed: 0,
+                    hw_checkpoint: 0,
                     leader: None,
                     fetch_state: FetchState::Idle,
                 };
                 self.install(&mut state, view, out);
-                out.save(Storage::Broker(BrokerStorage {
-                    log: Vec::new(),
-                    hw: 0,
-                    broker_epoch: 0,
-                }));
+                out.save(Storage::Broker(state.storage()));
                 state
             }
+            // Opening fsyncs the recovered log and saves the clamped HW checkpoint.
             Some(storage) => {
-                let hw = storage.hw.min(storage.log.len() as Offset);
+                let leo = storage.log.len() as Offset;
+                let hw = storage.hw.min(leo);
                 let broker_epoch = storage.broker_epoch + 1;
-                out.save(Storage::Broker(BrokerStorage {
-                    log: storage.log.clone(),
-                    hw,
-                    broker_epoch,
-                }));
-                out.send(controller(), Msg::RegisterBroker { broker_epoch });
-                BrokerState {
+                let state = BrokerState {
                     broker_epoch,
                     registered: false,
                     view: None,
                     log: storage.log.clone(),
                     hw,
+                    flushed: leo,
+                    hw_checkpoint: hw,
                     leader: None,
                     fetch_state: FetchState::Idle,
-                }
+                };
+                out.save(Storage::Broker(state.storage()));
+                out.send(controller(), Msg::RegisterBroker { broker_epoch });
+                state
             }
         }
     }
@@ -299,7 +331,8 @@ impl Broker {
         }
     }
 
-    /// A broker timer fired: `Lag(f)` (§4.8), or one that ends a wait (§4.12).
+    /// A broker timer fired: `Flush` and `HwCheckpoint` save (§2), `Lag(f)` proposes a
+    /// shrink (§4.8), the others end a wait (§4.12).
     pub fn on_timeout(&self, state: &mut BrokerState, timer: Timer, out: &mut Out) {
         if !state.timers().contains(&timer) {
             return;
@@ -309,6 +342,8 @@ impl Broker {
             Timer::FetchRetry => self.on_fetch_retry(state, out),
             Timer::FetchBackoff => self.on_fetch_backoff(state, out),
             Timer::ParkedRelease(follower) => self.on_parked_release(state, follower, out),
+            Timer::Flush => state.flushed = state.leo(),
+            Timer::HwCheckpoint => state.hw_checkpoint = state.hw,
             Timer::Expire(_) | Timer::Heartbeat(_) | Timer::Produce(_) | Timer::Consume(_) => {}
         }
     }
@@ -790,25 +825,25 @@ impl Broker {
         }
     }
 
-    /// What must be saved after a step that turned `before` into `after`: the HW checkpoint
-    /// whenever the HW changed, the log on every change under `fsync = always`.
+    /// Ends a step: under `fsync = always` every append was made durable before anything
+    /// was sent (§2).
+    pub fn sync(&self, state: &mut BrokerState) {
+        if self.cfg.fsync == Fsync::Always {
+            state.flushed = state.leo();
+        }
+        assert!(state.flushed <= state.leo(), "durable end past the LEO");
+    }
+
+    /// What must be saved after a step that turned `before` into `after`: the durable log
+    /// prefix or the HW checkpoint, when either changed.
     pub fn storage_update(
         &self,
         before: &BrokerState,
         after: &BrokerState,
     ) -> Option<BrokerStorage> {
-        let log_changed = before.log != after.log;
-        if before.hw == after.hw && !(log_changed && self.cfg.fsync == Fsync::Always) {
-            return None;
+        fn durable(s: &BrokerState) -> (&[Record], Offset) {
+            (&s.log[..s.flushed as usize], s.hw_checkpoint)
         }
-        let log = match self.cfg.fsync {
-            Fsync::Always => after.log.clone(),
-            Fsync::Lazy => Vec::new(),
-        };
-        Some(BrokerStorage {
-            log,
-            hw: after.hw,
-            broker_epoch: after.broker_epoch,
-        })
+        (durable(before) != durable(after)).then(|| after.storage())
     }
 }

@@ -121,7 +121,9 @@ impl Client {
             | Timer::Heartbeat(_)
             | Timer::FetchRetry
             | Timer::FetchBackoff
-            | Timer::ParkedRelease(_) => {}
+            | Timer::ParkedRelease(_)
+            | Timer::Flush
+            | Timer::HwCheckpoint => {}
         }
     }
 

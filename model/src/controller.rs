@@ -182,7 +182,9 @@ impl Controller {
             | Timer::Consume(_)
             | Timer::FetchRetry
             | Timer::FetchBackoff
-            | Timer::ParkedRelease(_) => return,
+            | Timer::ParkedRelease(_)
+            | Timer::Flush
+            | Timer::HwCheckpoint => return,
         };
         if state.fenced.contains(b) {
             return;

@@ -1,10 +1,11 @@
 //! The checked system: an `ActorModel` of the actors plus the faults Stateright cannot express
 //! by itself, wrapped in [`InsyncModel`].
 //!
-//! The wrapper does four things and nothing else:
+//! The wrapper does five things and nothing else:
 //! - it counts faults in the state's history ([`Budget`]) and offers a fault action only while
 //!   its budget lasts: broker crashes (`Crash(b)`, never the controller or client), session
 //!   expiries (`Expire(b)`), ISR-shrink proposals (`Lag(f)`) and client reads (`Consume(b)`);
+//!   a broker's `Flush` and `HwCheckpoint` fire only while a crash may still come;
 //! - it breaks connections when a broker crashes: every message in flight between the crashed
 //!   broker and the controller or another broker, in either direction, is lost, and so is
 //!   anything sent to it while it is down. Messages between the client and the broker survive:
@@ -13,9 +14,14 @@
 //!   of the new incarnation (the bug KIP-903 fixes with broker epochs);
 //! - it bounds the leader epoch (`max_epoch`);
 //! - it keeps the ghost history ([`Ghost`]) that the properties judge against: it writes it
-//!   after each step, from the step and the states around it, and no actor ever sees it.
+//!   after each step, from the step and the states around it, and no actor ever sees it;
+//! - for the checker only ([`InsyncModel::forgetting_dead_durability`]), it forgets what no
+//!   property and no future step can read: once the crash budget is spent, a live broker's
+//!   durable state (`flushed`, `hw_checkpoint`, its storage) is never read again, so it is
+//!   set to "everything saved" instead of keeping the values its past left there. Without
+//!   this the default check has 9 times as many states that differ only in dead fields.
 
-use crate::actor::InsyncActor;
+use crate::actor::{InsyncActor, State, Storage};
 use crate::broker::Broker;
 use crate::client::Client;
 use crate::config::{Acks, Config};
@@ -69,6 +75,8 @@ pub struct InsyncModel {
     pub actors: Actors,
     /// Check only the property at this index of `properties::all()` (shortest-path searches).
     pub only: Option<usize>,
+    /// See the module doc. Off for the conformance harness, whose nodes keep those fields.
+    pub forget_dead_durability: bool,
 }
 
 impl InsyncModel {
@@ -90,6 +98,37 @@ impl InsyncModel {
             cfg,
             actors,
             only: None,
+            forget_dead_durability: false,
+        }
+    }
+
+    /// The same model with the checker's reduction of dead durable state (module doc).
+    pub fn forgetting_dead_durability(mut self) -> Self {
+        self.forget_dead_durability = true;
+        self
+    }
+
+    /// Sets every live broker's durable state to "everything saved" once no crash is left:
+    /// nothing reads it again (properties read only crashed brokers' storage, and only a
+    /// crashed broker restarts), so states differing only there are the same state.
+    fn forget_durability(&self, state: &mut SystemState) {
+        if state.history.budget.crashes < self.cfg.crashes {
+            return;
+        }
+        for index in 1..=self.cfg.brokers as usize {
+            let Some(broker) = state.actor_states[index].as_broker() else {
+                continue;
+            };
+            if state.crashed[index] || broker.durability_timers() == (false, false) {
+                continue;
+            }
+            let mut broker = broker.clone();
+            broker.flushed = broker.leo();
+            broker.hw_checkpoint = broker.hw;
+            state.actor_storages[index] = Some(Storage::Broker(broker.storage()));
+            state.actor_states[index] = std::sync::Arc::new(State::Broker(broker));
+            state.timers_set[index].cancel(&Timer::Flush);
+            state.timers_set[index].cancel(&Timer::HwCheckpoint);
         }
     }
 
@@ -107,6 +146,11 @@ impl InsyncModel {
                 budget.isr_shrinks < self.cfg.isr_shrinks
             }
             ActorModelAction::Timeout(_, Timer::Consume(_)) => budget.reads < self.cfg.reads,
+            // Saving matters only to a later crash: once the crash budget is spent no live
+            // broker's storage is read again (docs/protocol.md §2).
+            ActorModelAction::Timeout(_, Timer::Flush | Timer::HwCheckpoint) => {
+                budget.crashes < self.cfg.crashes
+            }
             ActorModelAction::Timeout(_, Timer::FetchRetry)
             | ActorModelAction::Timeout(_, Timer::FetchBackoff)
             | ActorModelAction::Timeout(_, Timer::ParkedRelease(_)) => {
@@ -188,6 +232,9 @@ impl Model for InsyncModel {
         history.ghost.observe(&self.cfg, last, &action, &next);
         next.history = history;
         self.break_connections(&mut next);
+        if self.forget_dead_durability {
+            self.forget_durability(&mut next);
+        }
         Some(next)
     }
 

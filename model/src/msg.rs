@@ -144,10 +144,15 @@ pub enum Timer {
     FetchBackoff,
     /// Leader: answer the fetch parked from follower `f` now.
     ParkedRelease(BrokerId),
+    /// Broker, `fsync = lazy`: make the log durable up to the LEO; armed while the durable end
+    /// `flushed` is below the LEO (§2).
+    Flush,
+    /// Broker: save the HW checkpoint; armed while it differs from the HW in memory (§2).
+    HwCheckpoint,
 }
 
 /// The timer kind names ([`Timer::kind`]), for coverage reports.
-pub const TIMER_KINDS: [&str; 8] = [
+pub const TIMER_KINDS: [&str; 10] = [
     "Lag",
     "Expire",
     "Heartbeat",
@@ -156,6 +161,8 @@ pub const TIMER_KINDS: [&str; 8] = [
     "FetchRetry",
     "FetchBackoff",
     "ParkedRelease",
+    "Flush",
+    "HwCheckpoint",
 ];
 
 impl Timer {
@@ -170,6 +177,8 @@ impl Timer {
             Timer::FetchRetry => "FetchRetry",
             Timer::FetchBackoff => "FetchBackoff",
             Timer::ParkedRelease(_) => "ParkedRelease",
+            Timer::Flush => "Flush",
+            Timer::HwCheckpoint => "HwCheckpoint",
         }
     }
 }
@@ -251,6 +260,8 @@ impl Rewrite<Id> for Timer {
             Timer::FetchRetry => Timer::FetchRetry,
             Timer::FetchBackoff => Timer::FetchBackoff,
             Timer::ParkedRelease(f) => Timer::ParkedRelease(f.rewrite(plan)),
+            Timer::Flush => Timer::Flush,
+            Timer::HwCheckpoint => Timer::HwCheckpoint,
         }
     }
 }

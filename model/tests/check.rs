@@ -14,7 +14,11 @@ fn check(cfg: Config) -> CheckReport {
         shortest: false,
         ..CheckOptions::default()
     };
-    checker::run(&InsyncModel::new(cfg), &options, &mut |_, _, _, _| {})
+    checker::run(
+        &InsyncModel::new(cfg).forgetting_dead_durability(),
+        &options,
+        &mut |_, _, _, _| {},
+    )
 }
 
 fn assert_all_hold(report: &CheckReport) {

@@ -172,7 +172,7 @@ pub fn run_check(args: CheckArgs) -> i32 {
             ));
         }
     }
-    let model = InsyncModel::new(cfg);
+    let model = InsyncModel::new(cfg).forgetting_dead_durability();
     // A scenario names the property to draw.
     let scenario_property = args
         .model

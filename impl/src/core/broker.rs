@@ -11,6 +11,7 @@
 //! - `epoch_lookup`: `OffsetsForLeaderEpoch`, both sides (§4.4, `kip-101`/`kip-279`);
 //! - `produce`, `producers`: `Produce` and the idempotent-producer table (§4.5);
 //! - `consume` (§4.6), `high_watermark` (§4.7), `lag` (§4.8), `alter_partition` (§4.9);
+//! - `durability`: the `Flush` and `HwCheckpoint` timers (§2);
 //! - `timers`: the timers that end a wait, `FetchRetry`, `FetchBackoff`, `ParkedRelease(f)`
 //!   and `BrokerHeartbeat` (§4.12).
 //!
@@ -20,6 +21,7 @@
 
 mod alter_partition;
 mod consume;
+mod durability;
 mod epoch_lookup;
 mod fetch;
 mod fetch_response;
@@ -261,8 +263,8 @@ impl<L: ReplicaLog> BrokerCore<L> {
         }
     }
 
-    /// Fires an armed timer: `Lag(f)` (§4.8) or one of §4.12's. A timer still armed after it
-    /// fired starts a new period (§2 "Timers").
+    /// Fires an armed timer: `Lag(f)` (§4.8), `Flush` or `HwCheckpoint` (§2), or one of
+    /// §4.12's. A timer still armed after it fired starts a new period (§2 "Timers").
     pub fn fire(&mut self, timer: &Timer) -> BrokerResult<Effects, L> {
         if !self.armed.contains(timer) {
             return Err(CoreError::TimerNotArmed(timer.clone()));
@@ -287,6 +289,8 @@ impl<L: ReplicaLog> BrokerCore<L> {
                 self.on_broker_heartbeat();
                 Ok(())
             }
+            Timer::Flush => self.on_flush(),
+            Timer::HwCheckpoint => self.on_hw_checkpoint(),
             Timer::Expire(_) | Timer::Heartbeat(_) => {
                 unreachable!("a broker never arms controller timers")
             }
@@ -363,6 +367,8 @@ impl<L: ReplicaLog> BrokerCore<L> {
             log,
             log_end_offset: self.log.log_end_offset(),
             hw: self.hw,
+            durable_end_offset: self.log.durable_end_offset(),
+            hw_checkpoint: self.log.high_watermark_checkpoint(),
             leader_epoch_start_offset: leader.map(|state| state.leader_epoch_start_offset),
             replicas,
             pending_isr: leader.and_then(|state| state.pending_isr.clone()),
@@ -417,6 +423,7 @@ impl<L: ReplicaLog> BrokerCore<L> {
     /// holds the newly armed ones and the armed ones whose clock restarts.
     fn finish(&mut self, before: BTreeSet<Timer>) -> Effects {
         self.refresh_lag_timers();
+        self.refresh_durability_timers();
         self.refresh_wait_timers();
         let restarted = std::mem::take(&mut self.restarted);
         Effects {
@@ -427,20 +434,14 @@ impl<L: ReplicaLog> BrokerCore<L> {
         }
     }
 
-    /// Sets the HW, writing the checkpoint first when it changes (§2: the HW checkpoint is
-    /// written durably whenever the HW changes).
+    /// Sets the HW in memory; the checkpoint follows when `HwCheckpoint` fires (§2).
     fn set_high_watermark(&mut self, hw: Offset) -> BrokerResult<(), L> {
         assert!(
             hw <= self.log.log_end_offset(),
             "HW {hw} above LEO {}",
             self.log.log_end_offset()
         );
-        if hw != self.hw {
-            self.log
-                .write_high_watermark(hw)
-                .map_err(CoreError::Storage)?;
-            self.hw = hw;
-        }
+        self.hw = hw;
         Ok(())
     }
 

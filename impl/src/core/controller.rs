@@ -128,7 +128,9 @@ impl ControllerCore {
             | Timer::FetchRetry
             | Timer::FetchBackoff
             | Timer::ParkedRelease(_)
-            | Timer::BrokerHeartbeat => unreachable!("the controller never arms broker timers"),
+            | Timer::BrokerHeartbeat
+            | Timer::Flush
+            | Timer::HwCheckpoint => unreachable!("the controller never arms broker timers"),
         }
         self.restarted.insert(timer.clone());
         Ok(self.finish(before_timers, Some(before_state)))

@@ -1,8 +1,9 @@
 //! `MemLog`: an in-memory `ReplicaLog` for tests and for the harness's sanity checks.
 //!
 //! It models the durability rules of docs/protocol.md §2 so tests can crash a broker: under
-//! `FsyncPolicy::Always` every append is durable; under `Lazy` appends are not, truncations
-//! and the HW checkpoint always are. `crash` returns what a restart would recover.
+//! `FsyncPolicy::Always` every append is durable; under `Lazy` appends wait for `flush`;
+//! truncations are durable and leave the whole log durable, as on disk; the HW checkpoint is
+//! what was last written. `crash` returns what a restart would recover.
 
 use crate::core::ReplicaLog;
 use crate::protocol::{Epoch, Offset, Record};
@@ -118,8 +119,17 @@ impl ReplicaLog for MemLog {
         if offset < self.len() {
             self.records
                 .truncate(usize::try_from(offset).expect("below the length"));
+            self.durable_end = self.len();
         }
-        self.durable_end = self.durable_end.min(self.len());
+        Ok(())
+    }
+
+    fn durable_end_offset(&self) -> Offset {
+        self.durable_end
+    }
+
+    fn flush(&mut self) -> Result<(), MemLogError> {
+        self.durable_end = self.len();
         Ok(())
     }
 
@@ -128,6 +138,7 @@ impl ReplicaLog for MemLog {
     }
 
     fn write_high_watermark(&mut self, hw: Offset) -> Result<(), MemLogError> {
+        assert!(hw <= self.len(), "HW checkpoint {hw} past the log end");
         self.high_watermark = hw;
         Ok(())
     }

@@ -5,7 +5,9 @@
 //! owns those. The broker reads and writes its log through the `ReplicaLog` trait, whose
 //! durable implementation is `storage::Storage`; every write the core makes through it has
 //! completed (and, under `fsync = always`, is durable) before the effects that depend on it
-//! are returned, so persist-before-send holds by construction. The controller's durable state
+//! are returned, so persist-before-send holds by construction. Under `fsync = lazy` the log
+//! and the HW checkpoint are made durable by the broker's `Flush` and `HwCheckpoint` timers
+//! (docs/protocol.md §2), which the runtime fires like any other. The controller's durable state
 //! is a value (`ControllerState`) the runtime writes when `Effects::persist_state` is set,
 //! before it sends anything (see `controller`).
 //!
@@ -149,8 +151,9 @@ impl Effects {
 
 /// The broker's view of its replica log. `storage::Storage` implements it on disk; tests use
 /// `memlog::MemLog`. Offsets are dense and the log starts at offset 0 (the partition has no
-/// retention). Every mutating call has completed, durably where the fsync policy says so, when
-/// it returns `Ok`.
+/// retention). Every mutating call has completed when it returns `Ok`: an append is durable
+/// under `fsync = always` and waits for `flush` under `lazy`; a truncation is durable, and so
+/// is what it leaves (the file is fsynced); a HW checkpoint write is durable.
 pub trait ReplicaLog {
     type Error: std::error::Error + Send + Sync + 'static;
     fn log_end_offset(&self) -> Offset;
@@ -163,8 +166,15 @@ pub trait ReplicaLog {
     fn read(&self, from: Offset, max_records: usize) -> Result<Vec<Record>, Self::Error>;
     /// Appends records whose offsets continue the log (the first is at LEO).
     fn append(&mut self, records: &[Record]) -> Result<(), Self::Error>;
-    /// Removes every record at `offset` and above; a no-op when `offset >= LEO`.
+    /// Removes every record at `offset` and above, durably, leaving the whole log durable; a
+    /// no-op when `offset >= LEO`.
     fn truncate_to(&mut self, offset: Offset) -> Result<(), Self::Error>;
+    /// The LEO as of the last fsync: what a crash now keeps.
+    fn durable_end_offset(&self) -> Offset;
+    /// Makes the whole log durable (`durable_end_offset() == log_end_offset()` after `Ok`).
+    fn flush(&mut self) -> Result<(), Self::Error>;
+    /// The HW as last written durably.
     fn high_watermark_checkpoint(&self) -> Offset;
+    /// Writes the HW checkpoint durably; `hw` must not exceed the LEO.
     fn write_high_watermark(&mut self, hw: Offset) -> Result<(), Self::Error>;
 }

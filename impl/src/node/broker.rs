@@ -1,12 +1,12 @@
 //! The broker process: `BrokerCore` over the on-disk `Storage`.
 //!
-//! Every protocol deadline (fetch re-send and back-off, parked-fetch release, replica lag,
-//! heartbeat) is a timer of the core, kept by the event loop; this file decides nothing about
-//! them. What remains here in real time is storage upkeep:
-//!
-//! - background flush (`fsync = lazy`): the log is fsynced every `flush_interval`;
-//! - HW checkpoint: a changed HW is written every [`HIGH_WATERMARK_CHECKPOINT_INTERVAL`] and on
-//!   a clean stop, not on every change (stepped mode writes it on every change).
+//! Every deadline (fetch re-send and back-off, parked-fetch release, replica lag, heartbeat,
+//! and the durability timers of docs/protocol.md §2: `Flush` under `fsync = lazy`, fired
+//! `flush_interval` after the log first holds unflushed records, and `HwCheckpoint`, fired
+//! [`HIGH_WATERMARK_CHECKPOINT_INTERVAL`] after the HW first differs from its checkpoint) is a
+//! timer of the core, kept by the event loop; this file decides nothing about them. What
+//! remains here is the clean stop, which flushes and checkpoints in real time as if both
+//! timers had fired (in stepped mode only the harness fires timers).
 //!
 //! Start: a data directory without a log is the first start of a fresh cluster
 //! (`BrokerStart::Initial` with the initial view, broker epoch 0); otherwise the broker
@@ -17,13 +17,11 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
 
-use tokio::time::Instant;
 use tracing::{info, warn};
 
-use super::config::{BrokerConfig, Timing};
-use super::event_loop::{Outgoing, Output, Role};
+use super::config::BrokerConfig;
+use super::event_loop::{Output, Role};
 use super::shutdown::{shutdown_pair, spawn_signal_handler};
 use super::{bind, claim_data_dir, run_node, NodeError, Wiring};
 use crate::core::{BrokerCore, BrokerStart, ControllerState, CoreError, Effects, ReplicaLog};
@@ -32,35 +30,23 @@ use crate::protocol::{
 };
 use crate::storage::log::LOG_FILE_NAME;
 use crate::storage::{
-    read_checkpoint, simulate_power_loss, write_checkpoint, FsyncPolicy, Storage, StorageError,
-    StorageOptions,
+    read_checkpoint, simulate_power_loss, write_checkpoint, Storage, StorageError, StorageOptions,
 };
 use crate::wire::PeerName;
 
 /// File name of the broker-epoch checkpoint inside the data directory.
 pub const BROKER_EPOCH_FILE_NAME: &str = "broker-epoch.checkpoint";
 
-/// Real time only: how often a changed HW is checkpointed (Kafka's
-/// `replica.high.watermark.checkpoint.interval.ms`, default 5 s). Stepped mode writes it on
-/// every change, as the model does.
-pub const HIGH_WATERMARK_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(5);
+pub use super::config::HIGH_WATERMARK_CHECKPOINT_INTERVAL;
 
-/// The broker's storage, shared between the core (which owns it as its `ReplicaLog`) and the
-/// runtime's background flush. Both run on the event loop task, so the lock is never contended.
+/// The broker's storage as the core's `ReplicaLog`, behind a lock that only the event loop
+/// task takes, so it is never contended.
 #[derive(Clone, Debug)]
 pub struct SharedStorage(Arc<Mutex<Storage>>);
 
 impl SharedStorage {
     fn lock(&self) -> MutexGuard<'_, Storage> {
         self.0.lock().expect("storage lock poisoned")
-    }
-
-    pub fn flush(&self) -> Result<(), StorageError> {
-        self.lock().flush()
-    }
-
-    pub fn flush_high_watermark(&self) -> Result<(), StorageError> {
-        self.lock().flush_high_watermark()
     }
 }
 
@@ -84,6 +70,12 @@ impl ReplicaLog for SharedStorage {
     fn truncate_to(&mut self, offset: Offset) -> Result<(), StorageError> {
         ReplicaLog::truncate_to(&mut *self.lock(), offset)
     }
+    fn durable_end_offset(&self) -> Offset {
+        ReplicaLog::durable_end_offset(&*self.lock())
+    }
+    fn flush(&mut self) -> Result<(), StorageError> {
+        ReplicaLog::flush(&mut *self.lock())
+    }
     fn high_watermark_checkpoint(&self) -> Offset {
         ReplicaLog::high_watermark_checkpoint(&*self.lock())
     }
@@ -92,21 +84,11 @@ impl ReplicaLog for SharedStorage {
     }
 }
 
-/// Real-time storage upkeep (absent in stepped mode).
-#[derive(Debug)]
-struct Clocks {
-    timing: Timing,
-    next_flush: Instant,
-    next_high_watermark_checkpoint: Instant,
-}
-
 /// The broker as the event loop drives it.
 pub struct BrokerRole {
     core: BrokerCore<SharedStorage>,
-    storage: SharedStorage,
     config: BrokerConfig,
     initial: Option<Effects>,
-    clocks: Option<Clocks>,
 }
 
 impl BrokerRole {
@@ -127,10 +109,7 @@ impl BrokerRole {
             fsync: config.options.fsync,
             track_durability: config.options.stepped || config.simulate_power_loss_on_start,
         };
-        let (mut storage, report) = Storage::open(dir, options)?;
-        if !config.options.stepped {
-            storage.defer_high_watermark();
-        }
+        let (storage, report) = Storage::open(dir, options)?;
         info!(?report, fresh, "data directory opened");
         let storage = SharedStorage(Arc::new(Mutex::new(storage)));
         let protocol = config.options.protocol.clone();
@@ -141,38 +120,12 @@ impl BrokerRole {
             false => BrokerStart::Restart { broker_epoch },
         };
         let (core, initial) =
-            BrokerCore::new(config.id, protocol, storage.clone(), start).map_err(core_failure)?;
-        let clocks = (!config.options.stepped).then(|| {
-            let now = Instant::now();
-            Clocks {
-                timing: config.options.timing.clone(),
-                next_flush: now + config.options.timing.flush_interval,
-                next_high_watermark_checkpoint: now + HIGH_WATERMARK_CHECKPOINT_INTERVAL,
-            }
-        });
+            BrokerCore::new(config.id, protocol, storage, start).map_err(core_failure)?;
         Ok(BrokerRole {
             core,
-            storage,
             config,
             initial: Some(initial),
-            clocks,
         })
-    }
-
-    /// Storage upkeep: the background flush under `fsync = lazy` and the HW checkpoint.
-    fn tick_clocks(&mut self, now: Instant) -> Result<Outgoing, NodeError> {
-        let Some(clocks) = self.clocks.as_mut() else {
-            return Ok(Vec::new());
-        };
-        if self.config.options.fsync == FsyncPolicy::Lazy && now >= clocks.next_flush {
-            clocks.next_flush = now + clocks.timing.flush_interval;
-            self.storage.flush()?;
-        }
-        if now >= clocks.next_high_watermark_checkpoint {
-            clocks.next_high_watermark_checkpoint = now + HIGH_WATERMARK_CHECKPOINT_INTERVAL;
-            self.storage.flush_high_watermark()?;
-        }
-        Ok(Vec::new())
     }
 }
 
@@ -252,17 +205,15 @@ impl Role for BrokerRole {
         }
     }
 
-    fn tick(&mut self, now: Instant) -> Result<Outgoing, NodeError> {
-        self.tick_clocks(now)
-    }
-
     fn close(&mut self) -> Result<(), NodeError> {
-        // A graceful stop keeps everything appended, even under fsync=lazy; in stepped mode the
-        // model's lazy log is never flushed by the protocol, so neither is it here.
-        if self.config.options.fsync == FsyncPolicy::Lazy && !self.config.options.stepped {
-            self.storage.flush()?;
+        // A graceful stop keeps everything appended and the current HW, as if both timers had
+        // fired; in stepped mode only the harness fires timers, as the model has no clean stop.
+        if self.config.options.stepped {
+            return Ok(());
         }
-        self.storage.flush_high_watermark()?;
+        for timer in [Timer::Flush, Timer::HwCheckpoint] {
+            self.fire(&timer)?;
+        }
         Ok(())
     }
 }

@@ -15,6 +15,10 @@ use crate::storage::FsyncPolicy;
 /// The cluster id used when none is given: every process of one cluster must agree on it.
 pub const DEFAULT_CLUSTER_ID: &str = "insync";
 
+/// Real time only: how long after the core arms `HwCheckpoint` the runtime fires it (Kafka's
+/// `replica.high.watermark.checkpoint.interval.ms`, default 5 s).
+pub const HIGH_WATERMARK_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(5);
+
 /// Real-time clocks of a node (never used in stepped mode): the duration of each timer kind
 /// (docs/protocol.md §6), looked up by [`Timing::duration`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -32,7 +36,8 @@ pub struct Timing {
     /// Follower: stopped by a fencing answer, it fetches again after this long (the new view
     /// is usually a moment away).
     pub fetch_backoff: Duration,
-    /// Broker, `fsync = lazy`: how often the log is flushed in the background.
+    /// Broker, `fsync = lazy`: how long after the log first holds unflushed records its
+    /// `Flush` timer fires.
     pub flush_interval: Duration,
 }
 
@@ -63,6 +68,8 @@ impl Timing {
             Timer::FetchBackoff => Some(self.fetch_backoff),
             Timer::ParkedRelease(_) => Some(self.fetch_max_wait),
             Timer::BrokerHeartbeat => Some(self.heartbeat_interval),
+            Timer::Flush => Some(self.flush_interval),
+            Timer::HwCheckpoint => Some(HIGH_WATERMARK_CHECKPOINT_INTERVAL),
         }
     }
 }

@@ -8,11 +8,10 @@
 
 use std::path::PathBuf;
 
-use tokio::time::Instant;
 use tracing::{info, warn};
 
 use super::config::ControllerConfig;
-use super::event_loop::{Outgoing, Output, Role};
+use super::event_loop::{Output, Role};
 use super::shutdown::{shutdown_pair, spawn_signal_handler};
 use super::{bind, claim_data_dir, run_node, NodeError, Wiring};
 use crate::core::{ControllerCore, ControllerState, CoreError, Effects};
@@ -106,11 +105,6 @@ impl Role for ControllerRole {
             brokers: self.config.brokers.clone(),
             controller: Some(self.config.listen.clone()),
         }
-    }
-
-    fn tick(&mut self, _now: Instant) -> Result<Outgoing, NodeError> {
-        // The controller's durable state is written with every change: no upkeep.
-        Ok(Vec::new())
     }
 
     fn close(&mut self) -> Result<(), NodeError> {

@@ -22,10 +22,9 @@
 //! node carry on.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
-use tokio::time::{Instant, MissedTickBehavior};
+use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use super::config::Timing;
@@ -46,9 +45,6 @@ pub const CLIENT_QUEUE_MAX: usize = 1024;
 
 /// Pending `Barrier` requests a node holds at once; more are refused by closing the reply.
 pub const BARRIERS_PENDING_MAX: usize = 64;
-
-/// Real-time mode: how often the role's storage upkeep (`Role::tick`) runs.
-pub const TICK: Duration = Duration::from_millis(10);
 
 /// Messages the core asks to send, in order.
 pub type Outgoing = Vec<(NodeId, Message)>;
@@ -86,9 +82,6 @@ pub trait Role: Send + 'static {
     fn fire(&mut self, timer: &Timer) -> Result<Option<Output>, NodeError>;
     fn snapshot(&self) -> Result<Snapshot, NodeError>;
     fn metadata(&self) -> Metadata;
-    /// Real-time mode only: storage upkeep every [`TICK`] (the broker's background flush and
-    /// HW checkpoint). Takes no protocol decision and sends nothing a core did not say.
-    fn tick(&mut self, now: Instant) -> Result<Outgoing, NodeError>;
     /// Graceful stop: make durable what should be (e.g. flush a lazy log).
     fn close(&mut self) -> Result<(), NodeError>;
 }
@@ -270,9 +263,6 @@ impl<R: Role> EventLoop<R> {
     async fn run_inner(&mut self, shutdown: &mut Shutdown) -> Result<(), NodeError> {
         let start = self.role.start()?;
         self.perform(start);
-        let mut ticker = tokio::time::interval(TICK);
-        ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        let real_time = self.clock.is_some();
         loop {
             let next_deadline = self.clock.as_ref().and_then(Clock::next_deadline);
             let deadline = next_deadline.unwrap_or_else(Instant::now);
@@ -284,10 +274,6 @@ impl<R: Role> EventLoop<R> {
                 _ = shutdown.recv() => return Ok(()),
                 _ = tokio::time::sleep_until(deadline), if next_deadline.is_some() => {
                     self.fire_due()?;
-                }
-                now = ticker.tick(), if real_time => {
-                    let outgoing = self.role.tick(now)?;
-                    self.outbound.send_all(outgoing);
                 }
                 input = self.inputs.recv() => match input {
                     Some(input) => self.handle(input)?,
@@ -451,10 +437,7 @@ mod tests {
     use crate::protocol::{BrokerSnapshot, FetchState};
 
     /// Answers every message with a `RegisterBroker` to broker 9, which has no channel.
-    /// `real_time`: whether its clock may tick.
-    struct EchoRole {
-        real_time: bool,
-    }
+    struct EchoRole;
 
     impl Role for EchoRole {
         fn start(&mut self) -> Result<Output, NodeError> {
@@ -481,6 +464,8 @@ mod tests {
                 log: Vec::new(),
                 log_end_offset: 0,
                 hw: 0,
+                durable_end_offset: 0,
+                hw_checkpoint: 0,
                 leader_epoch_start_offset: None,
                 replicas: BTreeMap::new(),
                 pending_isr: None,
@@ -497,10 +482,6 @@ mod tests {
                 brokers: BTreeMap::new(),
                 controller: None,
             }
-        }
-        fn tick(&mut self, _now: Instant) -> Result<Outgoing, NodeError> {
-            assert!(self.real_time, "a stepped node has no clock");
-            Ok(Vec::new())
         }
         fn close(&mut self) -> Result<(), NodeError> {
             Ok(())
@@ -534,7 +515,7 @@ mod tests {
         let (trigger, shutdown) = shutdown_pair();
         let (inputs, receiver) = mpsc::channel(16);
         let event_loop = EventLoop::new(
-            EchoRole { real_time: false },
+            EchoRole,
             receiver,
             Outbound::new(BTreeMap::new()),
             None,
@@ -592,7 +573,7 @@ mod tests {
     async fn real_time_node_refuses_harness_requests_and_strangers_get_metadata_only() {
         let (trigger, shutdown) = shutdown_pair();
         let (inputs, receiver) = mpsc::channel(16);
-        let role = EchoRole { real_time: true };
+        let role = EchoRole;
         let outbound = Outbound::new(BTreeMap::new());
         let event_loop = EventLoop::new(role, receiver, outbound, Some(Timing::default()), trigger);
         let running = tokio::spawn(event_loop.run(shutdown));

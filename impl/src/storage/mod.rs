@@ -23,9 +23,13 @@
 //! them if the checkpoint is missing, corrupt or disagrees; the high watermark is capped at the
 //! log end. Nothing read from disk can panic the broker: defects become reports or errors.
 //!
-//! Ordering: an epoch-cache checkpoint is written before the records that need it are
-//! appended, and after the log is truncated, so a crash between the two leaves the cache
-//! ahead of the log, and opening clamps it back.
+//! Ordering: an epoch-cache checkpoint is written (durably) before the records that need it
+//! are appended, and after the log is truncated, so a crash between the two leaves the cache
+//! ahead of the log, and opening clamps it back. The checkpoint and the log are therefore not
+//! flushed together (under `fsync = lazy` the checkpoint may name an epoch whose records were
+//! never fsynced), and need not be: opening keeps the cache only where it agrees with the
+//! recovered records, so what survives a crash is always the epoch cache of the durable log
+//! (docs/protocol.md §2).
 //!
 //! The API is synchronous (std files, fsync): a tokio node calls it from a blocking context.
 
@@ -89,12 +93,8 @@ pub struct Storage {
     dir: PathBuf,
     log: Log,
     epochs: EpochCache,
+    /// The HW checkpoint as on disk.
     high_watermark: u64,
-    /// Real time only (see [`Storage::defer_high_watermark`]): HW changes are kept in memory
-    /// and written by [`Storage::flush_high_watermark`].
-    high_watermark_deferred: bool,
-    /// The in-memory HW differs from the checkpoint on disk.
-    high_watermark_dirty: bool,
 }
 
 impl Storage {
@@ -120,8 +120,6 @@ impl Storage {
             log,
             epochs,
             high_watermark,
-            high_watermark_deferred: false,
-            high_watermark_dirty: false,
         };
         storage.assert_consistent();
         Ok((storage, report))
@@ -215,39 +213,20 @@ impl Storage {
         self.high_watermark
     }
 
-    /// Records `high_watermark`, which must not exceed the log end: durably at once, or,
-    /// once [`Storage::defer_high_watermark`] was called, in memory until the next
-    /// [`Storage::flush_high_watermark`].
+    /// Durably writes `high_watermark`, which must not exceed the log end, as the HW
+    /// checkpoint. The broker calls it when its `HwCheckpoint` timer fires, not on every HW
+    /// change (docs/protocol.md §2); a write of the value on disk is skipped.
     pub fn checkpoint_high_watermark(&mut self, high_watermark: u64) -> Result<(), StorageError> {
         assert!(
             high_watermark <= self.log.log_end_offset(),
             "high watermark {high_watermark} past the log end {}",
             self.log.log_end_offset()
         );
-        self.high_watermark = high_watermark;
-        self.high_watermark_dirty = true;
-        if self.high_watermark_deferred {
+        if high_watermark == self.high_watermark {
             return Ok(());
         }
-        self.flush_high_watermark()
-    }
-
-    /// From now on HW changes are written only by [`Storage::flush_high_watermark`] (Kafka's
-    /// `replica.high.watermark.checkpoint.interval.ms`). Safe because recovery needs no
-    /// up-to-date HW: it is clamped to the recovered log end, and truncation after a restart
-    /// uses leader epochs, not the HW (see docs/runtime.md).
-    pub fn defer_high_watermark(&mut self) {
-        self.high_watermark_deferred = true;
-    }
-
-    /// Durably writes the HW if it changed since the last write.
-    pub fn flush_high_watermark(&mut self) -> Result<(), StorageError> {
-        if !self.high_watermark_dirty {
-            return Ok(());
-        }
-        let high_watermark = self.high_watermark;
         write_checkpoint(&self.dir.join(HIGH_WATERMARK_FILE_NAME), &high_watermark)?;
-        self.high_watermark_dirty = false;
+        self.high_watermark = high_watermark;
         Ok(())
     }
 

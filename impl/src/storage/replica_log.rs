@@ -41,6 +41,14 @@ impl ReplicaLog for Storage {
         Storage::truncate_to(self, offset)
     }
 
+    fn durable_end_offset(&self) -> Offset {
+        Storage::durable_end_offset(self)
+    }
+
+    fn flush(&mut self) -> Result<(), StorageError> {
+        Storage::flush(self)
+    }
+
     fn high_watermark_checkpoint(&self) -> Offset {
         self.high_watermark()
     }
