@@ -399,19 +399,7 @@ impl Broker {
             .fetch_offset
             .expect("a parked fetch recorded progress");
         progress.hw_sent = hw;
-        let records = state.log[fetch_offset as usize..].to_vec();
-        let result = FetchResult::Records {
-            records,
-            high_watermark: hw,
-        };
-        out.send(
-            follower.id(),
-            Msg::FetchResponse {
-                leader_epoch,
-                fetch_offset,
-                result,
-            },
-        );
+        send_records(out, &state.log, follower, leader_epoch, fetch_offset, hw);
     }
 
     /// `Lag(f)` fired: propose the ISR without f (§4.8).
@@ -807,21 +795,7 @@ impl Broker {
             }
             progress.parked = None;
             progress.hw_sent = hw;
-            let records = state.log[fetch_offset as usize..].to_vec();
-            let result = FetchResult::Records {
-                records,
-                high_watermark: hw,
-            };
-            // The request's epoch, not the leader's: in the variants without fetch fencing
-            // a fetch stamped with an older epoch is served, and its answer says so.
-            out.send(
-                follower.id(),
-                Msg::FetchResponse {
-                    leader_epoch,
-                    fetch_offset,
-                    result,
-                },
-            );
+            send_records(out, &state.log, *follower, leader_epoch, fetch_offset, hw);
         }
     }
 
@@ -846,4 +820,28 @@ impl Broker {
         }
         (durable(before) != durable(after)).then(|| after.storage())
     }
+}
+
+/// Answers a parked fetch: the leader's records from `fetch_offset` and its HW. The answer
+/// echoes the request's `leader_epoch`, not the leader's: in the variants without fetch
+/// fencing a fetch stamped with an older epoch is served, and its answer says so.
+fn send_records(
+    out: &mut Out,
+    log: &[Record],
+    follower: BrokerId,
+    leader_epoch: Epoch,
+    fetch_offset: Offset,
+    hw: Offset,
+) {
+    let records = log[fetch_offset as usize..].to_vec();
+    let result = FetchResult::Records {
+        records,
+        high_watermark: hw,
+    };
+    let response = Msg::FetchResponse {
+        leader_epoch,
+        fetch_offset,
+        result,
+    };
+    out.send(follower.id(), response);
 }
