@@ -163,11 +163,32 @@ pub type Progress<'a> = &'a mut dyn FnMut(usize, usize, usize, Duration);
 /// Runs the check and reports every property.
 pub fn run(model: &InsyncModel, options: &CheckOptions, progress: Progress) -> CheckReport {
     let start = Instant::now();
-    let (complete, states, unique_states, max_depth, mut discovered) = match options.strategy {
+    let outcome = match options.strategy {
         Strategy::Random => walks(model, options),
         Strategy::Bfs | Strategy::Dfs => exhaustive(model, options, progress),
     };
-    let seconds = start.elapsed().as_secs_f64();
+    report(model, options, start.elapsed().as_secs_f64(), outcome)
+}
+
+/// What a search saw: `(complete, states, unique states, max depth, discoveries)`.
+pub(crate) type Outcome = (bool, usize, usize, usize, Discoveries);
+/// The same for a model over other states (`shard.rs`).
+pub(crate) type OutcomeOf<M> = (
+    bool,
+    usize,
+    usize,
+    usize,
+    std::collections::HashMap<&'static str, Vec<(<M as Model>::State, Option<Action>)>>,
+);
+
+/// The report of a search's outcome; discoveries' paths start at the initial state.
+pub(crate) fn report(
+    model: &InsyncModel,
+    options: &CheckOptions,
+    seconds: f64,
+    outcome: Outcome,
+) -> CheckReport {
+    let (complete, states, unique_states, max_depth, mut discovered) = outcome;
     let properties = model
         .properties()
         .into_iter()
@@ -210,13 +231,10 @@ pub fn run(model: &InsyncModel, options: &CheckOptions, progress: Progress) -> C
     }
 }
 
-type Discoveries = std::collections::HashMap<&'static str, Vec<(SystemState, Option<Action>)>>;
+pub(crate) type Discoveries =
+    std::collections::HashMap<&'static str, Vec<(SystemState, Option<Action>)>>;
 
-fn exhaustive(
-    model: &InsyncModel,
-    options: &CheckOptions,
-    progress: Progress,
-) -> (bool, usize, usize, usize, Discoveries) {
+fn exhaustive(model: &InsyncModel, options: &CheckOptions, progress: Progress) -> Outcome {
     let mut builder = model.clone().checker().threads(options.threads.max(1));
     if options.symmetry {
         builder = builder.symmetry_fn(symmetry::representative);
@@ -228,11 +246,12 @@ fn exhaustive(
 }
 
 /// Waits for a running checker, reporting progress every two seconds.
-fn drive<C: Checker<InsyncModel>>(
-    model: &InsyncModel,
-    checker: C,
-    progress: Progress,
-) -> (bool, usize, usize, usize, Discoveries) {
+pub(crate) fn drive<M, C>(model: &M, checker: C, progress: Progress) -> OutcomeOf<M>
+where
+    M: Model<Action = Action>,
+    M::State: Clone + PartialEq,
+    C: Checker<M>,
+{
     let start = Instant::now();
     let mut last_report = Instant::now();
     while !checker.is_done() {
@@ -264,7 +283,7 @@ fn drive<C: Checker<InsyncModel>>(
     )
 }
 
-fn walks(model: &InsyncModel, options: &CheckOptions) -> (bool, usize, usize, usize, Discoveries) {
+fn walks(model: &InsyncModel, options: &CheckOptions) -> Outcome {
     let mut discovered = Discoveries::new();
     let mut states = 0;
     let mut max_depth = 0;

@@ -17,6 +17,7 @@
 //! - [`describe`]   — paths as readable steps, serialisable actions, Mermaid diagrams.
 //! - [`walk`]       — seeded random walks.
 //! - [`scenarios`]  — named configurations that rediscover each historical bug.
+//! - [`shard`]      — a check split into shards that share nothing, and their merge.
 //!
 //! For the conformance harness: build a model with [`InsyncModel::new`]; each actor state
 //! ([`actor::State`]) is `serde::Serialize` with the field names of docs/protocol.md §2;
@@ -35,6 +36,7 @@ pub mod model;
 pub mod msg;
 pub mod properties;
 pub mod scenarios;
+pub mod shard;
 pub mod symmetry;
 pub mod types;
 pub mod walk;

@@ -128,6 +128,15 @@ pub struct CheckArgs {
     /// Explorer address used in printed URLs.
     #[arg(long, default_value = "127.0.0.1:3000")]
     addr: String,
+    /// Check only shard I of N (1 <= I <= N): every shard repeats a small prefix of the search,
+    /// then explores its share of the states below it; `--merge` combines the `--json` results
+    /// (docs/checking.md).
+    #[arg(long, conflicts_with_all = ["merge", "diagram"])]
+    shard: Option<String>,
+    /// Combine the `--json` results of every shard of one check into one verdict; the
+    /// configuration comes from the files, so model flags are ignored.
+    #[arg(long, num_args = 1.., value_name = "FILES")]
+    merge: Vec<std::path::PathBuf>,
 }
 
 #[derive(Args)]
@@ -145,6 +154,9 @@ fn usage(message: String) -> i32 {
 }
 
 pub fn run_check(args: CheckArgs) -> i32 {
+    if !args.merge.is_empty() {
+        return super::shard::run_merge(&args.merge, args.json);
+    }
     let cfg = match args.model.config() {
         Ok(cfg) => cfg,
         Err(e) => return usage(e),
@@ -213,14 +225,12 @@ pub fn run_check(args: CheckArgs) -> i32 {
     let mut progress =
         |states: usize, unique: usize, depth: usize, elapsed: std::time::Duration| {
             if !quiet {
-                eprint!(
-                "\r  {:.0}s: {states} states, {unique} unique, depth {depth}, {:.0} states/s   ",
-                elapsed.as_secs_f64(),
-                states as f64 / elapsed.as_secs_f64().max(1e-9)
-            );
-                let _ = std::io::stderr().flush();
+                print_progress(states, unique, depth, elapsed);
             }
         };
+    if let Some(spec) = &args.shard {
+        return super::shard::run_shard(&model, &options, spec, args.json, &mut progress);
+    }
     let report = checker::run(&model, &options, &mut progress);
     if !quiet {
         eprintln!();
@@ -252,7 +262,22 @@ pub fn run_check(args: CheckArgs) -> i32 {
     report.exit_code()
 }
 
-fn print_report(model: &InsyncModel, report: &CheckReport, addr: &str) {
+/// One progress line on stderr, overwritten by the next.
+pub(crate) fn print_progress(
+    states: usize,
+    unique: usize,
+    depth: usize,
+    elapsed: std::time::Duration,
+) {
+    eprint!(
+        "\r  {:.0}s: {states} states, {unique} unique, depth {depth}, {:.0} states/s   ",
+        elapsed.as_secs_f64(),
+        states as f64 / elapsed.as_secs_f64().max(1e-9)
+    );
+    let _ = std::io::stderr().flush();
+}
+
+pub(crate) fn print_report(model: &InsyncModel, report: &CheckReport, addr: &str) {
     println!(
         "states: {} ({} unique), max depth {}, {:.1} s, {:.0} states/s, {}",
         report.states,

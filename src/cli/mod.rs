@@ -3,4 +3,5 @@ pub mod bench;
 pub mod check;
 pub mod client;
 pub mod node;
+pub mod shard;
 pub mod traces;
