@@ -2,6 +2,8 @@
 //!
 //! Module map:
 //! - `cli::check`    — `check` and `explore`: run the model checker, serve the Explorer.
+//! - `cli::shard`    — `check --shard` and `check --merge`: a check split over machines.
+//! - `cli::show`     — `show` and `explore --trace`: a saved trace, opened from the file alone.
 //! - `cli::traces`   — `traces` and `conform`: write trace files, replay them on real nodes.
 //! - `cli::node`     — `controller`, `broker`, `cluster`: run the reference implementation.
 //! - `cli::client`   — `produce`, `consume`: the command-line client.
@@ -31,8 +33,10 @@ struct Cli {
 enum Command {
     /// Check the model exhaustively and report every property.
     Check(cli::check::CheckArgs),
-    /// Serve the Stateright Explorer on the model.
+    /// Serve the Stateright Explorer on the model (or on a saved trace's, with --trace).
     Explore(cli::check::ExploreArgs),
+    /// Print a saved trace as numbered steps in the protocol's words (or as a diagram).
+    Show(cli::show::ShowArgs),
     /// Run the controller: partition state, broker sessions, elections.
     Controller(cli::node::ControllerArgs),
     /// Run a broker: replica of the partition, leader or follower.
@@ -58,6 +62,7 @@ fn main() {
     let code = match cli.command {
         Command::Check(args) => cli::check::run_check(args),
         Command::Explore(args) => cli::check::run_explore(args),
+        Command::Show(args) => cli::show::run_show(args),
         Command::Controller(args) => {
             cli::node::with_logs("info", || cli::node::run_controller_command(args))
         }

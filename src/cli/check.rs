@@ -143,9 +143,13 @@ pub struct CheckArgs {
 pub struct ExploreArgs {
     #[command(flatten)]
     model: ModelArgs,
-    /// Address to serve the Explorer on.
+    /// Address to serve the Explorer on; port 0 picks a free one (the printed URL names it).
     #[arg(long, default_value = "127.0.0.1:3000")]
     addr: String,
+    /// A saved trace (ITF JSON): serve the Explorer on the configuration its `#meta` records
+    /// and print the URL of its path; model flags are ignored.
+    #[arg(long)]
+    trace: Option<std::path::PathBuf>,
 }
 
 fn usage(message: String) -> i32 {
@@ -331,6 +335,9 @@ pub(crate) fn print_report(model: &InsyncModel, report: &CheckReport, addr: &str
 }
 
 pub fn run_explore(args: ExploreArgs) -> i32 {
+    if let Some(file) = &args.trace {
+        return super::show::explore_trace(file, &args.addr);
+    }
     let cfg = match args.model.config() {
         Ok(cfg) => cfg,
         Err(e) => return usage(e),

@@ -4,4 +4,5 @@ pub mod check;
 pub mod client;
 pub mod node;
 pub mod shard;
+pub mod show;
 pub mod traces;
