@@ -88,12 +88,22 @@ fn per_minute(count: usize, elapsed: Duration) -> f64 {
 }
 
 /// The command that replays one trace file, as the user would type it.
+/// A trace replayed from memory (`insync conform --source` without `--out`) has no file yet:
+/// the command then says how to get one.
 pub fn replay_command(file: &std::path::Path, impl_variant: Option<Variant>) -> String {
+    let written = file.exists();
+    let file = match written {
+        true => file.to_owned(),
+        false => std::path::Path::new("DIR").join(file),
+    };
     let mut command = format!("insync conform --traces {}", file.display());
     if let Some(v) = impl_variant {
         command.push_str(&format!(" --variant {}", v.name()));
     }
-    command
+    match written {
+        true => command,
+        false => format!("add --out DIR to the same command to keep its traces, then {command}"),
+    }
 }
 
 /// Replays every entry in order; `progress` is called after each trace.

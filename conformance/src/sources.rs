@@ -9,6 +9,11 @@
 //! taken for at most [`EXTEND_STEPS_MAX`] more steps. When the graph is larger than the state
 //! limit, the set covers every action kind and message type instead, and the numbers say so
 //! (`CoverSet::complete` is false): coverage is never claimed for a set not enumerated.
+//!
+//! A run may also cap the number of traces ([`CoverLimits::traces_max`]; `insync conform`
+//! does, so that its default finishes in minutes): the paths to one transition of each kind
+//! come first, then every other enumerated transition deepest first (of a partial graph
+//! too), until the cap; `CoverSet::truncated` says so.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
@@ -25,6 +30,15 @@ use crate::trace::{fingerprint, ModelTrace, Source, TraceMeta};
 /// After reaching its target transition, a cover path goes on along transitions not yet
 /// taken for at most this many steps (fewer, longer traces; each stays short).
 pub const EXTEND_STEPS_MAX: usize = 12;
+/// How often (in states expanded) the enumeration reports progress.
+pub const PROGRESS_STATES: usize = 1024;
+
+/// Bounds on a cover: the states enumerated and the traces chosen.
+#[derive(Clone, Copy, Debug)]
+pub struct CoverLimits {
+    pub states_max: usize,
+    pub traces_max: usize,
+}
 
 /// The reachable graph within the bounds, as far as it was enumerated.
 pub struct StateGraph {
@@ -45,6 +59,15 @@ impl StateGraph {
 
     /// Breadth-first enumeration of at most `states_max` states.
     pub fn explore(model: &InsyncModel, states_max: usize) -> StateGraph {
+        Self::explore_reporting(model, states_max, &mut |_, _| {})
+    }
+
+    /// The same, calling `progress(states, transitions)` every [`PROGRESS_STATES`] states.
+    pub fn explore_reporting(
+        model: &InsyncModel,
+        states_max: usize,
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> StateGraph {
         let initial = model.init_states().remove(0);
         let mut graph = StateGraph {
             parents: vec![None],
@@ -56,6 +79,9 @@ impl StateGraph {
         let mut queue = VecDeque::from([(0usize, initial)]);
         let mut actions = Vec::new();
         while let Some((from, state)) = queue.pop_front() {
+            if from % PROGRESS_STATES == 0 {
+                progress(graph.parents.len(), graph.transitions.len());
+            }
             actions.clear();
             model.actions(&state, &mut actions);
             for action in actions.drain(..) {
@@ -105,6 +131,8 @@ pub struct CoverSet {
     pub reachable_states: usize,
     pub reachable_transitions: usize,
     pub complete: bool,
+    /// The trace cap stopped the choice before every wanted transition was taken.
+    pub truncated: bool,
 }
 
 /// Runs `actions` from the initial state.
@@ -122,40 +150,53 @@ pub fn path_of(model: &InsyncModel, actions: &[Action]) -> Vec<(SystemState, Opt
     path
 }
 
-/// The transition cover (see the module doc).
+/// The transition cover (see the module doc), without a trace cap.
 pub fn cover(model: &InsyncModel, states_max: usize) -> CoverSet {
-    let graph = StateGraph::explore(model, states_max);
+    let limits = CoverLimits {
+        states_max,
+        traces_max: usize::MAX,
+    };
+    cover_within(model, limits, &mut |_, _| {})
+}
+
+/// The transition cover within `limits`, reporting the enumeration's progress.
+pub fn cover_within(
+    model: &InsyncModel,
+    limits: CoverLimits,
+    progress: &mut dyn FnMut(usize, usize),
+) -> CoverSet {
+    let graph = StateGraph::explore_reporting(model, limits.states_max, progress);
     let mut outgoing: Vec<Vec<usize>> = vec![Vec::new(); graph.states()];
     for (t, (from, _, _)) in graph.transitions.iter().enumerate() {
         outgoing[*from].push(t);
     }
-    let wanted: Vec<usize> = if graph.complete {
+    let kinds = kind_representatives(&graph);
+    let capped = limits.traces_max < usize::MAX;
+    // A partial graph without a cap is covered by kind; with a cap, every enumerated
+    // transition is a candidate after the kinds.
+    let mut order: Vec<usize> = if graph.complete || capped {
         (0..graph.transitions.len()).collect()
     } else {
-        kind_representatives(&graph)
+        kinds.clone()
     };
-    let mut order = wanted.clone();
+    // Deepest first; under a trace cap, one of each kind before the rest.
     order.sort_by_key(|t| std::cmp::Reverse(graph.depth[graph.transitions[*t].0]));
+    if capped {
+        let kinds: std::collections::HashSet<usize> = kinds.iter().copied().collect();
+        order.sort_by_key(|t| !kinds.contains(t));
+    }
     let mut taken = vec![false; graph.transitions.len()];
     let mut chosen: Vec<Vec<Action>> = Vec::new();
+    let mut truncated = false;
     for t in order {
         if taken[t] {
             continue;
         }
-        let (from, action, mut at) = graph.transitions[t].clone();
-        let mut actions = graph.actions_to(from);
-        mark_path(&graph, &outgoing, &actions, &mut taken);
-        actions.push(action);
-        taken[t] = true;
-        for _ in 0..EXTEND_STEPS_MAX {
-            let Some(next) = outgoing[at].iter().copied().find(|n| !taken[*n]) else {
-                break;
-            };
-            taken[next] = true;
-            actions.push(graph.transitions[next].1.clone());
-            at = graph.transitions[next].2;
+        if chosen.len() == limits.traces_max {
+            truncated = true;
+            break;
         }
-        chosen.push(actions);
+        chosen.push(cover_path(&graph, &outgoing, t, &mut taken));
     }
     let cfg = model.cfg;
     let traces = chosen
@@ -182,7 +223,31 @@ pub fn cover(model: &InsyncModel, states_max: usize) -> CoverSet {
         reachable_states: graph.states(),
         reachable_transitions: graph.transitions.len(),
         complete: graph.complete,
+        truncated,
     }
+}
+
+/// The shortest path to transition `t`, `t`, then onwards along transitions not yet taken.
+fn cover_path(
+    graph: &StateGraph,
+    outgoing: &[Vec<usize>],
+    t: usize,
+    taken: &mut [bool],
+) -> Vec<Action> {
+    let (from, action, mut at) = graph.transitions[t].clone();
+    let mut actions = graph.actions_to(from);
+    mark_path(graph, outgoing, &actions, taken);
+    actions.push(action);
+    taken[t] = true;
+    for _ in 0..EXTEND_STEPS_MAX {
+        let Some(next) = outgoing[at].iter().copied().find(|n| !taken[*n]) else {
+            break;
+        };
+        taken[next] = true;
+        actions.push(graph.transitions[next].1.clone());
+        at = graph.transitions[next].2;
+    }
+    actions
 }
 
 /// Marks the transitions along `actions` from the root as taken.

@@ -8,11 +8,16 @@
 
 use std::time::{Duration, Instant};
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
 use clap::Args;
 use insync_impl::client::{ClientConfig, ProduceAcks, Producer};
 use insync_impl::core::PRODUCE_RECORDS_MAX;
 use insync_impl::node::local_cluster::{ChildLogs, LocalCluster, LocalClusterSpec};
 use insync_impl::storage::FsyncPolicy;
+
+use super::progress::Ticker;
 
 #[derive(Args)]
 pub struct BenchArgs {
@@ -72,12 +77,15 @@ async fn bench(args: &BenchArgs) -> Result<Vec<Row>, String> {
     let binary = std::env::current_exe().map_err(|error| error.to_string())?;
     let mut rows = Vec::new();
     for fsync in &args.fsync {
-        let dir = std::env::temp_dir().join(format!("insync-bench-{}-{fsync}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        // Removed when dropped, on every way out of this loop.
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("insync-bench-{fsync}-"))
+            .tempdir()
+            .map_err(|error| format!("temporary directory: {error}"))?;
         let spec = LocalClusterSpec {
             binary: binary.clone(),
             brokers: args.brokers,
-            dir: dir.clone(),
+            dir: dir.path().to_owned(),
             cluster_id: "insync-bench".into(),
             node_args: vec!["--fsync".into(), fsync.to_string()],
             broker_args: Vec::new(),
@@ -90,11 +98,14 @@ async fn bench(args: &BenchArgs) -> Result<Vec<Row>, String> {
         cluster.wait_ready(Duration::from_secs(20)).await?;
         for size in &args.sizes {
             eprintln!("bench: fsync={fsync} size={size} records={}", args.records);
-            rows.push(run_one(args, &cluster, *fsync, *size).await?);
+            let ticker = Ticker::start("bench", false);
+            let row = run_one(args, &cluster, *fsync, *size, &ticker).await;
+            drop(ticker);
+            rows.push(row?);
         }
         cluster.stop(Duration::from_secs(5)).await;
         drop(cluster);
-        let _ = std::fs::remove_dir_all(&dir);
+        drop(dir);
     }
     Ok(rows)
 }
@@ -104,8 +115,10 @@ async fn run_one(
     cluster: &LocalCluster,
     fsync: FsyncPolicy,
     size: usize,
+    ticker: &Ticker,
 ) -> Result<Row, String> {
     let config = ClientConfig::new(cluster.bootstrap(), cluster.cluster_id());
+    let acked = Arc::new(AtomicU64::new(0));
     let per_producer = args.records / u64::from(args.producers);
     // Warm-up: connections, leader discovery, page cache.
     let mut warm = Producer::new(config.clone(), ProduceAcks::All);
@@ -117,6 +130,7 @@ async fn run_one(
     for _ in 0..args.producers {
         let config = config.clone();
         let batch = args.batch as u64;
+        let (acked, status, total) = (Arc::clone(&acked), ticker.status(), args.records);
         tasks.push(tokio::spawn(async move {
             let mut producer = Producer::new(config, ProduceAcks::All);
             let mut latencies = Vec::new();
@@ -131,6 +145,9 @@ async fn run_one(
                     .map_err(|e| e.to_string())?;
                 latencies.push(request.elapsed());
                 sent += count;
+                let done = acked.fetch_add(count, Ordering::Relaxed) + count;
+                *status.lock().expect("status lock") =
+                    format!("{done}/{total} records acknowledged");
             }
             Ok::<_, String>(latencies)
         }));

@@ -3,6 +3,7 @@ pub mod bench;
 pub mod check;
 pub mod client;
 pub mod node;
+pub mod progress;
 pub mod shard;
 pub mod show;
 pub mod traces;

@@ -9,11 +9,12 @@ use std::time::Duration;
 use clap::Args;
 use insync_conformance::replay::ReplayOptions;
 use insync_conformance::report::{self, Entry, Reachable};
-use insync_conformance::sources;
+use insync_conformance::sources::{self, CoverLimits};
 use insync_conformance::trace::{trace_files, ModelTrace, Source, TraceFile};
 use insync_model::{scenarios, Config, InsyncModel, Variant};
 
 use super::check::ModelArgs;
+use super::progress::Ticker;
 
 /// The model configuration: the flags of `insync check` (built by its `ModelArgs::config`, one
 /// flag table), with the variant spelled `--model-variant` (`insync conform --variant` names the
@@ -125,6 +126,11 @@ pub struct SourceArgs {
     /// type, and says so.
     #[arg(long, default_value_t = 200_000)]
     states_max: usize,
+    /// Cover: the most traces (0: no cap). Paths to one transition of each kind come first,
+    /// then the rest deepest first; the default replays in minutes. A complete transition
+    /// cover of small bounds: `--traces-max 0 --crashes 0 --expiries 0 --reads 0`.
+    #[arg(long, default_value_t = 300)]
+    traces_max: usize,
     #[command(flatten)]
     model: TraceModelArgs,
 }
@@ -164,7 +170,8 @@ pub struct ConformArgs {
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
-    /// With --source: where to write the traces (default: a directory under the system temp).
+    /// With --source: also write the traces into this directory (by default none is
+    /// written: they are replayed from memory).
     #[arg(long)]
     out: Option<PathBuf>,
     /// Keep node data directories and logs of the last trace here.
@@ -187,6 +194,7 @@ fn usage(message: String) -> i32 {
 fn generate(
     args: &SourceArgs,
     variant: Option<Variant>,
+    ticker: &Ticker,
 ) -> Result<(Vec<ModelTrace>, Option<Reachable>), String> {
     // A scenario is about its counterexample.
     let default_source = if args.model.scenario.is_some() {
@@ -199,7 +207,26 @@ fn generate(
     let model = InsyncModel::new(cfg);
     match source {
         Source::Cover => {
-            let set = sources::cover(&model, args.states_max);
+            let limits = CoverLimits {
+                states_max: args.states_max,
+                traces_max: match args.traces_max {
+                    0 => usize::MAX,
+                    n => n,
+                },
+            };
+            let mut progress = |states: usize, transitions: usize| {
+                ticker.set(format!(
+                    "enumerating the cover: {states} states, {transitions} transitions"
+                ));
+            };
+            let set = sources::cover_within(&model, limits, &mut progress);
+            if set.truncated {
+                eprintln!(
+                    "insync: the cover is capped at {} traces (--traces-max); every action \
+                     kind first, then the deepest transitions",
+                    limits.traces_max
+                );
+            }
             let reachable = Reachable {
                 states: set.reachable_states,
                 transitions: set.reachable_transitions,
@@ -225,28 +252,40 @@ fn generate(
     }
 }
 
-fn write_traces(traces: Vec<ModelTrace>, dir: &Path) -> Result<Vec<Entry>, String> {
-    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+/// The file name a trace is written under.
+fn trace_name(trace: &ModelTrace, number: usize, width: usize) -> String {
+    match (&trace.meta.property, trace.meta.seed) {
+        (Some(p), _) => format!(
+            "{}-{}-{p}.json",
+            trace.meta.source.name(),
+            trace.meta.config.variant
+        ),
+        (None, Some(seed)) => format!("random-{}-seed-{seed}.json", trace.meta.config.variant),
+        (None, None) => format!(
+            "{}-{}-{number:0width$}.json",
+            trace.meta.source.name(),
+            trace.meta.config.variant
+        ),
+    }
+}
+
+/// The traces as entries, written into `dir` when one is given; otherwise each entry names
+/// the file it would have (the divergence report then says to add `--out`).
+fn entries(traces: Vec<ModelTrace>, dir: Option<&Path>) -> Result<Vec<Entry>, String> {
+    if let Some(dir) = dir {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
     let width = traces.len().to_string().len();
     traces
         .into_iter()
         .enumerate()
         .map(|(i, trace)| {
-            let name = match (&trace.meta.property, trace.meta.seed) {
-                (Some(p), _) => format!(
-                    "{}-{}-{p}.json",
-                    trace.meta.source.name(),
-                    trace.meta.config.variant
-                ),
-                (None, Some(seed)) => {
-                    format!("random-{}-seed-{seed}.json", trace.meta.config.variant)
-                }
-                (None, None) => format!(
-                    "{}-{}-{:0width$}.json",
-                    trace.meta.source.name(),
-                    trace.meta.config.variant,
-                    i + 1
-                ),
+            let name = trace_name(&trace, i + 1, width);
+            let Some(dir) = dir else {
+                return Ok(Entry {
+                    file: PathBuf::from(name),
+                    trace,
+                });
             };
             let file = dir.join(name);
             trace
@@ -258,13 +297,16 @@ fn write_traces(traces: Vec<ModelTrace>, dir: &Path) -> Result<Vec<Entry>, Strin
 }
 
 pub fn run_traces(args: TracesArgs) -> i32 {
-    let (traces, reachable) = match generate(&args.source, None) {
+    let ticker = Ticker::start("traces", false);
+    let generated = generate(&args.source, None, &ticker);
+    drop(ticker);
+    let (traces, reachable) = match generated {
         Ok(t) => t,
         Err(e) => return usage(e),
     };
     let kinds = sources::kinds_of(&traces);
     let steps: usize = traces.iter().map(ModelTrace::steps).sum();
-    let entries = match write_traces(traces, &args.out) {
+    let entries = match entries(traces, Some(&args.out)) {
         Ok(e) => e,
         Err(e) => return usage(e),
     };
@@ -314,6 +356,7 @@ pub fn run_conform(args: ConformArgs) -> i32 {
         Ok(v) => v,
         Err(e) => return usage(e),
     };
+    let ticker = Ticker::start("conform", args.json);
     let (entries, reachable, consequence) = match &args.traces {
         Some(path) => match load(path) {
             Ok(entries) => {
@@ -325,17 +368,14 @@ pub fn run_conform(args: ConformArgs) -> i32 {
             Err(e) => return usage(e),
         },
         None => {
-            let (traces, reachable) = match generate(&args.source, variant) {
+            let (traces, reachable) = match generate(&args.source, variant, &ticker) {
                 Ok(t) => t,
                 Err(e) => return usage(e),
             };
-            let dir = args.out.clone().unwrap_or_else(|| {
-                std::env::temp_dir().join(format!("insync-traces-{}", std::process::id()))
-            });
             let consequence = traces
                 .iter()
                 .any(|t| t.meta.source == Source::Counterexample);
-            match write_traces(traces, &dir) {
+            match entries(traces, args.out.as_deref()) {
                 Ok(entries) => (entries, reachable, consequence),
                 Err(e) => return usage(e),
             }
@@ -360,21 +400,20 @@ pub fn run_conform(args: ConformArgs) -> i32 {
         Err(e) => return usage(format!("cannot start the runtime: {e}")),
     };
     let total = entries.len();
-    let quiet = args.json;
+    ticker.set(format!("replaying {total} traces"));
     let summary = runtime.block_on(report::replay_all(
         &entries,
         &options,
         reachable,
         |done, s| {
-            if !quiet && (done % 100 == 0 || done == total) {
-                eprintln!(
-                    "  {done}/{total} traces, {} steps, {} divergences",
-                    s.steps,
-                    s.divergences.len()
-                );
-            }
+            ticker.set(format!(
+                "{done}/{total} traces, {} steps, {} divergences",
+                s.steps,
+                s.divergences.len()
+            ));
         },
     ));
+    drop(ticker);
     if args.json {
         println!("{}", report::json(&summary));
     } else {
