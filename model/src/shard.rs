@@ -287,6 +287,12 @@ pub fn merge(results: &[(String, Value)]) -> Result<Value, String> {
         let index = doc["shard"]["index"].as_u64().ok_or_else(|| {
             format!("{file}: not a shard result (no `shard`): write it with `insync check --shard I/N --json`")
         })?;
+        let count = doc["shard"]["count"].as_u64().unwrap_or(0);
+        if index == 0 || index > count {
+            return Err(format!(
+                "{file}: shard {index}/{count} is no shard of {count}"
+            ));
+        }
         if let Some(path) = SAME.iter().find(|p| field(doc, **p) != field(first, **p)) {
             return Err(format!(
                 "{file}: another check than {first_file}: `{}` differs ({} against {})",

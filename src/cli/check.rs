@@ -233,7 +233,14 @@ pub fn run_check(args: CheckArgs) -> i32 {
             }
         };
     if let Some(spec) = &args.shard {
-        return super::shard::run_shard(&model, &options, spec, args.json, &mut progress);
+        return super::shard::run_shard(
+            &model,
+            &options,
+            spec,
+            args.json,
+            &args.addr,
+            &mut progress,
+        );
     }
     let report = checker::run(&model, &options, &mut progress);
     if !quiet {

@@ -24,6 +24,7 @@ pub fn run_shard(
     options: &CheckOptions,
     spec: &str,
     json: bool,
+    addr: &str,
     progress: insync_model::checker::Progress,
 ) -> i32 {
     let spec = match ShardSpec::from_str(spec) {
@@ -48,7 +49,7 @@ pub fn run_shard(
          state before them",
         result.shard.choices, spec.index
     );
-    print_report(model, &result.report, "127.0.0.1:3000");
+    print_report(model, &result.report, addr);
     println!("(a witness not found here may be in another shard: `insync check --merge` decides)");
     code
 }
