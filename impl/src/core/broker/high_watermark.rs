@@ -1,6 +1,6 @@
 //! §4.7 Leader: advancing the high watermark, and what follows when it moves: waiting
-//! acks=all produces below it are answered, parked fetches are answered, the HW checkpoint is
-//! written (before any of those answers leaves, since the write happens inside the step).
+//! acks=all produces below it are answered and parked fetches are answered. The HW checkpoint
+//! is not written here: `HwCheckpoint` arms, and writes it when it fires (§2, `durability`).
 
 use std::collections::BTreeSet;
 
