@@ -4,7 +4,7 @@
 
 mod core_support;
 
-use core_support::{isr, rid, Sim};
+use core_support::{isr, rid, step_applied, Sim};
 use insync_impl::core::memlog::MemLog;
 use insync_impl::core::{BrokerCore, BrokerStart, ProtocolConfig, Variant};
 use insync_impl::protocol::{
@@ -179,25 +179,26 @@ fn leso_rule_blocks_expansion_below_the_epoch_start() {
         records,
         high_watermark: 0,
     };
-    broker
-        .step(
-            NodeId::Broker(1),
-            Message::FetchResponse {
-                leader_epoch: 1,
-                fetch_offset: 0,
-                result: response,
-            },
-        )
-        .unwrap();
+    step_applied(
+        &mut broker,
+        NodeId::Broker(1),
+        Message::FetchResponse {
+            leader_epoch: 1,
+            fetch_offset: 0,
+            result: response,
+        },
+    );
     let second = View {
         leader: Some(2),
         leader_epoch: 2,
         isr: isr(&[1, 2]),
         partition_epoch: 2,
     };
-    broker
-        .step(NodeId::Controller, Message::LeaderAndIsr(second))
-        .unwrap();
+    step_applied(
+        &mut broker,
+        NodeId::Controller,
+        Message::LeaderAndIsr(second),
+    );
     let snapshot = broker.snapshot().unwrap();
     assert_eq!(
         (snapshot.hw, snapshot.leader_epoch_start_offset),
@@ -209,7 +210,7 @@ fn leso_rule_blocks_expansion_below_the_epoch_start() {
         last_fetched_epoch: 1,
         broker_epoch: 0,
     };
-    let effects = broker.step(NodeId::Broker(3), fetch(1)).unwrap();
+    let effects = step_applied(&mut broker, NodeId::Broker(3), fetch(1));
     let proposes = |effects: &insync_impl::core::Effects| {
         effects
             .send
@@ -220,7 +221,7 @@ fn leso_rule_blocks_expansion_below_the_epoch_start() {
         !proposes(&effects),
         "offset 1 >= HW 0 but below the epoch start 2"
     );
-    let effects = broker.step(NodeId::Broker(3), fetch(2)).unwrap();
+    let effects = step_applied(&mut broker, NodeId::Broker(3), fetch(2));
     assert!(proposes(&effects), "offset 2 reaches the epoch start");
 }
 

@@ -8,6 +8,7 @@ use std::fs::OpenOptions;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
+use insync_impl::core::{ReplicaApply, ReplicaRead, Write};
 use insync_impl::storage::log::LOG_FILE_NAME;
 use insync_impl::storage::log_format::{encode_record, RECORD_HEADER_BYTES};
 use insync_impl::storage::power_loss::SYNCED_LENGTHS_FILE_NAME;
@@ -40,7 +41,15 @@ fn always() -> StorageOptions {
 }
 
 fn read_all(storage: &Storage) -> Vec<Record> {
-    storage.read(0, u32::MAX, u64::MAX).unwrap()
+    storage.read_within(0, u32::MAX, u64::MAX).unwrap()
+}
+
+/// Appends as the broker core asks for it: the records, then under `fsync = always` a flush.
+fn append(storage: &mut Storage, records: &[Record]) {
+    storage.apply(&Write::Append(records.to_vec())).unwrap();
+    if storage.fsync() == FsyncPolicy::Always {
+        storage.apply(&Write::Flush).unwrap();
+    }
 }
 
 /// Byte position of record `offset` when every record before it is `record(o, _)`.
@@ -75,8 +84,8 @@ fn append_and_read_round_trip_across_reopen() {
     {
         let (mut storage, report) = Storage::open(dir.path(), always()).unwrap();
         assert_eq!(report.log.records_kept, 0);
-        storage.append(&expected[..3]).unwrap();
-        storage.append(&expected[3..]).unwrap();
+        append(&mut storage, &expected[..3]);
+        append(&mut storage, &expected[3..]);
         assert_eq!(read_all(&storage), expected);
     }
     let (storage, report) = Storage::open(dir.path(), always()).unwrap();
@@ -84,10 +93,10 @@ fn append_and_read_round_trip_across_reopen() {
     assert_eq!(report.log.reason, None);
     assert_eq!(report.epoch_cache, CheckpointOutcome::Loaded);
     assert_eq!(read_all(&storage), expected);
-    assert_eq!(storage.read(5, 1, u64::MAX).unwrap(), expected[5..6]);
-    assert_eq!(storage.read(7, 10, u64::MAX).unwrap(), vec![]);
+    assert_eq!(storage.read_within(5, 1, u64::MAX).unwrap(), expected[5..6]);
+    assert_eq!(storage.read_within(7, 10, u64::MAX).unwrap(), vec![]);
     assert!(matches!(
-        storage.read(8, 10, u64::MAX),
+        storage.read_within(8, 10, u64::MAX),
         Err(StorageError::OffsetOutOfRange {
             offset: 8,
             log_end_offset: 7
@@ -101,33 +110,35 @@ fn append_and_read_round_trip_across_reopen() {
 fn read_respects_byte_budget_but_always_returns_one_record() {
     let dir = tempfile::tempdir().unwrap();
     let (mut storage, _) = Storage::open(dir.path(), lazy()).unwrap();
-    storage.append(&records(0, 10, 1)).unwrap();
+    append(&mut storage, &records(0, 10, 1));
     let one_frame = RECORD_HEADER_BYTES + 7;
     assert_eq!(
-        storage.read(0, 100, 1).unwrap().len(),
+        storage.read_within(0, 100, 1).unwrap().len(),
         1,
         "progress past a small budget"
     );
-    assert_eq!(storage.read(0, 100, 3 * one_frame).unwrap().len(), 3);
-    assert_eq!(storage.read(2, 4, u64::MAX).unwrap(), records(2, 6, 1));
+    assert_eq!(storage.read_within(0, 100, 3 * one_frame).unwrap().len(), 3);
+    assert_eq!(
+        storage.read_within(2, 4, u64::MAX).unwrap(),
+        records(2, 6, 1)
+    );
 }
 
 #[test]
 fn truncate_then_append_replaces_the_suffix() {
     let dir = tempfile::tempdir().unwrap();
     let (mut storage, _) = Storage::open(dir.path(), lazy()).unwrap();
-    storage.append(&records(0, 4, 1)).unwrap();
-    storage.append(&records(4, 8, 2)).unwrap();
-    storage.truncate_to(5).unwrap();
+    append(&mut storage, &records(0, 4, 1));
+    append(&mut storage, &records(4, 8, 2));
+    storage.apply(&Write::TruncateTo(5)).unwrap();
     assert_eq!(storage.log_end_offset(), 5);
     assert_eq!(storage.durable_end_offset(), 5, "truncation is durable");
-    storage.truncate_to(9).unwrap(); // Past the end: a no-op.
-    storage.append(&records(5, 7, 3)).unwrap();
+    append(&mut storage, &records(5, 7, 3));
     let mut expected = records(0, 4, 1);
     expected.extend(records(4, 5, 2));
     expected.extend(records(5, 7, 3));
     assert_eq!(read_all(&storage), expected);
-    assert_eq!(storage.end_offset_for(2), Some((2, 5)));
+    assert_eq!(storage.end_offset_for_epoch(2), Some((2, 5)));
     drop(storage);
     let (storage, report) = Storage::open(dir.path(), lazy()).unwrap();
     assert_eq!(read_all(&storage), expected);
@@ -138,19 +149,19 @@ fn truncate_then_append_replaces_the_suffix() {
 fn invalid_batches_are_refused_and_leave_the_log_usable() {
     let dir = tempfile::tempdir().unwrap();
     let (mut storage, _) = Storage::open(dir.path(), lazy()).unwrap();
-    storage.append(&records(0, 2, 3)).unwrap();
+    append(&mut storage, &records(0, 2, 3));
     let gap = records(3, 4, 3);
     let older_epoch = records(2, 3, 2);
     let mut too_big = record(2, 3);
     too_big.value = vec![0; 2 * 1024 * 1024];
     for batch in [gap, older_epoch, vec![too_big]] {
-        let result = storage.append(&batch);
+        let result = storage.apply(&Write::Append(batch.clone()));
         assert!(
             matches!(result, Err(StorageError::InvalidBatch { .. })),
             "{result:?}"
         );
     }
-    storage.append(&records(2, 3, 3)).unwrap();
+    append(&mut storage, &records(2, 3, 3));
     assert_eq!(storage.log_end_offset(), 3);
 }
 
@@ -159,7 +170,7 @@ fn torn_last_record_keeps_exactly_the_earlier_records() {
     let dir = tempfile::tempdir().unwrap();
     {
         let (mut storage, _) = Storage::open(dir.path(), always()).unwrap();
-        storage.append(&records(0, 5, 1)).unwrap();
+        append(&mut storage, &records(0, 5, 1));
     }
     chop(&dir.path().join(LOG_FILE_NAME), 3);
     let (storage, report) = Storage::open(dir.path(), always()).unwrap();
@@ -180,7 +191,7 @@ fn torn_length_prefix_is_a_torn_record() {
     let dir = tempfile::tempdir().unwrap();
     {
         let (mut storage, _) = Storage::open(dir.path(), always()).unwrap();
-        storage.append(&records(0, 2, 1)).unwrap();
+        append(&mut storage, &records(0, 2, 1));
     }
     let path = dir.path().join(LOG_FILE_NAME);
     let file = OpenOptions::new().append(true).open(&path).unwrap();
@@ -199,7 +210,7 @@ fn flipped_byte_in_middle_record_truncates_there_with_crc_reason() {
     let dir = tempfile::tempdir().unwrap();
     {
         let (mut storage, _) = Storage::open(dir.path(), always()).unwrap();
-        storage.append(&records(0, 5, 1)).unwrap();
+        append(&mut storage, &records(0, 5, 1));
     }
     let path = dir.path().join(LOG_FILE_NAME);
     flip_byte(&path, position_of(2) + RECORD_HEADER_BYTES + 1); // Inside record 2's value.
@@ -221,7 +232,7 @@ fn zero_length_field_is_a_bad_length() {
     let dir = tempfile::tempdir().unwrap();
     {
         let (mut storage, _) = Storage::open(dir.path(), always()).unwrap();
-        storage.append(&records(0, 2, 1)).unwrap();
+        append(&mut storage, &records(0, 2, 1));
     }
     let path = dir.path().join(LOG_FILE_NAME);
     let file = OpenOptions::new().write(true).open(&path).unwrap();
@@ -275,7 +286,7 @@ fn non_contiguous_offset_and_decreasing_epoch_end_the_log() {
         })
     ));
     assert_eq!(report.epoch_cache, CheckpointOutcome::Missing);
-    assert_eq!(storage.end_offset_for(2), Some((2, 1)));
+    assert_eq!(storage.end_offset_for_epoch(2), Some((2, 1)));
 }
 
 #[test]
@@ -304,19 +315,19 @@ fn epoch_cache_is_checkpointed_and_rebuilt_when_missing_or_corrupt() {
     expected.extend(records(5, 6, 6));
     {
         let (mut storage, _) = Storage::open(dir.path(), lazy()).unwrap();
-        storage.append(&expected).unwrap();
-        assert_eq!(storage.end_offset_for(1), Some((1, 2)));
-        assert_eq!(storage.end_offset_for(2), Some((1, 2)));
-        assert_eq!(storage.end_offset_for(3), Some((3, 5)));
-        assert_eq!(storage.end_offset_for(6), Some((6, 6)));
-        assert_eq!(storage.end_offset_for(9), Some((6, 6)));
-        assert_eq!(storage.end_offset_for(0), None);
+        append(&mut storage, &expected);
+        assert_eq!(storage.end_offset_for_epoch(1), Some((1, 2)));
+        assert_eq!(storage.end_offset_for_epoch(2), Some((1, 2)));
+        assert_eq!(storage.end_offset_for_epoch(3), Some((3, 5)));
+        assert_eq!(storage.end_offset_for_epoch(6), Some((6, 6)));
+        assert_eq!(storage.end_offset_for_epoch(9), Some((6, 6)));
+        assert_eq!(storage.end_offset_for_epoch(0), None);
     }
     let checkpoint = dir.path().join(LEADER_EPOCH_FILE_NAME);
     std::fs::remove_file(&checkpoint).unwrap();
     let (storage, report) = Storage::open(dir.path(), lazy()).unwrap();
     assert_eq!(report.epoch_cache, CheckpointOutcome::Missing);
-    assert_eq!(storage.end_offset_for(3), Some((3, 5)));
+    assert_eq!(storage.end_offset_for_epoch(3), Some((3, 5)));
     drop(storage);
 
     std::fs::write(&checkpoint, b"not a checkpoint at all").unwrap();
@@ -325,7 +336,7 @@ fn epoch_cache_is_checkpointed_and_rebuilt_when_missing_or_corrupt() {
         report.epoch_cache,
         CheckpointOutcome::Corrupt { .. }
     ));
-    assert_eq!(storage.end_offset_for(3), Some((3, 5)));
+    assert_eq!(storage.end_offset_for_epoch(3), Some((3, 5)));
     drop(storage);
     let (_, report) = Storage::open(dir.path(), lazy()).unwrap();
     assert_eq!(
@@ -340,8 +351,8 @@ fn torn_checkpoints_are_detected_and_repaired() {
     let dir = tempfile::tempdir().unwrap();
     {
         let (mut storage, _) = Storage::open(dir.path(), lazy()).unwrap();
-        storage.append(&records(0, 6, 2)).unwrap();
-        storage.checkpoint_high_watermark(4).unwrap();
+        append(&mut storage, &records(0, 6, 2));
+        storage.apply(&Write::CheckpointHighWatermark(4)).unwrap();
     }
     for name in [HIGH_WATERMARK_FILE_NAME, LEADER_EPOCH_FILE_NAME] {
         chop(&dir.path().join(name), 1);
@@ -356,11 +367,11 @@ fn torn_checkpoints_are_detected_and_repaired() {
         CheckpointOutcome::Corrupt { .. }
     ));
     assert_eq!(
-        storage.high_watermark(),
+        storage.high_watermark_checkpoint(),
         0,
         "an unreadable HW falls back to zero"
     );
-    assert_eq!(storage.end_offset_for(2), Some((2, 6)));
+    assert_eq!(storage.end_offset_for_epoch(2), Some((2, 6)));
 }
 
 #[test]
@@ -380,10 +391,10 @@ fn power_loss_with_lazy_fsync_drops_exactly_the_unflushed_tail() {
     let options = lazy().tracking_durability();
     {
         let (mut storage, _) = Storage::open(dir.path(), options).unwrap();
-        storage.append(&records(0, 3, 1)).unwrap();
-        storage.flush().unwrap();
-        storage.append(&records(3, 5, 2)).unwrap();
-        storage.checkpoint_high_watermark(5).unwrap();
+        append(&mut storage, &records(0, 3, 1));
+        storage.apply(&Write::Flush).unwrap();
+        append(&mut storage, &records(3, 5, 2));
+        storage.apply(&Write::CheckpointHighWatermark(5)).unwrap();
         assert_eq!(storage.durable_end_offset(), 3);
     } // The process dies: the kernel still has offsets 3 and 4.
     let report = simulate_power_loss(dir.path()).unwrap();
@@ -397,13 +408,13 @@ fn power_loss_with_lazy_fsync_drops_exactly_the_unflushed_tail() {
         opened.high_watermark,
         CheckpointOutcome::Adjusted { .. }
     ));
-    assert_eq!(storage.high_watermark(), 3);
+    assert_eq!(storage.high_watermark_checkpoint(), 3);
     assert!(matches!(
         opened.epoch_cache,
         CheckpointOutcome::Adjusted { .. }
     ));
-    assert_eq!(storage.latest_epoch(), Some(1));
-    assert_eq!(storage.end_offset_for(2), Some((1, 3)));
+    assert_eq!(storage.epoch_cache().latest_epoch(), Some(1));
+    assert_eq!(storage.end_offset_for_epoch(2), Some((1, 3)));
 }
 
 #[test]
@@ -412,8 +423,8 @@ fn power_loss_with_always_fsync_drops_nothing() {
     let options = always().tracking_durability();
     {
         let (mut storage, _) = Storage::open(dir.path(), options).unwrap();
-        storage.append(&records(0, 3, 1)).unwrap();
-        storage.append(&records(3, 5, 2)).unwrap();
+        append(&mut storage, &records(0, 3, 1));
+        append(&mut storage, &records(3, 5, 2));
     }
     let report = simulate_power_loss(dir.path()).unwrap();
     assert_eq!(report.records_dropped, 0);
@@ -429,10 +440,10 @@ fn power_loss_after_truncation_does_not_resurrect_or_keep_replaced_records() {
     let options = lazy().tracking_durability();
     {
         let (mut storage, _) = Storage::open(dir.path(), options).unwrap();
-        storage.append(&records(0, 6, 1)).unwrap();
-        storage.flush().unwrap();
-        storage.truncate_to(2).unwrap();
-        storage.append(&records(2, 5, 2)).unwrap();
+        append(&mut storage, &records(0, 6, 1));
+        storage.apply(&Write::Flush).unwrap();
+        storage.apply(&Write::TruncateTo(2)).unwrap();
+        append(&mut storage, &records(2, 5, 2));
     }
     let report = simulate_power_loss(dir.path()).unwrap();
     assert_eq!(report.durable_end_offset, 2);
@@ -445,7 +456,7 @@ fn power_loss_needs_durability_tracking() {
     let dir = tempfile::tempdir().unwrap();
     {
         let (mut storage, _) = Storage::open(dir.path(), lazy()).unwrap();
-        storage.append(&records(0, 2, 1)).unwrap();
+        append(&mut storage, &records(0, 2, 1));
     }
     assert!(!dir.path().join(SYNCED_LENGTHS_FILE_NAME).exists());
     let result = simulate_power_loss(dir.path());

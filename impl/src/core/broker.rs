@@ -15,9 +15,11 @@
 //! - `timers`: the timers that end a wait, `FetchRetry`, `FetchBackoff`, `ParkedRelease(f)`
 //!   and `BrokerHeartbeat` (§4.12).
 //!
-//! Every handler appends the messages it emits to `outbox` in protocol order; `finish` turns
-//! the outbox and the change in armed timers (and the clocks to restart) into the step's
-//! `Effects`. Time is never read here: a deadline that passes is `fire(timer)`.
+//! Every handler appends the messages it emits to `outbox` in protocol order and stages the
+//! writes it needs in `staged` (reading the log through them: `log()`); `finish` turns the
+//! outbox, the staged writes and the change in armed timers (and the clocks to restart) into
+//! the step's `Effects`. Time is never read here: a deadline that passes is `fire(timer)`; and
+//! storage is never written here: a write is an effect (`core::storage`).
 
 mod alter_partition;
 mod consume;
@@ -34,10 +36,11 @@ mod timers;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-use super::{CoreError, Effects, ProtocolConfig, ReplicaLog};
+use super::staged::{Overlay, Staged};
+use super::{CoreError, Effects, ProtocolConfig, ReplicaRead};
 use crate::protocol::{
-    BrokerEpoch, BrokerId, BrokerSnapshot, Epoch, FetchState, Message, NodeId, Offset, RecordId,
-    ReplicaProgress, Timer, View,
+    BrokerEpoch, BrokerId, BrokerSnapshot, Epoch, FetchState, Message, NodeId, Offset, Record,
+    RecordId, ReplicaProgress, Timer, View,
 };
 use producers::ProducerTable;
 
@@ -96,10 +99,14 @@ struct LeaderState {
 }
 
 /// The broker's protocol core. See the module documentation.
-pub struct BrokerCore<L: ReplicaLog> {
+pub struct BrokerCore<L: ReplicaRead> {
     id: BrokerId,
     config: ProtocolConfig,
-    log: L,
+    /// The replica as the runtime last left it: read, never written, by the core.
+    storage: L,
+    /// The writes of the input being handled, which `log()` reads through; drained by
+    /// `finish`.
+    staged: Staged,
     /// How many times this broker restarted (KIP-903).
     broker_epoch: BrokerEpoch,
     /// False from a restart until the controller's `RegisterBrokerResponse` (§4.1 step 0).
@@ -119,23 +126,25 @@ pub struct BrokerCore<L: ReplicaLog> {
     outbox: Vec<(NodeId, Message)>,
 }
 
-type BrokerResult<T, L> = Result<T, CoreError<<L as ReplicaLog>::Error>>;
+type BrokerResult<T, L> = Result<T, CoreError<<L as ReplicaRead>::Error>>;
 
-impl<L: ReplicaLog> BrokerCore<L> {
-    /// Starts a broker over `log` (already recovered from disk). On restart the HW is the
+impl<L: ReplicaRead> BrokerCore<L> {
+    /// Starts a broker over `storage` (already recovered from disk). On restart the HW is the
     /// checkpoint clamped to the recovered LEO, and the producer table is rebuilt from the log.
     pub fn new(
         id: BrokerId,
         config: ProtocolConfig,
-        log: L,
+        storage: L,
         start: BrokerStart,
     ) -> BrokerResult<(Self, Effects), L> {
         assert!(
             config.is_broker(id),
             "broker {id} is not in the replica set"
         );
-        let hw = log.high_watermark_checkpoint().min(log.log_end_offset());
-        let producers = ProducerTable::rebuild(&log).map_err(CoreError::Storage)?;
+        let hw = storage
+            .high_watermark_checkpoint()
+            .min(storage.log_end_offset());
+        let producers = ProducerTable::rebuild(&storage).map_err(CoreError::Storage)?;
         let (broker_epoch, registered) = match &start {
             BrokerStart::Initial(_) => (0, true),
             BrokerStart::Restart { broker_epoch } => (*broker_epoch, false),
@@ -143,7 +152,8 @@ impl<L: ReplicaLog> BrokerCore<L> {
         let mut core = BrokerCore {
             id,
             config,
-            log,
+            storage,
+            staged: Staged::default(),
             broker_epoch,
             registered,
             view: None,
@@ -171,8 +181,10 @@ impl<L: ReplicaLog> BrokerCore<L> {
     }
 
     /// Handles one message from a peer. A message that makes no sense from `from` is an
-    /// error (the runtime closes that connection); fencing outcomes are responses.
+    /// error (the runtime closes that connection); fencing outcomes are responses. The
+    /// runtime must have applied the previous input's writes (asserted).
     pub fn step(&mut self, from: NodeId, message: Message) -> BrokerResult<Effects, L> {
+        self.staged.assert_applied(&self.storage);
         let before = self.armed.clone();
         debug_assert!(
             self.outbox.is_empty(),
@@ -181,6 +193,10 @@ impl<L: ReplicaLog> BrokerCore<L> {
         self.outbox.clear();
         let result = self.dispatch(from, message);
         let effects = self.finish(before);
+        debug_assert!(
+            !matches!(result, Err(CoreError::InvalidRequest { .. })) || effects.writes.is_empty(),
+            "an input is refused before it writes anything"
+        );
         result.map(|()| effects)
     }
 
@@ -266,6 +282,7 @@ impl<L: ReplicaLog> BrokerCore<L> {
     /// Fires an armed timer: `Lag(f)` (§4.8), `Flush` or `HwCheckpoint` (§2), or one of
     /// §4.12's. A timer still armed after it fired starts a new period (§2 "Timers").
     pub fn fire(&mut self, timer: &Timer) -> BrokerResult<Effects, L> {
+        self.staged.assert_applied(&self.storage);
         if !self.armed.contains(timer) {
             return Err(CoreError::TimerNotArmed(timer.clone()));
         }
@@ -329,19 +346,32 @@ impl<L: ReplicaLog> BrokerCore<L> {
         self.registered
     }
 
-    /// The log, for the runtime (flushes, metrics) and tests.
-    pub fn log(&self) -> &L {
-        &self.log
+    /// The stored replica, as the runtime last left it.
+    pub fn storage(&self) -> &L {
+        &self.storage
     }
 
-    /// Consumes the core, giving back its log (a crash or shutdown in tests).
-    pub fn into_log(self) -> L {
-        self.log
+    /// For the runtime to apply `Effects::writes` (`ReplicaApply`), in order, before the next
+    /// input; the core itself only reads.
+    pub fn storage_mut(&mut self) -> &mut L {
+        &mut self.storage
+    }
+
+    /// Consumes the core, giving back its storage (a crash or shutdown in tests).
+    pub fn into_storage(self) -> L {
+        self.storage
+    }
+
+    /// The log as the core reads it: the stored replica through the writes staged by the
+    /// input being handled.
+    fn log(&self) -> Overlay<'_, L> {
+        Overlay::new(&self.storage, &self.staged)
     }
 
     /// Observable state with the model's field names. Reads the whole log, so it is meant for
     /// inspection (the harness, operators), not for the data path.
     pub fn snapshot(&self) -> BrokerResult<BrokerSnapshot, L> {
+        self.staged.assert_applied(&self.storage);
         let log = self.read_log_summary()?;
         let leader = self.leader.as_ref();
         let replicas = leader
@@ -365,10 +395,10 @@ impl<L: ReplicaLog> BrokerCore<L> {
             registered: self.registered,
             view: self.view.clone(),
             log,
-            log_end_offset: self.log.log_end_offset(),
+            log_end_offset: self.log().log_end_offset(),
             hw: self.hw,
-            durable_end_offset: self.log.durable_end_offset(),
-            hw_checkpoint: self.log.high_watermark_checkpoint(),
+            durable_end_offset: self.log().durable_end_offset(),
+            hw_checkpoint: self.log().high_watermark_checkpoint(),
             leader_epoch_start_offset: leader.map(|state| state.leader_epoch_start_offset),
             replicas,
             pending_isr: leader.and_then(|state| state.pending_isr.clone()),
@@ -392,13 +422,13 @@ impl<L: ReplicaLog> BrokerCore<L> {
     }
 
     fn read_log_summary(&self) -> BrokerResult<Vec<(Offset, Epoch, RecordId)>, L> {
-        let end = self.log.log_end_offset();
+        let end = self.log().log_end_offset();
         let mut summary = Vec::new();
         let mut next = 0;
         // Bounded: each round reads at least one record, and there are `end` of them.
         while next < end {
             let records = self
-                .log
+                .log()
                 .read(next, FETCH_READ_CHUNK)
                 .map_err(CoreError::Storage)?;
             assert!(
@@ -427,6 +457,7 @@ impl<L: ReplicaLog> BrokerCore<L> {
         self.refresh_wait_timers();
         let restarted = std::mem::take(&mut self.restarted);
         Effects {
+            writes: self.staged.take_writes(&self.storage),
             send: std::mem::take(&mut self.outbox),
             arm: super::timers_to_arm(&before, &self.armed, &restarted),
             cancel: before.difference(&self.armed).cloned().collect(),
@@ -434,12 +465,19 @@ impl<L: ReplicaLog> BrokerCore<L> {
         }
     }
 
+    /// Stages an append of records that continue the log (followed by a flush under
+    /// `fsync = always`, §2) and accounts for them in the producer table.
+    fn append_records(&mut self, records: Vec<Record>) {
+        self.producers.observe(&records);
+        self.staged.append(&self.storage, records);
+    }
+
     /// Sets the HW in memory; the checkpoint follows when `HwCheckpoint` fires (§2).
     fn set_high_watermark(&mut self, hw: Offset) -> BrokerResult<(), L> {
         assert!(
-            hw <= self.log.log_end_offset(),
+            hw <= self.log().log_end_offset(),
             "HW {hw} above LEO {}",
-            self.log.log_end_offset()
+            self.log().log_end_offset()
         );
         self.hw = hw;
         Ok(())
@@ -448,14 +486,14 @@ impl<L: ReplicaLog> BrokerCore<L> {
     /// Truncates the log to `offset`, trims the producer table to match, and clamps the HW to
     /// the new LEO (a HW above the LEO would claim records the broker no longer holds).
     fn truncate_log(&mut self, offset: Offset) -> BrokerResult<(), L> {
-        if offset >= self.log.log_end_offset() {
+        if offset >= self.log().log_end_offset() {
             return Ok(());
         }
-        self.log.truncate_to(offset).map_err(CoreError::Storage)?;
+        self.staged.truncate(&self.storage, offset);
         assert_eq!(
-            self.log.log_end_offset(),
+            self.log().log_end_offset(),
             offset,
-            "truncate_to left a different LEO"
+            "a staged truncation left a different LEO"
         );
         self.producers.truncate(offset);
         self.set_high_watermark(self.hw.min(offset))
@@ -464,7 +502,7 @@ impl<L: ReplicaLog> BrokerCore<L> {
     /// The end of `epoch` in this broker's own log: where the largest epoch <= `epoch` ends,
     /// or 0 when the log has none (the log starts at offset 0).
     fn own_end_offset_for_epoch(&self, epoch: Epoch) -> Offset {
-        self.log
+        self.log()
             .end_offset_for_epoch(epoch)
             .map_or(0, |(_, end)| end)
     }

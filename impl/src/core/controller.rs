@@ -231,6 +231,7 @@ impl ControllerCore {
             .collect();
         let restarted = std::mem::take(&mut self.restarted);
         Effects {
+            writes: Vec::new(),
             send: std::mem::take(&mut self.outbox),
             arm: super::timers_to_arm(&before_timers, &self.armed, &restarted),
             cancel: before_timers.difference(&self.armed).cloned().collect(),

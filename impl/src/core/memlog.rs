@@ -1,16 +1,16 @@
-//! `MemLog`: an in-memory `ReplicaLog` for tests and for the harness's sanity checks.
+//! `MemLog`: an in-memory replica for tests and for the harness's sanity checks.
 //!
-//! It models the durability rules of docs/protocol.md §2 so tests can crash a broker: under
-//! `FsyncPolicy::Always` every append is durable; under `Lazy` appends wait for `flush`;
-//! truncations are durable and leave the whole log durable, as on disk; the HW checkpoint is
-//! what was last written. `crash` returns what a restart would recover.
+//! It reads as `ReplicaRead` and applies the core's `Write`s as `ReplicaApply`, with the
+//! durability rules of docs/protocol.md §2 so tests can crash a broker: an append waits for a
+//! `Flush`; a truncation is durable and leaves the whole log durable, as on disk; the HW
+//! checkpoint is what was last written. `crash` returns what a restart would recover.
 
-use crate::core::ReplicaLog;
+use crate::core::storage::{end_offset_for_epoch_by_search, ReplicaApply, ReplicaRead, Write};
 use crate::protocol::{Epoch, Offset, Record};
 use crate::storage::FsyncPolicy;
 
-/// Misuse of the log by its caller; the core never does this, so a test seeing one has found
-/// a core bug.
+/// A write that breaks the log's rules; the core never issues one, so a test seeing one has
+/// found a core bug.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MemLogError {
     #[error("append at offset {got}, but the log end offset is {expected}")]
@@ -21,6 +21,13 @@ pub enum MemLogError {
         epoch: Epoch,
         last_epoch: Epoch,
     },
+    #[error("truncation to {offset} at or past the log end offset {log_end_offset}")]
+    TruncationPastEnd {
+        offset: Offset,
+        log_end_offset: Offset,
+    },
+    #[error("HW checkpoint {hw} past the log end offset {log_end_offset}")]
+    CheckpointPastEnd { hw: Offset, log_end_offset: Offset },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -49,9 +56,8 @@ impl MemLog {
     /// What survives a crash: the durable prefix and the HW checkpoint (which the broker
     /// clamps to the recovered LEO on restart).
     pub fn crash(&self) -> MemLog {
-        let durable = usize::try_from(self.durable_end).expect("in-memory log fits in memory");
         MemLog {
-            records: self.records[..durable].to_vec(),
+            records: self.records[..to_index(self.durable_end)].to_vec(),
             durable_end: self.durable_end,
             high_watermark: self.high_watermark,
             fsync: self.fsync,
@@ -60,34 +66,6 @@ impl MemLog {
 
     fn len(&self) -> Offset {
         self.records.len() as Offset
-    }
-}
-
-impl ReplicaLog for MemLog {
-    type Error = MemLogError;
-
-    fn log_end_offset(&self) -> Offset {
-        self.len()
-    }
-
-    fn last_epoch(&self) -> Epoch {
-        self.records.last().map_or(0, |record| record.leader_epoch)
-    }
-
-    fn end_offset_for_epoch(&self, epoch: Epoch) -> Option<(Epoch, Offset)> {
-        // Epochs never decrease along the log, so the records of epochs <= `epoch` are a
-        // prefix; it ends where the first record of a larger epoch starts.
-        let end = self
-            .records
-            .partition_point(|record| record.leader_epoch <= epoch);
-        let found = self.records[..end].last()?.leader_epoch;
-        Some((found, end as Offset))
-    }
-
-    fn read(&self, from: Offset, max_records: usize) -> Result<Vec<Record>, MemLogError> {
-        let start = usize::try_from(from.min(self.len())).expect("fits in memory");
-        let end = start.saturating_add(max_records).min(self.records.len());
-        Ok(self.records[start..end].to_vec())
     }
 
     fn append(&mut self, records: &[Record]) -> Result<(), MemLogError> {
@@ -109,37 +87,81 @@ impl ReplicaLog for MemLog {
             last_epoch = record.leader_epoch;
         }
         self.records.extend_from_slice(records);
-        if self.fsync == FsyncPolicy::Always {
-            self.durable_end = self.len();
-        }
         Ok(())
     }
 
     fn truncate_to(&mut self, offset: Offset) -> Result<(), MemLogError> {
-        if offset < self.len() {
-            self.records
-                .truncate(usize::try_from(offset).expect("below the length"));
-            self.durable_end = self.len();
+        if offset >= self.len() {
+            let log_end_offset = self.len();
+            return Err(MemLogError::TruncationPastEnd {
+                offset,
+                log_end_offset,
+            });
         }
+        self.records.truncate(to_index(offset));
+        self.durable_end = self.len();
         Ok(())
+    }
+
+    fn checkpoint(&mut self, hw: Offset) -> Result<(), MemLogError> {
+        if hw > self.len() {
+            let log_end_offset = self.len();
+            return Err(MemLogError::CheckpointPastEnd { hw, log_end_offset });
+        }
+        self.high_watermark = hw;
+        Ok(())
+    }
+}
+
+fn to_index(offset: Offset) -> usize {
+    usize::try_from(offset).expect("an in-memory log fits in memory")
+}
+
+impl ReplicaRead for MemLog {
+    type Error = MemLogError;
+
+    fn fsync(&self) -> FsyncPolicy {
+        self.fsync
+    }
+
+    fn log_end_offset(&self) -> Offset {
+        self.len()
+    }
+
+    fn epoch_at(&self, offset: Offset) -> Option<Epoch> {
+        let record = self.records.get(usize::try_from(offset).ok()?)?;
+        Some(record.leader_epoch)
+    }
+
+    fn end_offset_for_epoch(&self, epoch: Epoch) -> Option<(Epoch, Offset)> {
+        end_offset_for_epoch_by_search(self, epoch)
+    }
+
+    fn read(&self, from: Offset, max_records: usize) -> Result<Vec<Record>, MemLogError> {
+        let start = to_index(from.min(self.len()));
+        let end = start.saturating_add(max_records).min(self.records.len());
+        Ok(self.records[start..end].to_vec())
     }
 
     fn durable_end_offset(&self) -> Offset {
         self.durable_end
     }
 
-    fn flush(&mut self) -> Result<(), MemLogError> {
-        self.durable_end = self.len();
-        Ok(())
-    }
-
     fn high_watermark_checkpoint(&self) -> Offset {
         self.high_watermark
     }
+}
 
-    fn write_high_watermark(&mut self, hw: Offset) -> Result<(), MemLogError> {
-        assert!(hw <= self.len(), "HW checkpoint {hw} past the log end");
-        self.high_watermark = hw;
-        Ok(())
+impl ReplicaApply for MemLog {
+    fn apply(&mut self, write: &Write) -> Result<(), MemLogError> {
+        match write {
+            Write::Append(records) => self.append(records),
+            Write::TruncateTo(offset) => self.truncate_to(*offset),
+            Write::Flush => {
+                self.durable_end = self.len();
+                Ok(())
+            }
+            Write::CheckpointHighWatermark(hw) => self.checkpoint(*hw),
+        }
     }
 }

@@ -1,15 +1,17 @@
 //! The sans-I/O protocol core: the broker's and the controller's state machines.
 //!
 //! Inputs go in through `step` (a message from a peer) and `fire` (a timer); what to do comes
-//! out as `Effects`. The core never touches a socket or a clock; the node runtime (`node/`)
-//! owns those. The broker reads and writes its log through the `ReplicaLog` trait, whose
-//! durable implementation is `storage::Storage`; every write the core makes through it has
-//! completed (and, under `fsync = always`, is durable) before the effects that depend on it
-//! are returned, so persist-before-send holds by construction. Under `fsync = lazy` the log
-//! and the HW checkpoint are made durable by the broker's `Flush` and `HwCheckpoint` timers
-//! (docs/protocol.md §2), which the runtime fires like any other. The controller's durable state
-//! is a value (`ControllerState`) the runtime writes when `Effects::persist_state` is set,
-//! before it sends anything (see `controller`).
+//! out as `Effects`. The core never touches a socket, a clock or a file; the node runtime
+//! (`node/`) owns those. Persistence is an effect, as in raft-rs's `Ready`: the broker reads
+//! its replica through the read-only `ReplicaRead` trait (`storage`), and every change it
+//! wants is a `Write` in `Effects::writes` (append, truncate, flush, HW checkpoint), which the
+//! runtime applies in order before the next input (asserted at that input, `staged`). Within
+//! one input the core reads through its own staged writes. Persist-before-send is explicit:
+//! when `Effects::must_sync()` the step's messages leave only after its writes are durable.
+//! Under `fsync = lazy` the log and the HW checkpoint are made durable by the broker's
+//! `Flush` and `HwCheckpoint` timers (docs/protocol.md §2), which the runtime fires like any
+//! other. The controller's durable state is a value (`ControllerState`) the runtime writes
+//! when `Effects::persist_state` is set, under the same rule (see `controller`).
 //!
 //! Handler rules are docs/protocol.md §4, one file per message family. Time enters only as
 //! timers (docs/protocol.md §2 "Timers", §6): the core arms and cancels them through `Effects`,
@@ -21,14 +23,17 @@ pub mod broker;
 pub mod controller;
 mod error;
 pub mod memlog;
+mod staged;
+pub mod storage;
 
 pub use broker::{BrokerCore, BrokerStart};
 pub use controller::{ControllerCore, ControllerState};
 pub use error::{ControllerError, CoreError};
+pub use storage::{ReplicaApply, ReplicaRead, Write};
 
 use std::collections::BTreeSet;
 
-use crate::protocol::{BrokerId, Epoch, Message, NodeId, Offset, Record, Timer};
+use crate::protocol::{BrokerId, Message, NodeId, Timer};
 
 /// The most records one `FetchResponse` carries. Replication pipelines batches of up to this
 /// many records per round trip; a follower further behind fetches again at once.
@@ -112,9 +117,23 @@ impl ProtocolConfig {
     }
 }
 
-/// What the core asks the runtime to do after one input, in order.
+/// What the core asks the runtime to do after one input, in order: apply `writes` (and the
+/// controller's state, `persist_state`), then send `send`, and move the timers.
+///
+/// Which messages wait for durability (docs/protocol.md §2 "persist before send"): a step is
+/// atomic in the model, which saves its storage and sends its messages together, so the
+/// runtime must never let a message out while a durable write of the same step could still be
+/// lost. When `must_sync()` (a truncation, a flush, a HW checkpoint, the controller's state),
+/// every message in `send` leaves only after all of `writes` are applied and durable; otherwise
+/// none of the step's writes is durable anyway (a lazy append) and the messages may leave
+/// before, during or after them. The runtime applies writes synchronously before it sends,
+/// which meets both cases; `must_sync` says what a runtime that pipelines would have to wait
+/// for.
 #[derive(Debug, Default, PartialEq)]
 pub struct Effects {
+    /// Broker only: writes to the replica's storage, to be applied in this order
+    /// (`ReplicaApply`) before the next input.
+    pub writes: Vec<Write>,
     /// Messages to send, in the order they must be sent.
     pub send: Vec<(NodeId, Message)>,
     /// Timers whose clock starts now: newly armed ones, and armed ones the input restarts
@@ -125,7 +144,7 @@ pub struct Effects {
     pub cancel: Vec<Timer>,
     /// Controller only: `ControllerCore::state()` changed and must be written durably (fsync)
     /// before any message in `send` leaves the process. Always false for a broker, whose
-    /// writes go through `ReplicaLog` before the effects are returned.
+    /// writes are `writes`.
     pub persist_state: bool,
 }
 
@@ -145,36 +164,16 @@ pub(crate) fn timers_to_arm(
 
 impl Effects {
     pub fn is_empty(&self) -> bool {
-        self.send.is_empty() && self.arm.is_empty() && self.cancel.is_empty() && !self.persist_state
+        self.writes.is_empty()
+            && self.send.is_empty()
+            && self.arm.is_empty()
+            && self.cancel.is_empty()
+            && !self.persist_state
     }
-}
 
-/// The broker's view of its replica log. `storage::Storage` implements it on disk; tests use
-/// `memlog::MemLog`. Offsets are dense and the log starts at offset 0 (the partition has no
-/// retention). Every mutating call has completed when it returns `Ok`: an append is durable
-/// under `fsync = always` and waits for `flush` under `lazy`; a truncation is durable, and so
-/// is what it leaves (the file is fsynced); a HW checkpoint write is durable.
-pub trait ReplicaLog {
-    type Error: std::error::Error + Send + Sync + 'static;
-    fn log_end_offset(&self) -> Offset;
-    /// Epoch of the last record, 0 when empty.
-    fn last_epoch(&self) -> Epoch;
-    /// Largest epoch <= `epoch` in the log and the offset where it ends (start of the next
-    /// epoch, or LEO); `None` when the log has no epoch <= `epoch`.
-    fn end_offset_for_epoch(&self, epoch: Epoch) -> Option<(Epoch, Offset)>;
-    /// Up to `max_records` records starting at `from`; empty when `from >= LEO`.
-    fn read(&self, from: Offset, max_records: usize) -> Result<Vec<Record>, Self::Error>;
-    /// Appends records whose offsets continue the log (the first is at LEO).
-    fn append(&mut self, records: &[Record]) -> Result<(), Self::Error>;
-    /// Removes every record at `offset` and above, durably, leaving the whole log durable; a
-    /// no-op when `offset >= LEO`.
-    fn truncate_to(&mut self, offset: Offset) -> Result<(), Self::Error>;
-    /// The LEO as of the last fsync: what a crash now keeps.
-    fn durable_end_offset(&self) -> Offset;
-    /// Makes the whole log durable (`durable_end_offset() == log_end_offset()` after `Ok`).
-    fn flush(&mut self) -> Result<(), Self::Error>;
-    /// The HW as last written durably.
-    fn high_watermark_checkpoint(&self) -> Offset;
-    /// Writes the HW checkpoint durably; `hw` must not exceed the LEO.
-    fn write_high_watermark(&mut self, hw: Offset) -> Result<(), Self::Error>;
+    /// Whether the step made something durable, so that `send` may leave only once it is
+    /// (raft-rs: `must_sync`, and `persisted_messages`). See the type's doc.
+    pub fn must_sync(&self) -> bool {
+        self.persist_state || self.writes.iter().any(Write::is_durable)
+    }
 }

@@ -8,6 +8,11 @@
 //! remains here is the clean stop, which flushes and checkpoints in real time as if both
 //! timers had fired (in stepped mode only the harness fires timers).
 //!
+//! Writes: the core owns the `Storage` but only reads it; each step's `Effects::writes` are
+//! applied here, in order, before the step's messages are handed to the event loop and before
+//! the next input (the core asserts that at the next input). This is the only place a broker's
+//! storage changes.
+//!
 //! Start: a data directory without a log is the first start of a fresh cluster
 //! (`BrokerStart::Initial` with the initial view, broker epoch 0); otherwise the broker
 //! restarts (`RegisterBroker` with the next broker epoch). The broker epoch (KIP-903: the
@@ -16,7 +21,6 @@
 //! durable (`storage::simulate_power_loss`), as a stepped restart after SIGKILL needs.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, MutexGuard};
 
 use tracing::{info, warn};
 
@@ -24,10 +28,10 @@ use super::config::BrokerConfig;
 use super::event_loop::{Output, Role};
 use super::shutdown::{shutdown_pair, spawn_signal_handler};
 use super::{bind, claim_data_dir, run_node, NodeError, Wiring};
-use crate::core::{BrokerCore, BrokerStart, ControllerState, CoreError, Effects, ReplicaLog};
-use crate::protocol::{
-    BrokerEpoch, Epoch, Message, Metadata, NodeId, Offset, Record, Snapshot, Timer,
+use crate::core::{
+    BrokerCore, BrokerStart, ControllerState, CoreError, Effects, ReplicaApply, Write,
 };
+use crate::protocol::{BrokerEpoch, Message, Metadata, NodeId, Snapshot, Timer};
 use crate::storage::log::LOG_FILE_NAME;
 use crate::storage::{
     read_checkpoint, simulate_power_loss, write_checkpoint, Storage, StorageError, StorageOptions,
@@ -39,54 +43,9 @@ pub const BROKER_EPOCH_FILE_NAME: &str = "broker-epoch.checkpoint";
 
 pub use super::config::HIGH_WATERMARK_CHECKPOINT_INTERVAL;
 
-/// The broker's storage as the core's `ReplicaLog`, behind a lock that only the event loop
-/// task takes, so it is never contended.
-#[derive(Clone, Debug)]
-pub struct SharedStorage(Arc<Mutex<Storage>>);
-
-impl SharedStorage {
-    fn lock(&self) -> MutexGuard<'_, Storage> {
-        self.0.lock().expect("storage lock poisoned")
-    }
-}
-
-impl ReplicaLog for SharedStorage {
-    type Error = StorageError;
-    fn log_end_offset(&self) -> Offset {
-        ReplicaLog::log_end_offset(&*self.lock())
-    }
-    fn last_epoch(&self) -> Epoch {
-        ReplicaLog::last_epoch(&*self.lock())
-    }
-    fn end_offset_for_epoch(&self, epoch: Epoch) -> Option<(Epoch, Offset)> {
-        ReplicaLog::end_offset_for_epoch(&*self.lock(), epoch)
-    }
-    fn read(&self, from: Offset, max_records: usize) -> Result<Vec<Record>, StorageError> {
-        ReplicaLog::read(&*self.lock(), from, max_records)
-    }
-    fn append(&mut self, records: &[Record]) -> Result<(), StorageError> {
-        ReplicaLog::append(&mut *self.lock(), records)
-    }
-    fn truncate_to(&mut self, offset: Offset) -> Result<(), StorageError> {
-        ReplicaLog::truncate_to(&mut *self.lock(), offset)
-    }
-    fn durable_end_offset(&self) -> Offset {
-        ReplicaLog::durable_end_offset(&*self.lock())
-    }
-    fn flush(&mut self) -> Result<(), StorageError> {
-        ReplicaLog::flush(&mut *self.lock())
-    }
-    fn high_watermark_checkpoint(&self) -> Offset {
-        ReplicaLog::high_watermark_checkpoint(&*self.lock())
-    }
-    fn write_high_watermark(&mut self, hw: Offset) -> Result<(), StorageError> {
-        ReplicaLog::write_high_watermark(&mut *self.lock(), hw)
-    }
-}
-
 /// The broker as the event loop drives it.
 pub struct BrokerRole {
-    core: BrokerCore<SharedStorage>,
+    core: BrokerCore<Storage>,
     config: BrokerConfig,
     initial: Option<Effects>,
 }
@@ -111,7 +70,6 @@ impl BrokerRole {
         };
         let (storage, report) = Storage::open(dir, options)?;
         info!(?report, fresh, "data directory opened");
-        let storage = SharedStorage(Arc::new(Mutex::new(storage)));
         let protocol = config.options.protocol.clone();
         let broker_epoch = next_broker_epoch(dir, fresh)?;
         info!(broker_epoch, "broker epoch");
@@ -126,6 +84,23 @@ impl BrokerRole {
             config,
             initial: Some(initial),
         })
+    }
+}
+
+impl BrokerRole {
+    /// Applies the step's writes in order, each durable when applied if it is a durable one
+    /// (`Write::is_durable`); only then are the step's messages handed on, which is what
+    /// `Effects::must_sync` asks. An I/O error is fatal: the process exits and recovers.
+    fn perform(&mut self, effects: Effects) -> Result<Output, NodeError> {
+        for write in &effects.writes {
+            if let Write::TruncateTo(truncated_to) = write {
+                // Operators want to see this one: records this replica held are gone.
+                let log_end_offset = self.core.storage().log().log_end_offset();
+                info!(log_end_offset, truncated_to, "log truncated");
+            }
+            self.core.storage_mut().apply(write)?;
+        }
+        Ok(Output::of(effects))
     }
 }
 
@@ -157,20 +132,13 @@ fn core_failure(error: CoreError<StorageError>) -> NodeError {
 
 impl Role for BrokerRole {
     fn start(&mut self) -> Result<Output, NodeError> {
-        Ok(Output::of(self.initial.take().unwrap_or_default()))
+        let initial = self.initial.take().unwrap_or_default();
+        self.perform(initial)
     }
 
     fn step(&mut self, from: NodeId, message: Message) -> Result<Output, NodeError> {
-        let log_end_offset = self.core.log().log_end_offset();
         match self.core.step(from, message) {
-            Ok(effects) => {
-                let truncated_to = self.core.log().log_end_offset();
-                if truncated_to < log_end_offset {
-                    // Operators want to see this one: records this replica held are gone.
-                    info!(?from, log_end_offset, truncated_to, "log truncated");
-                }
-                Ok(Output::of(effects))
-            }
+            Ok(effects) => self.perform(effects),
             Err(CoreError::Storage(error)) => Err(NodeError::Storage(error)),
             Err(error) => {
                 warn!(?from, %error, "input refused by the broker core");
@@ -181,7 +149,7 @@ impl Role for BrokerRole {
 
     fn fire(&mut self, timer: &Timer) -> Result<Option<Output>, NodeError> {
         match self.core.fire(timer) {
-            Ok(effects) => Ok(Some(Output::of(effects))),
+            Ok(effects) => self.perform(effects).map(Some),
             Err(CoreError::TimerNotArmed(_)) => Ok(None),
             Err(error) => Err(core_failure(error)),
         }

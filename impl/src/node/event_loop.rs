@@ -75,8 +75,9 @@ pub trait Role: Send + 'static {
     /// The effects of starting (e.g. a follower's first `Fetch`, `RegisterBroker`, the timers
     /// the core armed).
     fn start(&mut self) -> Result<Output, NodeError>;
-    /// One protocol message from `from`. Anything that must be durable before the answers
-    /// leave (controller state, fsync=always appends) is durable when this returns.
+    /// One protocol message from `from`. The core's writes are applied when this returns, and
+    /// whatever must be durable before the answers leave (`Effects::must_sync`: the
+    /// controller's state, a broker's truncation, flush or HW checkpoint) is durable.
     fn step(&mut self, from: NodeId, message: Message) -> Result<Output, NodeError>;
     /// Fires `timer`; `Ok(None)` when it is not armed.
     fn fire(&mut self, timer: &Timer) -> Result<Option<Output>, NodeError>;

@@ -7,10 +7,12 @@
 //! after open is reported as [`StorageError::CorruptRecord`], never served.
 //!
 //! Durability: the log tracks its *durable end offset*, the log end offset as of the last
-//! fsync. With [`FsyncPolicy::Always`] every append is fsynced before it returns; with
-//! [`FsyncPolicy::Lazy`] only [`flush`](Log::flush) fsyncs. Truncation always fsyncs, because a
-//! truncation that could be undone by a crash would resurrect records the protocol removed.
-//! Opening fsyncs once, so everything recovered counts as durable.
+//! fsync. An append only writes; [`flush`](Log::flush) fsyncs, when the broker core asks for it
+//! (`Write::Flush`: after every append under [`FsyncPolicy::Always`], when the `Flush` timer
+//! fires under [`FsyncPolicy::Lazy`]). Truncation always fsyncs, because a truncation that
+//! could be undone by a crash would resurrect records the protocol removed (and an append after
+//! it could land in bytes the last fsync covered). Opening fsyncs once, so everything recovered
+//! counts as durable.
 //!
 //! Failure: after a failed write or fsync the file's state is unknown (and, on Linux, a retried
 //! fsync may succeed without the data reaching disk), so the log poisons itself and refuses
@@ -123,6 +125,7 @@ impl Log {
         self.end_position
     }
 
+    /// The policy the broker core follows for this log (the log itself fsyncs only when told).
     pub fn fsync_policy(&self) -> FsyncPolicy {
         self.options.fsync
     }
@@ -169,8 +172,8 @@ impl Log {
         Ok(())
     }
 
-    /// Appends `records` with one write (and, with [`FsyncPolicy::Always`], one fsync). An
-    /// invalid batch is refused before any byte is written.
+    /// Appends `records` with one write, no fsync. An invalid batch is refused before any byte
+    /// is written.
     pub fn append(&mut self, records: &[Record]) -> Result<(), StorageError> {
         self.check_usable()?;
         self.check_batch(records)?;
@@ -189,9 +192,6 @@ impl Log {
         self.positions.extend(positions);
         self.epochs
             .extend(records.iter().map(|record| record.leader_epoch));
-        if self.options.fsync == FsyncPolicy::Always {
-            self.sync()?;
-        }
         Ok(())
     }
 

@@ -3,7 +3,8 @@
 //! [`Storage`] opens a data directory and keeps three things consistent: the record [`Log`],
 //! the leader-epoch cache ([`EpochCache`], persisted as a checkpoint) and the high-watermark
 //! checkpoint. What survives a crash is exactly what the model says survives: the log up to
-//! its last fsync and the two checkpoints (always written durably). See
+//! its last fsync (a `Write::Flush`, or a truncation) and the two checkpoints (always written
+//! durably). See
 //! [`power_loss`] for how a killed process is made to lose the rest.
 //!
 //! Directory layout:
@@ -31,7 +32,9 @@
 //! recovered records, so what survives a crash is always the epoch cache of the durable log
 //! (docs/protocol.md §2).
 //!
-//! The API is synchronous (std files, fsync): a tokio node calls it from a blocking context.
+//! The broker core reads a `Storage` through `core::ReplicaRead` and changes it only through
+//! `core::ReplicaApply::apply`, one `core::Write` at a time, in the order the core issued them
+//! ([`replica`]); nothing else writes it. The API is synchronous (std files, fsync).
 
 pub mod checkpoint;
 pub mod epoch_cache;
@@ -42,7 +45,7 @@ pub mod options;
 pub mod power_loss;
 pub mod record;
 pub mod recovery;
-mod replica_log;
+mod replica;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -129,7 +132,7 @@ impl Storage {
         &self.dir
     }
 
-    /// The log, for reads and offsets.
+    /// The record file, for its size and format-level reads.
     pub fn log(&self) -> &Log {
         &self.log
     }
@@ -138,26 +141,8 @@ impl Storage {
         &self.epochs
     }
 
-    pub fn log_end_offset(&self) -> u64 {
-        self.log.log_end_offset()
-    }
-
-    pub fn durable_end_offset(&self) -> u64 {
-        self.log.durable_end_offset()
-    }
-
-    /// The newest epoch in the epoch cache: what a follower sends as `last_fetched_epoch`.
-    pub fn latest_epoch(&self) -> Option<u32> {
-        self.epochs.latest_epoch()
-    }
-
-    /// Kafka's OffsetsForLeaderEpoch for this log; see [`EpochCache::end_offset_for`].
-    pub fn end_offset_for(&self, epoch: u32) -> Option<(u32, u64)> {
-        self.epochs.end_offset_for(epoch, self.log.log_end_offset())
-    }
-
-    /// Reads records; see [`Log::read`].
-    pub fn read(
+    /// Reads records; see [`Log::read`]. (The core reads through `ReplicaRead::read`.)
+    pub fn read_within(
         &self,
         from_offset: u64,
         records_max: u32,
@@ -166,8 +151,9 @@ impl Storage {
         self.log.read(from_offset, records_max, bytes_max)
     }
 
-    /// Appends records (as leader or follower), assigning any new epoch they start.
-    pub fn append(&mut self, records: &[Record]) -> Result<(), StorageError> {
+    /// Appends records (as leader or follower), assigning any new epoch they start: the
+    /// epoch checkpoint is written (durably) first, so it is never behind the log.
+    fn append(&mut self, records: &[Record]) -> Result<(), StorageError> {
         self.log.check_batch(records)?;
         let mut epochs = self.epochs.clone();
         let mut changed = false;
@@ -187,17 +173,13 @@ impl Storage {
         Ok(())
     }
 
-    /// Fsyncs the log now.
-    pub fn flush(&mut self) -> Result<(), StorageError> {
-        self.log.flush()
-    }
-
     /// Durably removes every record at `offset` and after, and the epochs starting there.
-    /// A no-op at or past the log end.
-    pub fn truncate_to(&mut self, offset: u64) -> Result<(), StorageError> {
-        if offset >= self.log.log_end_offset() {
-            return Ok(());
-        }
+    fn truncate_to(&mut self, offset: u64) -> Result<(), StorageError> {
+        assert!(
+            offset < self.log.log_end_offset(),
+            "truncation to {offset} at or past the log end {}",
+            self.log.log_end_offset()
+        );
         self.log.truncate_to(offset)?;
         let mut epochs = self.epochs.clone();
         if epochs.truncate_from_end(offset) {
@@ -208,15 +190,10 @@ impl Storage {
         Ok(())
     }
 
-    /// The high watermark last checkpointed (capped at the log end when opened).
-    pub fn high_watermark(&self) -> u64 {
-        self.high_watermark
-    }
-
     /// Durably writes `high_watermark`, which must not exceed the log end, as the HW
-    /// checkpoint. The broker calls it when its `HwCheckpoint` timer fires, not on every HW
+    /// checkpoint. The broker asks for it when its `HwCheckpoint` timer fires, not on every HW
     /// change (docs/protocol.md §2); a write of the value on disk is skipped.
-    pub fn checkpoint_high_watermark(&mut self, high_watermark: u64) -> Result<(), StorageError> {
+    fn checkpoint_high_watermark(&mut self, high_watermark: u64) -> Result<(), StorageError> {
         assert!(
             high_watermark <= self.log.log_end_offset(),
             "high watermark {high_watermark} past the log end {}",

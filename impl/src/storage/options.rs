@@ -9,10 +9,12 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum FsyncPolicy {
-    /// Every append is fsynced before it returns: a crash loses nothing appended.
+    /// Every append is fsynced before anything of the step that appended it is sent (the
+    /// broker core follows each `Write::Append` with a `Write::Flush`): a crash loses nothing
+    /// appended.
     Always,
-    /// Appends are fsynced only by an explicit flush: a crash loses the unflushed tail, and
-    /// durability comes from replication, as in Kafka's default configuration.
+    /// Appends are fsynced only when the `Flush` timer fires: a crash loses the unflushed tail,
+    /// and durability comes from replication, as in Kafka's default configuration.
     Lazy,
 }
 

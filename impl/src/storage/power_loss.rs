@@ -43,6 +43,7 @@ use super::options::{FsyncPolicy, StorageOptions};
 use super::record::Record;
 use super::recovery::{scan, RecoveryReport};
 use super::Storage;
+use crate::core::ReplicaRead;
 
 /// The largest torn tail that can never hold a whole record: one frame header less a byte.
 pub const TORN_TAIL_BYTES_MAX: u64 = RECORD_HEADER_BYTES - 1;
@@ -192,15 +193,15 @@ pub struct Recovered {
 /// Opens `dir` as a restarting node would and reports what it found. See [`Recovered`].
 pub fn recovered(dir: &Path) -> Result<Recovered, StorageError> {
     let (storage, _) = Storage::open(dir, StorageOptions::new(FsyncPolicy::Always))?;
-    let records = storage.read(0, u32::MAX, u64::MAX)?;
+    let records = storage.read_within(0, u32::MAX, u64::MAX)?;
     assert_eq!(
         records.len() as u64,
-        storage.log_end_offset(),
+        storage.log().log_end_offset(),
         "one read, whole log"
     );
     Ok(Recovered {
         records,
-        high_watermark: storage.high_watermark(),
+        high_watermark: storage.high_watermark_checkpoint(),
         epochs: storage.epoch_cache().entries(),
     })
 }
@@ -240,6 +241,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (mut log, _) = Log::open(dir.path(), tracked(FsyncPolicy::Always)).unwrap();
         log.append(&[record(0), record(1)]).unwrap();
+        log.flush().unwrap();
         drop(log);
         let mut frame = Vec::new();
         encode_record(&record(2), &mut frame);

@@ -4,7 +4,9 @@
 //! visits channels round-robin in a fixed order. A crash drops the broker's volatile state
 //! and every message in flight to or from it (its connections break), keeps what `MemLog`
 //! says is durable, and a restart brings it back through `BrokerStart::Restart` with the next
-//! broker epoch (the simulator counts restarts, as the runtime's checkpoint does).
+//! broker epoch (the simulator counts restarts, as the runtime's checkpoint does). Like the
+//! node runtime, the simulator applies every step's `Effects::writes` to the broker's
+//! `MemLog`, in order, before anything else happens (`perform`).
 
 #![allow(dead_code)]
 
@@ -12,7 +14,8 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use insync_impl::core::memlog::MemLog;
 use insync_impl::core::{
-    BrokerCore, BrokerStart, ControllerCore, Effects, ProtocolConfig, ReplicaLog, Variant,
+    BrokerCore, BrokerStart, ControllerCore, Effects, ProtocolConfig, ReplicaApply, ReplicaRead,
+    Variant,
 };
 use insync_impl::protocol::{
     Acks, BrokerEpoch, BrokerId, BrokerSnapshot, Message, NodeId, Offset, ProduceResult, Record,
@@ -88,12 +91,23 @@ impl Sim {
             let (core, effects) = BrokerCore::new(id, config.clone(), MemLog::new(fsync), start)
                 .expect("memlog does not fail");
             sim.brokers.insert(id, core);
-            sim.enqueue(NodeId::Broker(id), effects);
+            sim.perform(NodeId::Broker(id), effects);
         }
         sim
     }
 
-    fn enqueue(&mut self, source: NodeId, effects: Effects) {
+    /// What the runtime does with a step's effects: a broker's writes are applied to its
+    /// `MemLog` in order, then the messages are queued.
+    fn perform(&mut self, source: NodeId, effects: Effects) {
+        if let NodeId::Broker(id) = source {
+            let core = self.brokers.get_mut(&id).expect("a running broker stepped");
+            let applied = core.storage_mut().apply_all(&effects.writes);
+            applied.expect("the core issues only writes the log accepts");
+        }
+        assert!(
+            effects.writes.is_empty() || matches!(source, NodeId::Broker(_)),
+            "only a broker writes a replica log"
+        );
         for (target, message) in effects.send {
             if let NodeId::Client(_) = target {
                 self.client_inbox.push_back((source, message));
@@ -130,7 +144,7 @@ impl Sim {
             }
             NodeId::Client(_) => unreachable!("client messages bypass the network"),
         };
-        self.enqueue(target, effects);
+        self.perform(target, effects);
         true
     }
 
@@ -188,7 +202,7 @@ impl Sim {
     pub fn client_send(&mut self, broker: BrokerId, message: Message) {
         let core = self.brokers.get_mut(&broker).expect("running broker");
         let effects = core.step(CLIENT, message).expect("client request");
-        self.enqueue(NodeId::Broker(broker), effects);
+        self.perform(NodeId::Broker(broker), effects);
     }
 
     /// The next produce result the client received.
@@ -213,12 +227,12 @@ impl Sim {
     pub fn fire_broker(&mut self, broker: BrokerId, timer: Timer) {
         let core = self.brokers.get_mut(&broker).expect("running broker");
         let effects = core.fire(&timer).expect("armed timer");
-        self.enqueue(NodeId::Broker(broker), effects);
+        self.perform(NodeId::Broker(broker), effects);
     }
 
     pub fn fire_controller(&mut self, timer: Timer) {
         let effects = self.controller.fire(&timer).expect("armed timer");
-        self.enqueue(NodeId::Controller, effects);
+        self.perform(NodeId::Controller, effects);
     }
 
     /// Fires a running broker's `BrokerHeartbeat` timer (always armed) and delivers what it
@@ -241,13 +255,13 @@ impl Sim {
             .controller
             .step(NodeId::Broker(broker), message.clone())
             .expect("heartbeat");
-        self.enqueue(NodeId::Controller, effects);
+        self.perform(NodeId::Controller, effects);
         message
     }
 
     pub fn crash(&mut self, broker: BrokerId) {
         let core = self.brokers.remove(&broker).expect("running broker");
-        self.crashed.insert(broker, core.into_log().crash());
+        self.crashed.insert(broker, core.into_storage().crash());
         let node = NodeId::Broker(broker);
         self.net
             .retain(|(source, target), _| *source != node && *target != node);
@@ -263,7 +277,7 @@ impl Sim {
         let (core, effects) =
             BrokerCore::new(broker, self.config.clone(), log, start).expect("memlog does not fail");
         self.brokers.insert(broker, core);
-        self.enqueue(NodeId::Broker(broker), effects);
+        self.perform(NodeId::Broker(broker), effects);
     }
 
     pub fn is_running(&self, broker: BrokerId) -> bool {
@@ -278,12 +292,14 @@ impl Sim {
         self.brokers.get_mut(&broker).expect("running broker")
     }
 
-    /// Steps a broker directly with a message from `source` (bypassing the network) and
-    /// returns what it sent.
+    /// Steps a broker directly with a message from `source` (bypassing the network), applies
+    /// its writes, and returns its effects (the messages are not queued).
     pub fn step_broker(&mut self, broker: BrokerId, source: NodeId, message: Message) -> Effects {
-        self.broker_mut(broker)
-            .step(source, message)
-            .expect("broker step")
+        let core = self.broker_mut(broker);
+        let effects = core.step(source, message).expect("broker step");
+        let applied = core.storage_mut().apply_all(&effects.writes);
+        applied.expect("the core issues only writes the log accepts");
+        effects
     }
 
     pub fn snapshot(&self, broker: BrokerId) -> BrokerSnapshot {
@@ -295,7 +311,7 @@ impl Sim {
     /// The broker's records, running or crashed (its durable log).
     pub fn records(&self, broker: BrokerId) -> Vec<Record> {
         match self.brokers.get(&broker) {
-            Some(core) => core.log().records().to_vec(),
+            Some(core) => core.storage().records().to_vec(),
             None => self.crashed[&broker].records().to_vec(),
         }
     }
@@ -309,7 +325,7 @@ impl Sim {
     }
 
     pub fn log_end_offset(&self, broker: BrokerId) -> Offset {
-        self.broker(broker).log().log_end_offset()
+        self.broker(broker).storage().log_end_offset()
     }
 
     pub fn view(&self) -> View {
@@ -323,6 +339,23 @@ impl Sim {
             .filter(|(_, _, message)| predicate(message))
             .count()
     }
+}
+
+/// Steps a broker core outside any `Sim` as the runtime would: the input, then its writes
+/// applied to the core's `MemLog` in order. Returns the effects.
+pub fn step_applied(core: &mut BrokerCore<MemLog>, from: NodeId, message: Message) -> Effects {
+    let effects = core.step(from, message).expect("broker step");
+    let applied = core.storage_mut().apply_all(&effects.writes);
+    applied.expect("the core issues only writes the log accepts");
+    effects
+}
+
+/// Fires an armed timer of a broker core outside any `Sim`, applying its writes.
+pub fn fire_applied(core: &mut BrokerCore<MemLog>, timer: &Timer) -> Effects {
+    let effects = core.fire(timer).expect("armed timer");
+    let applied = core.storage_mut().apply_all(&effects.writes);
+    applied.expect("the core issues only writes the log accepts");
+    effects
 }
 
 /// Record ids in tests: producer `producer`, sequence `sequence`.

@@ -1,10 +1,10 @@
 //! §4.9 Leader: `AlterPartitionResponse` from the controller.
 
 use super::{BrokerCore, BrokerResult};
-use crate::core::ReplicaLog;
+use crate::core::ReplicaRead;
 use crate::protocol::{AlterPartitionError, NodeId, View};
 
-impl<L: ReplicaLog> BrokerCore<L> {
+impl<L: ReplicaRead> BrokerCore<L> {
     /// Any answer clears `pending_isr`; `Ok(v)` newer than the installed view is installed
     /// (§4.1 rules). Then, after every answer, the leader tries to advance the HW: the HW is
     /// a function of `view.isr ∪ pending_isr`, so clearing a refused expansion's

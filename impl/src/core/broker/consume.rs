@@ -1,10 +1,10 @@
 //! §4.6 Leader: `Consume { fetch_offset }`: committed records only.
 
 use super::{BrokerCore, BrokerResult};
-use crate::core::{CoreError, ReplicaLog, CONSUME_RECORDS_MAX};
+use crate::core::{CoreError, ReplicaRead, CONSUME_RECORDS_MAX};
 use crate::protocol::{ConsumeResult, Message, NodeId, Offset};
 
-impl<L: ReplicaLog> BrokerCore<L> {
+impl<L: ReplicaRead> BrokerCore<L> {
     /// Not leader → `NotLeader`; otherwise `log[fetch_offset..hw]`, at most `max_records`
     /// (capped by `CONSUME_RECORDS_MAX`), and the HW.
     pub(super) fn on_consume(
@@ -24,7 +24,7 @@ impl<L: ReplicaLog> BrokerCore<L> {
             let records = if limit == 0 {
                 Vec::new()
             } else {
-                self.log
+                self.log()
                     .read(fetch_offset, limit)
                     .map_err(CoreError::Storage)?
             };

@@ -2,12 +2,12 @@
 //! `OffsetsForLeaderEpoch`, and the follower's truncation on the answer.
 
 use super::{BrokerCore, BrokerResult};
-use crate::core::{ReplicaLog, Variant};
+use crate::core::{ReplicaRead, Variant};
 use crate::protocol::{
     BrokerId, Epoch, FetchState, Message, NodeId, Offset, OffsetsForLeaderEpochResult,
 };
 
-impl<L: ReplicaLog> BrokerCore<L> {
+impl<L: ReplicaRead> BrokerCore<L> {
     /// Leader side. `kip-101`: where the first epoch above `requested_epoch` starts (the
     /// current epoch counts, from `leader_epoch_start_offset`), or LEO, with
     /// `epoch = requested_epoch`. `kip-279`: the largest epoch <= `requested_epoch` and where
@@ -52,9 +52,9 @@ impl<L: ReplicaLog> BrokerCore<L> {
     ) -> (Epoch, Offset) {
         let current_epoch = self.installed_view().leader_epoch;
         if current_epoch <= requested_epoch {
-            return (current_epoch, self.log.log_end_offset());
+            return (current_epoch, self.log().log_end_offset());
         }
-        match self.log.end_offset_for_epoch(requested_epoch) {
+        match self.log().end_offset_for_epoch(requested_epoch) {
             None => (0, 0),
             // Records of later epochs, the current one included, follow the end of `epoch`.
             Some((epoch, end)) => (epoch, end.min(leader_epoch_start_offset)),
@@ -72,7 +72,7 @@ impl<L: ReplicaLog> BrokerCore<L> {
         leader_epoch_start_offset: Offset,
     ) -> Offset {
         let from_log = self
-            .log
+            .log()
             .end_offset_for_epoch(requested_epoch)
             .map_or(0, |(_, end)| end);
         if current_epoch > requested_epoch {
@@ -101,7 +101,7 @@ impl<L: ReplicaLog> BrokerCore<L> {
             }
             OffsetsForLeaderEpochResult::Ok { epoch, end_offset } => {
                 let limit = match self.config.variant {
-                    Variant::Kip101 => self.log.log_end_offset(),
+                    Variant::Kip101 => self.log().log_end_offset(),
                     _ => self.own_end_offset_for_epoch(epoch),
                 };
                 self.truncate_log(end_offset.min(limit))?;

@@ -2,7 +2,7 @@
 //! expansion, HW advance, then the answer: records, or a parked fetch answered later.
 
 use super::{BrokerCore, BrokerResult};
-use crate::core::{CoreError, ReplicaLog, FETCH_RECORDS_MAX};
+use crate::core::{CoreError, ReplicaRead, FETCH_RECORDS_MAX};
 use crate::protocol::{BrokerEpoch, BrokerId, Epoch, FetchResult, Message, NodeId, Offset, Timer};
 
 /// The fields of a `Fetch`.
@@ -14,7 +14,7 @@ pub(super) struct FetchRequest {
     pub broker_epoch: BrokerEpoch,
 }
 
-impl<L: ReplicaLog> BrokerCore<L> {
+impl<L: ReplicaRead> BrokerCore<L> {
     pub(super) fn on_fetch(
         &mut self,
         follower: BrokerId,
@@ -24,7 +24,7 @@ impl<L: ReplicaLog> BrokerCore<L> {
             self.answer_fetch(follower, &request, refusal);
             return Ok(());
         }
-        let log_end_offset = self.log.log_end_offset();
+        let log_end_offset = self.log().log_end_offset();
         if request.fetch_offset > log_end_offset {
             let result = FetchResult::OffsetOutOfRange { log_end_offset };
             self.answer_fetch(follower, &request, result);
@@ -34,7 +34,7 @@ impl<L: ReplicaLog> BrokerCore<L> {
         self.maybe_expand_isr(follower, &request);
         self.maybe_advance_high_watermark()?;
         let replica = &self.leader_state().replicas[&follower];
-        if request.fetch_offset < self.log.log_end_offset() || replica.hw_sent < self.hw {
+        if request.fetch_offset < self.log().log_end_offset() || replica.hw_sent < self.hw {
             self.send_records(follower, request.leader_epoch, request.fetch_offset)
         } else {
             // Step 7: nothing to say yet; held until the LEO or the HW moves, or until
@@ -61,7 +61,7 @@ impl<L: ReplicaLog> BrokerCore<L> {
         if request.leader_epoch > own_epoch {
             return Some(FetchResult::UnknownLeaderEpoch);
         }
-        debug_assert!(state.leader_epoch_start_offset <= self.log.log_end_offset());
+        debug_assert!(state.leader_epoch_start_offset <= self.log().log_end_offset());
         if request.fetch_offset == 0 {
             return None;
         }
@@ -128,11 +128,11 @@ impl<L: ReplicaLog> BrokerCore<L> {
         fetch_offset: Offset,
     ) -> BrokerResult<(), L> {
         let records = self
-            .log
+            .log()
             .read(fetch_offset, FETCH_RECORDS_MAX)
             .map_err(CoreError::Storage)?;
         let hw = self.hw;
-        let log_end_offset = self.log.log_end_offset();
+        let log_end_offset = self.log().log_end_offset();
         let replica = self.replica_mut(follower);
         replica.hw_sent = hw;
         replica.end_offset_sent = log_end_offset;

@@ -1,10 +1,10 @@
 //! §4.3 Follower: `FetchResponse` from its leader.
 
 use super::{BrokerCore, BrokerResult};
-use crate::core::{CoreError, ReplicaLog};
+use crate::core::{CoreError, ReplicaRead};
 use crate::protocol::{BrokerId, Epoch, FetchResult, FetchState, NodeId, Offset, Record};
 
-impl<L: ReplicaLog> BrokerCore<L> {
+impl<L: ReplicaRead> BrokerCore<L> {
     /// Ignored unless the sender is the leader of the installed view, `leader_epoch` matches
     /// the view's, a fetch is in flight (`Fetching`) and the echoed `fetch_offset` is the LEO,
     /// i.e. it answers the fetch this follower would send now. The last test drops the answer
@@ -22,7 +22,7 @@ impl<L: ReplicaLog> BrokerCore<L> {
         if view.leader != Some(sender)
             || view.leader_epoch != leader_epoch
             || self.fetch_state != FetchState::Fetching
-            || fetch_offset != self.log.log_end_offset()
+            || fetch_offset != self.log().log_end_offset()
         {
             return Ok(());
         }
@@ -59,27 +59,44 @@ impl<L: ReplicaLog> BrokerCore<L> {
         records: Vec<Record>,
         high_watermark: Offset,
     ) -> BrokerResult<(), L> {
-        let log_end_offset = self.log.log_end_offset();
-        if let Some(first) = records.first() {
-            if first.offset != log_end_offset {
-                // The echoed fetch offset was the LEO, so only a faulty leader sends this.
-                return Err(CoreError::InvalidRequest {
-                    from: NodeId::Broker(sender),
-                    message: "FetchResponse",
-                    reason: "records do not start at the fetch offset",
-                });
-            }
-            self.log.append(&records).map_err(CoreError::Storage)?;
-            let appended = log_end_offset + records.len() as u64;
-            assert_eq!(
-                self.log.log_end_offset(),
-                appended,
-                "append left a different LEO"
-            );
-            self.producers.observe(&records);
+        let log_end_offset = self.log().log_end_offset();
+        if let Err(reason) = continues_log(&records, log_end_offset, self.log().last_epoch()) {
+            // The echoed fetch offset was the LEO, so only a faulty leader sends this.
+            return Err(CoreError::InvalidRequest {
+                from: NodeId::Broker(sender),
+                message: "FetchResponse",
+                reason,
+            });
         }
-        self.set_high_watermark(high_watermark.min(self.log.log_end_offset()))?;
+        let appended = log_end_offset + records.len() as u64;
+        self.append_records(records);
+        assert_eq!(
+            self.log().log_end_offset(),
+            appended,
+            "a staged append left a different LEO"
+        );
+        self.set_high_watermark(high_watermark.min(self.log().log_end_offset()))?;
         self.send_fetch();
         Ok(())
     }
+}
+
+/// Fetched records may be appended only if their offsets continue the log from its end and
+/// their epochs do not decrease (the log's epochs never do).
+fn continues_log(
+    records: &[Record],
+    log_end_offset: Offset,
+    last_epoch: Epoch,
+) -> Result<(), &'static str> {
+    let mut previous_epoch = last_epoch;
+    for (expected, record) in (log_end_offset..).zip(records) {
+        if record.offset != expected {
+            return Err("records do not continue from the fetch offset");
+        }
+        if record.leader_epoch < previous_epoch {
+            return Err("record epochs decrease");
+        }
+        previous_epoch = record.leader_epoch;
+    }
+    Ok(())
 }

@@ -1,14 +1,14 @@
 //! §4.7 Leader: advancing the high watermark, and what follows when it moves: waiting
-//! acks=all produces below it are answered, parked fetches are answered, the HW checkpoint is
-//! written (before any of those answers leaves, since the write happens inside the step).
+//! acks=all produces below it are answered and parked fetches are answered. The HW checkpoint
+//! is not written here: `HwCheckpoint` arms, and writes it when it fires (§2, `durability`).
 
 use std::collections::BTreeSet;
 
 use super::{BrokerCore, BrokerResult, Waiting};
-use crate::core::{ReplicaLog, Variant};
+use crate::core::{ReplicaRead, Variant};
 use crate::protocol::{BrokerId, Message, Offset, ProduceResult};
 
-impl<L: ReplicaLog> BrokerCore<L> {
+impl<L: ReplicaRead> BrokerCore<L> {
     /// `maximal_isr = view.isr ∪ pending_isr`; candidate = min over it of (own LEO for the
     /// leader, `fetch_offset` or 0 for others). The HW moves to the candidate only if that is
     /// larger and, in `kip-966`, `|view.isr| >= min_insync_replicas`. A no-op when not leader.
@@ -27,7 +27,7 @@ impl<L: ReplicaLog> BrokerCore<L> {
         if let Some(pending) = &state.pending_isr {
             maximal_isr.extend(pending.iter().copied());
         }
-        let log_end_offset = self.log.log_end_offset();
+        let log_end_offset = self.log().log_end_offset();
         let candidate = maximal_isr
             .iter()
             .map(|member| {
@@ -93,7 +93,7 @@ impl<L: ReplicaLog> BrokerCore<L> {
         let Some(state) = &self.leader else {
             return Ok(());
         };
-        let log_end_offset = self.log.log_end_offset();
+        let log_end_offset = self.log().log_end_offset();
         let hw = self.hw;
         let ready: Vec<(BrokerId, Offset)> = state
             .replicas

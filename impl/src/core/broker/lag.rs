@@ -3,10 +3,10 @@
 use std::collections::BTreeSet;
 
 use super::BrokerCore;
-use crate::core::ReplicaLog;
+use crate::core::ReplicaRead;
 use crate::protocol::{BrokerId, Message, NodeId, Timer};
 
-impl<L: ReplicaLog> BrokerCore<L> {
+impl<L: ReplicaRead> BrokerCore<L> {
     /// `Lag(f)` is armed while f is in `view.isr`, f's `fetch_offset` is `None` or below LEO,
     /// and no `AlterPartition` is pending; cancelled otherwise (and whenever this broker is not
     /// leader). Recomputed after every input.
@@ -27,7 +27,7 @@ impl<L: ReplicaLog> BrokerCore<L> {
         if state.pending_isr.is_some() {
             return Vec::new();
         }
-        let log_end_offset = self.log.log_end_offset();
+        let log_end_offset = self.log().log_end_offset();
         view.isr
             .iter()
             .filter(|member| **member != self.id)

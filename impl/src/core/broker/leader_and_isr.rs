@@ -4,10 +4,10 @@
 use std::collections::BTreeMap;
 
 use super::{BrokerCore, BrokerResult, LeaderState, Replica};
-use crate::core::{ReplicaLog, Variant};
+use crate::core::{ReplicaRead, Variant};
 use crate::protocol::{BrokerId, FetchState, Message, NodeId, ProduceResult, Timer, View};
 
-impl<L: ReplicaLog> BrokerCore<L> {
+impl<L: ReplicaRead> BrokerCore<L> {
     /// §4.1 step 0: a restarted broker ignores every view until the controller answered its
     /// registration (KIP-903: a view elected before the controller knew of the restart may
     /// name it leader although it lost its unflushed log). Step 1: a view no newer than the
@@ -54,7 +54,7 @@ impl<L: ReplicaLog> BrokerCore<L> {
                 .collect();
             self.resign_leadership();
             self.leader = Some(LeaderState {
-                leader_epoch_start_offset: self.log.log_end_offset(),
+                leader_epoch_start_offset: self.log().log_end_offset(),
                 replicas,
                 pending_isr: None,
                 waiting: Default::default(),
@@ -95,7 +95,7 @@ impl<L: ReplicaLog> BrokerCore<L> {
         let Some(leader) = self.installed_view().leader else {
             return;
         };
-        let lookup = self.config.variant.uses_epoch_lookup() && self.log.log_end_offset() > 0;
+        let lookup = self.config.variant.uses_epoch_lookup() && self.log().log_end_offset() > 0;
         if lookup && self.fetch_state != FetchState::Fetching {
             self.send_epoch_lookup(leader);
         } else {
@@ -134,7 +134,7 @@ impl<L: ReplicaLog> BrokerCore<L> {
                 self.send_fetch();
             }
             Variant::Kip101 | Variant::Kip279 => {
-                if self.log.log_end_offset() == 0 {
+                if self.log().log_end_offset() == 0 {
                     self.send_fetch();
                 } else {
                     self.send_epoch_lookup(leader);
@@ -154,8 +154,8 @@ impl<L: ReplicaLog> BrokerCore<L> {
         assert_ne!(leader, self.id, "a leader does not fetch from itself");
         let message = Message::Fetch {
             leader_epoch: view.leader_epoch,
-            fetch_offset: self.log.log_end_offset(),
-            last_fetched_epoch: self.log.last_epoch(),
+            fetch_offset: self.log().log_end_offset(),
+            last_fetched_epoch: self.log().last_epoch(),
             broker_epoch: self.broker_epoch,
         };
         self.fetch_state = FetchState::Fetching;
@@ -165,7 +165,7 @@ impl<L: ReplicaLog> BrokerCore<L> {
 
     /// §4.1, `kip-101`/`kip-279`: ask the leader where our last epoch ends.
     pub(super) fn send_epoch_lookup(&mut self, leader: BrokerId) {
-        let requested_epoch = self.log.last_epoch();
+        let requested_epoch = self.log().last_epoch();
         self.fetch_state = FetchState::Truncating;
         self.send(
             NodeId::Broker(leader),

@@ -1,10 +1,10 @@
 //! §4.5 Leader: `Produce` from the client. A request is a batch of consecutive sequences of
-//! one producer; it is appended with one `ReplicaLog::append` (durable first under
-//! `fsync = always`, by the log's own policy).
+//! one producer; it is appended with one `Write::Append` (and made durable by a `Flush` in the
+//! same step under `fsync = always`, so the acks=1 answer waits for it).
 
 use super::producers::SequenceCheck;
 use super::{BrokerCore, BrokerResult, Waiting};
-use crate::core::{CoreError, ReplicaLog, PRODUCE_RECORDS_MAX, WAITING_REQUESTS_MAX};
+use crate::core::{CoreError, ReplicaRead, PRODUCE_RECORDS_MAX, WAITING_REQUESTS_MAX};
 use crate::protocol::{Acks, Message, NodeId, Offset, ProduceResult, Record, RecordId};
 
 /// The fields of a `Produce`, with its sender.
@@ -26,7 +26,7 @@ impl ProduceRequest {
     }
 }
 
-impl<L: ReplicaLog> BrokerCore<L> {
+impl<L: ReplicaRead> BrokerCore<L> {
     pub(super) fn on_produce(&mut self, request: ProduceRequest) -> BrokerResult<(), L> {
         let count = validate_batch(&request)?;
         let Some(state) = &self.leader else {
@@ -68,7 +68,7 @@ impl<L: ReplicaLog> BrokerCore<L> {
     /// the HW may move (a leader alone in a large-enough ISR commits at once) and parked
     /// fetches learn of the new records.
     fn append_batch(&mut self, request: ProduceRequest) -> BrokerResult<(), L> {
-        let base_offset = self.log.log_end_offset();
+        let base_offset = self.log().log_end_offset();
         let leader_epoch = self.installed_view().leader_epoch;
         let records: Vec<Record> = (0u32..)
             .zip(&request.values)
@@ -80,14 +80,13 @@ impl<L: ReplicaLog> BrokerCore<L> {
                 value: value.clone(),
             })
             .collect();
-        self.log.append(&records).map_err(CoreError::Storage)?;
         let last_offset = base_offset + records.len() as u64 - 1;
+        self.append_records(records);
         assert_eq!(
-            self.log.log_end_offset(),
+            self.log().log_end_offset(),
             last_offset + 1,
-            "append left a different LEO"
+            "a staged append left a different LEO"
         );
-        self.producers.observe(&records);
         match request.acks {
             Acks::One => {
                 let result = ProduceResult::Ok {

@@ -12,7 +12,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-use crate::core::ReplicaLog;
+use crate::core::ReplicaRead;
 use crate::protocol::{Offset, Record};
 
 /// Runs remembered per producer; older runs are forgotten (Kafka keeps five batches).
@@ -84,7 +84,7 @@ pub(super) struct ProducerTable {
 
 impl ProducerTable {
     /// Reads the whole log once.
-    pub(super) fn rebuild<L: ReplicaLog>(log: &L) -> Result<Self, L::Error> {
+    pub(super) fn rebuild<L: ReplicaRead>(log: &L) -> Result<Self, L::Error> {
         let mut table = ProducerTable::default();
         let end = log.log_end_offset();
         let mut next = 0;

@@ -7,10 +7,10 @@
 //! re-sends or a leader answers, it only reports that a deadline passed (`BrokerCore::fire`).
 
 use super::{BrokerCore, BrokerResult};
-use crate::core::{ReplicaLog, Variant};
+use crate::core::{ReplicaRead, Variant};
 use crate::protocol::{BrokerId, FetchState, Message, NodeId, Timer};
 
-impl<L: ReplicaLog> BrokerCore<L> {
+impl<L: ReplicaRead> BrokerCore<L> {
     /// Arms exactly the wait timers the state calls for (§4.12): `BrokerHeartbeat` always;
     /// as follower of another broker, `FetchRetry` with a request in flight and `FetchBackoff`
     /// when stopped; as leader, `ParkedRelease(f)` for every follower with a parked fetch.
@@ -73,7 +73,7 @@ impl<L: ReplicaLog> BrokerCore<L> {
             "FetchBackoff armed while fetching"
         );
         match self.config.variant {
-            Variant::Kip101 | Variant::Kip279 if self.log.log_end_offset() > 0 => {
+            Variant::Kip101 | Variant::Kip279 if self.log().log_end_offset() > 0 => {
                 self.send_epoch_lookup(leader)
             }
             Variant::Kip101
