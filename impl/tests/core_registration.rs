@@ -321,3 +321,43 @@ fn unregistered_broker_heartbeats_its_registration() {
         }
     ));
 }
+
+/// §4.10 `Heartbeat(b)` is not a restart. Goal: a falsely suspected broker that heartbeats
+/// back keeps its ELR place and, as the last ISR member, its ISR place, so the partition gets
+/// a leader again (before, both were taken away as for a restart and the partition stayed
+/// offline; docs/counterexamples.md, "Liveness"). Method: `kip-966`, 2 brokers; with min ISR
+/// 2, expire broker 2 (it joins the ELR), bring it back, expire the leader: broker 2 is
+/// elected from the ELR. With min ISR 1, expire both (broker 1 stays the last ISR member, no
+/// leader), bring broker 1 back: it leads again.
+#[test]
+fn heartbeat_keeps_isr_and_elr_places() {
+    let core = |min_insync_replicas| {
+        let config = ProtocolConfig {
+            variant: Variant::Kip966,
+            unclean_leader_election: false,
+            min_insync_replicas,
+            brokers: vec![1, 2],
+        };
+        ControllerCore::new(config, None).0
+    };
+    let mut elr = core(2);
+    elr.fire(&Timer::Expire(2)).unwrap();
+    assert!(elr.state().elr.contains(&2));
+    elr.fire(&Timer::Heartbeat(2)).unwrap();
+    assert!(
+        elr.state().elr.contains(&2),
+        "a heartbeat keeps the ELR place"
+    );
+    elr.fire(&Timer::Expire(1)).unwrap();
+    let view = &elr.state().view;
+    assert_eq!((view.leader, view.isr.clone()), (Some(2), isr(&[2])));
+
+    let mut last = core(1);
+    last.fire(&Timer::Expire(2)).unwrap();
+    last.fire(&Timer::Expire(1)).unwrap();
+    assert_eq!(last.state().view.leader, None);
+    assert_eq!(last.state().view.isr, isr(&[1]), "the last member stays");
+    last.fire(&Timer::Heartbeat(1)).unwrap();
+    let view = &last.state().view;
+    assert_eq!((view.leader, view.isr.clone()), (Some(1), isr(&[1])));
+}

@@ -12,6 +12,7 @@
 //! - [`model`]      — `InsyncModel`: the `ActorModel` plus fault budgets and TCP resets.
 //! - [`ghost`]      — the history of commits and acknowledgements the properties judge.
 //! - [`properties`] — invariants and witnesses, named as in overview §2.
+//! - [`liveness`]   — bounded progress under a fair schedule once faults stop.
 //! - [`symmetry`]   — broker symmetry reduction (a correct representative).
 //! - [`checker`]    — running a check, progress, results, shortest paths.
 //! - [`describe`]   — paths as readable steps, serialisable actions, Mermaid diagrams.
@@ -32,6 +33,7 @@ pub mod config;
 pub mod controller;
 pub mod describe;
 pub mod ghost;
+pub mod liveness;
 pub mod model;
 pub mod msg;
 pub mod properties;

@@ -53,7 +53,9 @@ impl Controller {
         self.publish(state, before, out);
     }
 
-    /// `RegisterBroker` from b: it restarted and may have lost unflushed records.
+    /// `RegisterBroker` from b at a new broker epoch: it restarted and may have lost
+    /// unflushed records. At the epoch it registered last (a `Heartbeat`): it never went down
+    /// and keeps its ISR and ELR places (§4.10).
     pub(super) fn register(
         &self,
         state: &mut ControllerState,
@@ -62,16 +64,19 @@ impl Controller {
         out: &mut Out,
     ) {
         let before = state.view;
+        let restarted = state.broker_epochs.get(&b).copied().unwrap_or(0) != broker_epoch;
         state.broker_epochs.insert(b, broker_epoch);
         state.fenced = state.fenced.without(b);
         // A restart the controller notices takes b out of the ISR (§4.10); before KIP-380 a
         // broker back within its session timeout kept its place (a fast restart).
         let isr = before.isr;
         let leaves = isr.len() > 1 || self.cfg.variant == Variant::Kip966;
-        if isr.contains(b) && leaves && self.cfg.variant.restart_leaves_isr() {
+        if restarted && isr.contains(b) && leaves && self.cfg.variant.restart_leaves_isr() {
             self.set_isr(state, isr.without(b));
         }
-        state.elr = state.elr.without(b);
+        if restarted {
+            state.elr = state.elr.without(b);
+        }
         if before.leader == Some(b) || before.leader.is_none() {
             self.elect(state);
         }

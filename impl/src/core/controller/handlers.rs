@@ -79,19 +79,26 @@ impl ControllerCore {
     /// ELR; before KIP-380 a fast restart kept its ISR place. Elect if b was the leader or
     /// there is no leader. `RegisterBrokerResponse` goes to b first, then the view: to every
     /// broker if it changed, else to b only.
+    ///
+    /// A registration at the broker epoch b registered last (a `Heartbeat`) is not a restart:
+    /// b never went down, lost nothing and keeps its ISR and ELR places.
     pub(super) fn on_register_broker(&mut self, broker: BrokerId, broker_epoch: BrokerEpoch) {
         let before = self.state.view.clone();
+        let restarted = self.registered_epoch(broker) != broker_epoch;
         self.state.broker_epochs.insert(broker, broker_epoch);
         self.state.fenced.remove(&broker);
         let isr = &self.state.view.isr;
         let last_member = isr.len() == 1;
         let leaves = self.config.variant == Variant::Kip966 || !last_member;
-        if isr.contains(&broker) && leaves && self.config.variant.restart_leaves_isr() {
+        if restarted && isr.contains(&broker) && leaves && self.config.variant.restart_leaves_isr()
+        {
             let mut isr = isr.clone();
             isr.remove(&broker);
             self.set_isr(isr);
         }
-        self.state.elr.remove(&broker);
+        if restarted {
+            self.state.elr.remove(&broker);
+        }
         if before.leader == Some(broker) || before.leader.is_none() {
             self.elect();
         }
