@@ -14,6 +14,7 @@
 //! - [`properties`] — invariants and witnesses, named as in overview §2.
 //! - [`symmetry`]   — broker symmetry reduction (a correct representative).
 //! - [`checker`]    — running a check, progress, results, shortest paths.
+//! - [`shortest`]   — the breadth-first shortest-path search that keeps no state.
 //! - [`describe`]   — paths as readable steps, serialisable actions, Mermaid diagrams.
 //! - [`walk`]       — seeded random walks.
 //! - [`scenarios`]  — named configurations that rediscover each historical bug.
@@ -35,6 +36,7 @@ pub mod model;
 pub mod msg;
 pub mod properties;
 pub mod scenarios;
+pub mod shortest;
 pub mod symmetry;
 pub mod types;
 pub mod walk;
