@@ -317,14 +317,25 @@ fn walks(model: &InsyncModel, options: &CheckOptions) -> Outcome {
     (false, states, 0, max_depth, discovered)
 }
 
-/// The shortest path to a discovery of property `name`: single-threaded BFS on a model that
-/// checks only that property, stopping at its first discovery.
+/// The shortest path to a discovery of property `name`: a breadth-first search on a model
+/// that checks only that property, stopping at its first discovery. It keeps no state in
+/// memory (`shortest.rs`), so scenarios whose frontier outgrows the machine under
+/// Stateright's BFS still get their shortest path; `eventually` properties, which judge whole
+/// paths, use Stateright's single-threaded BFS.
 pub fn shortest_path(
     model: &InsyncModel,
     name: &str,
 ) -> Option<Vec<(SystemState, Option<Action>)>> {
     let mut single = model.clone();
     single.only = Some(properties::all().into_iter().position(|p| p.name == name)?);
+    let eventually = single
+        .properties()
+        .iter()
+        .any(|p| p.expectation == Expectation::Eventually);
+    if !eventually {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        return crate::shortest::shortest_path(&single, threads).map(|found| found.path);
+    }
     let checker = single
         .checker()
         .threads(1)

@@ -15,6 +15,7 @@
 //! - [`liveness`]   — bounded progress under a fair schedule once faults stop.
 //! - [`symmetry`]   — broker symmetry reduction (a correct representative).
 //! - [`checker`]    — running a check, progress, results, shortest paths.
+//! - [`shortest`]   — the breadth-first shortest-path search that keeps no state.
 //! - [`describe`]   — paths as readable steps, serialisable actions, Mermaid diagrams.
 //! - [`walk`]       — seeded random walks.
 //! - [`scenarios`]  — named configurations that rediscover each historical bug.
@@ -39,6 +40,7 @@ pub mod msg;
 pub mod properties;
 pub mod scenarios;
 pub mod shard;
+pub mod shortest;
 pub mod symmetry;
 pub mod types;
 pub mod walk;
