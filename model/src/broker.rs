@@ -1,30 +1,53 @@
 //! The broker: leader or follower of the one partition (docs/protocol.md §4.1–4.9).
 //!
 //! Followers pull with `Fetch` (one request in flight). The leader long-polls: a fetch that
-//! would return nothing new is parked and answered when the LEO or HW moves. Three timers end a
-//! wait (§4.12): `FetchRetry` re-sends a request in flight (the answer may be lost, or merely
-//! slow: then two are in flight), `FetchBackoff` resumes a follower stopped by a fencing
-//! answer, and `ParkedRelease(f)` answers a parked fetch with what there is. Divergence after a leader change is resolved per variant: the leader detects it
-//! (KIP-320/KIP-279 `DivergingEpoch`, `kip-966` and `kip-320`), the follower looks the epoch up
-//! first (KIP-101, KIP-279), or the follower truncates to its own HW (before KIP-101). The HW is
-//! the minimum LEO over the maximal ISR and, in `kip-966`, moves only while the ISR has at least
-//! `min_insync_replicas` members (KIP-966).
+//! would return nothing new is parked and answered when the LEO or HW moves. Divergence after a
+//! leader change is resolved per variant: the leader detects it (`DivergingEpoch`, `kip-966`
+//! and `kip-320`), the follower looks the epoch up first (KIP-101, KIP-279), or the follower
+//! truncates to its own HW (before KIP-101). The HW is the minimum LEO over the maximal ISR
+//! and, in `kip-966`, moves only while the ISR has at least `min_insync_replicas` members.
 //!
-//! Durability (§2): the broker knows what it has saved, `flushed` (the durable end of its log)
-//! and `hw_checkpoint`. Under `fsync = always` every append is saved before anything is sent;
-//! under `lazy` (Kafka's default) an append waits for the `Flush` timer, so a crash loses what
-//! came after the last flush. A truncation is always saved. The HW checkpoint lags the HW
-//! until the `HwCheckpoint` timer fires. A restarted broker holds no view and ignores
-//! `LeaderAndIsr` until the controller answers its `RegisterBroker`.
+//! The files are those of the implementation's core (impl/src/core/broker/), so that a rule
+//! can be read side by side with its code:
+//!
+//! - `leader_and_isr`: installing a view, becoming leader or follower (§4.1);
+//! - `fetch`: the leader's side of `Fetch`, parked fetches (§4.2);
+//! - `fetch_response`: the follower's side (§4.3);
+//! - `epoch_lookup`: `OffsetsForLeaderEpoch`, both sides (§4.4, `kip-101`/`kip-279`);
+//! - `produce` (§4.5), `consume` (§4.6), `high_watermark` (§4.7), `lag` (§4.8),
+//!   `alter_partition` (§4.9);
+//! - `durability`: what is saved, and the `Flush` and `HwCheckpoint` timers (§2): under
+//!   `fsync = always` every append is saved before anything is sent; under `lazy` (Kafka's
+//!   default) an append waits for `Flush`, so a crash loses what came after the last flush; a
+//!   truncation is always saved; the HW checkpoint lags the HW until `HwCheckpoint` fires;
+//! - `timers`: which timers are armed, and the three that end a wait, `FetchRetry`,
+//!   `FetchBackoff` and `ParkedRelease(f)` (§4.12).
+//!
+//! This file holds the state and the dispatch: one arm per message, whose guards are the
+//! protocol's acceptance tests. A restarted broker holds no view and ignores `LeaderAndIsr`
+//! until the controller answers its `RegisterBroker`.
+
+mod alter_partition;
+mod consume;
+mod durability;
+mod epoch_lookup;
+mod fetch;
+mod fetch_response;
+mod high_watermark;
+mod lag;
+mod leader_and_isr;
+mod produce;
+mod timers;
 
 use crate::actor::{Out, Storage};
-use crate::config::{Acks, Config, Fsync, Variant};
-use crate::msg::{FetchResult, Msg, OffsetsForLeaderEpochResult, ProduceResult, Timer};
+use crate::config::Config;
+use crate::msg::{Msg, Timer};
 use crate::types::{epochs, BrokerId, BrokerSet, Epoch, Offset, Record, RecordId, View};
+use fetch::FetchRequest;
 use serde::Serialize;
 use stateright::actor::Id;
 use stateright::{Rewrite, RewritePlan};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 /// A follower's fetch state: one request in flight at most.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -109,72 +132,6 @@ impl BrokerState {
             last_fetched_epoch: epochs::last_epoch(&self.log),
             broker_epoch: self.broker_epoch,
         }
-    }
-    /// Removes the records at `offset` and after. Durable at once, and since the
-    /// implementation fsyncs the whole file to make it so, what is left is durable too (§2).
-    /// The HW is clamped to the new LEO in memory only: the checkpoint lags until
-    /// `HwCheckpoint` fires.
-    fn truncate(&mut self, offset: Offset) {
-        if offset < self.leo() {
-            self.log.truncate(offset as usize);
-            self.flushed = offset;
-        }
-        self.hw = self.hw.min(self.leo());
-    }
-    /// Whether `Flush` and whether `HwCheckpoint` should be armed (§2).
-    pub fn durability_timers(&self) -> (bool, bool) {
-        (self.flushed < self.leo(), self.hw_checkpoint != self.hw)
-    }
-    /// What a crash now would keep.
-    pub fn storage(&self) -> BrokerStorage {
-        BrokerStorage {
-            log: self.log[..self.flushed as usize].to_vec(),
-            hw: self.hw_checkpoint,
-            broker_epoch: self.broker_epoch,
-        }
-    }
-    /// Every broker timer that should be armed: `Lag(f)` (§4.8), the wait timers of §4.12
-    /// and the durability timers of §2.
-    pub fn timers(&self) -> BTreeSet<Timer> {
-        let mut timers: BTreeSet<Timer> = self.lag_timers().iter().map(Timer::Lag).collect();
-        if self.follows_leader() {
-            timers.insert(match self.fetch_state {
-                FetchState::Fetching | FetchState::Truncating => Timer::FetchRetry,
-                FetchState::Idle => Timer::FetchBackoff,
-            });
-        }
-        if let Some(leader) = &self.leader {
-            let parked = leader.replicas.iter().filter(|(_, p)| p.parked.is_some());
-            timers.extend(parked.map(|(f, _)| Timer::ParkedRelease(*f)));
-        }
-        let (flush, hw_checkpoint) = self.durability_timers();
-        if flush {
-            timers.insert(Timer::Flush);
-        }
-        if hw_checkpoint {
-            timers.insert(Timer::HwCheckpoint);
-        }
-        timers
-    }
-    /// Its view names a leader and it is not that leader (a leader always holds leader state).
-    fn follows_leader(&self) -> bool {
-        self.leader.is_none() && self.view.is_some_and(|v| v.leader.is_some())
-    }
-    /// The `Lag(f)` timers that should be armed (§4.8).
-    pub fn lag_timers(&self) -> BrokerSet {
-        let (Some(leader), Some(view)) = (&self.leader, &self.view) else {
-            return BrokerSet::empty();
-        };
-        if leader.pending_isr.is_some() {
-            return BrokerSet::empty();
-        }
-        leader
-            .replicas
-            .iter()
-            .filter(|(f, p)| {
-                view.isr.contains(**f) && p.fetch_offset.is_none_or(|o| o < self.leo())
-            })
-            .fold(BrokerSet::empty(), |set, (f, _)| set.with(*f))
     }
 }
 
@@ -275,15 +232,14 @@ impl Broker {
                 last_fetched_epoch,
                 broker_epoch,
             } => {
-                let follower = (BrokerId::from_id(src), broker_epoch);
-                self.on_fetch(
-                    state,
-                    follower,
+                let request = FetchRequest {
+                    follower: BrokerId::from_id(src),
+                    broker_epoch,
                     leader_epoch,
                     fetch_offset,
                     last_fetched_epoch,
-                    out,
-                )
+                };
+                self.on_fetch(state, request, out)
             }
             // Responses from anyone but the leader of its view, for another epoch, or for a fetch
             // other than the one it would send now (an answer to a fetch its previous
@@ -311,17 +267,7 @@ impl Broker {
                 self.on_epoch_response(state, src, result, out)
             }
             Msg::Produce { record_id, acks } => self.on_produce(state, record_id, acks, out),
-            Msg::Consume { fetch_offset } => {
-                let result = match &state.leader {
-                    None => crate::msg::ConsumeResult::NotLeader,
-                    Some(_) => crate::msg::ConsumeResult::Ok {
-                        records: state.log[fetch_offset.min(state.hw) as usize..state.hw as usize]
-                            .to_vec(),
-                        high_watermark: state.hw,
-                    },
-                };
-                out.send(src, Msg::ConsumeResponse { result });
-            }
+            Msg::Consume { fetch_offset } => self.on_consume(state, src, fetch_offset, out),
             // Messages a broker never receives (controller- or client-bound).
             Msg::RegisterBrokerResponse
             | Msg::AlterPartition { .. }
@@ -342,506 +288,9 @@ impl Broker {
             Timer::FetchRetry => self.on_fetch_retry(state, out),
             Timer::FetchBackoff => self.on_fetch_backoff(state, out),
             Timer::ParkedRelease(follower) => self.on_parked_release(state, follower, out),
-            Timer::Flush => state.flushed = state.leo(),
-            Timer::HwCheckpoint => state.hw_checkpoint = state.hw,
+            Timer::Flush => state.on_flush(),
+            Timer::HwCheckpoint => state.on_hw_checkpoint(),
             Timer::Expire(_) | Timer::Heartbeat(_) | Timer::Produce(_) | Timer::Consume(_) => {}
         }
     }
-
-    /// `FetchRetry`: send the request in flight again, unchanged; both may now be answered,
-    /// and the echo rule (§4.3) applies only the answer to the fetch it would send now.
-    fn on_fetch_retry(&self, state: &mut BrokerState, out: &mut Out) {
-        let leader = state
-            .view
-            .and_then(|v| v.leader)
-            .expect("a follower's leader");
-        match state.fetch_state {
-            FetchState::Truncating => {
-                let requested_epoch = epochs::last_epoch(&state.log);
-                out.send(leader.id(), Msg::OffsetsForLeaderEpoch { requested_epoch });
-            }
-            FetchState::Fetching => self.send_fetch(state, leader.id(), out),
-            FetchState::Idle => unreachable!("FetchRetry is armed only with a request in flight"),
-        }
-    }
-
-    /// `FetchBackoff`: fetch again as on becoming follower (§4.1 step 3), without
-    /// `hw-truncation`'s truncation; the epoch-lookup variants look up again, since the stop
-    /// may have answered the lookup itself.
-    fn on_fetch_backoff(&self, state: &mut BrokerState, out: &mut Out) {
-        let leader = state
-            .view
-            .and_then(|v| v.leader)
-            .expect("a follower's leader");
-        if self.cfg.variant.epoch_lookup() && !state.log.is_empty() {
-            let requested_epoch = epochs::last_epoch(&state.log);
-            out.send(leader.id(), Msg::OffsetsForLeaderEpoch { requested_epoch });
-            state.fetch_state = FetchState::Truncating;
-        } else {
-            self.send_fetch(state, leader.id(), out);
-        }
-    }
-
-    /// `ParkedRelease(f)`: answer f's parked fetch now, with what there is (no records and an
-    /// unchanged HW, or it would not be parked).
-    fn on_parked_release(&self, state: &mut BrokerState, follower: BrokerId, out: &mut Out) {
-        let hw = state.hw;
-        let leader = state
-            .leader
-            .as_mut()
-            .expect("ParkedRelease is armed on a leader");
-        let progress = leader
-            .replicas
-            .get_mut(&follower)
-            .expect("every other broker");
-        let leader_epoch = progress.parked.take().expect("a parked fetch");
-        let fetch_offset = progress
-            .fetch_offset
-            .expect("a parked fetch recorded progress");
-        progress.hw_sent = hw;
-        send_records(out, &state.log, follower, leader_epoch, fetch_offset, hw);
-    }
-
-    /// `Lag(f)` fired: propose the ISR without f (§4.8).
-    fn on_lag(&self, state: &mut BrokerState, follower: BrokerId, out: &mut Out) {
-        let view = state.view.expect("a leader holds a view");
-        let isr = view.isr.without(follower);
-        let leader = state
-            .leader
-            .as_mut()
-            .expect("lag timers are armed only on a leader");
-        leader.pending_isr = Some(isr);
-        out.send(
-            controller(),
-            Msg::AlterPartition {
-                isr,
-                leader_epoch: view.leader_epoch,
-                partition_epoch: view.partition_epoch,
-                broker_epochs: Vec::new(),
-            },
-        );
-    }
-
-    /// §4.1 steps 2 and 3: install a newer view.
-    fn install(&self, state: &mut BrokerState, view: View, out: &mut Out) {
-        let previous = state.view;
-        if view.leader == Some(self.id) {
-            let new_leadership = state.leader.is_none()
-                || previous.is_none_or(|p| p.leader_epoch != view.leader_epoch);
-            if new_leadership {
-                let replicas = (1..=self.cfg.brokers)
-                    .map(BrokerId)
-                    .filter(|b| *b != self.id)
-                    .map(|b| {
-                        let progress = ReplicaProgress {
-                            fetch_offset: None,
-                            hw_sent: state.hw,
-                            parked: None,
-                            broker_epoch: 0,
-                        };
-                        (b, progress)
-                    })
-                    .collect();
-                let waiting = state.leader.take().map(|l| l.waiting).unwrap_or_default();
-                self.reject_waiting(waiting, out);
-                state.leader = Some(LeaderState {
-                    leader_epoch_start_offset: state.leo(),
-                    replicas,
-                    pending_isr: None,
-                    waiting: Vec::new(),
-                });
-                state.fetch_state = FetchState::Idle;
-            }
-            state.view = Some(view);
-            self.advance_hw(state, out);
-            return;
-        }
-        if let Some(leader) = state.leader.take() {
-            self.reject_waiting(leader.waiting, out);
-        }
-        state.view = Some(view);
-        let new_leader = previous.is_none_or(|p| p.leader != view.leader);
-        let new_epoch = previous.is_some_and(|p| p.leader_epoch != view.leader_epoch);
-        if !new_leader && new_epoch && !self.cfg.variant.refollows_on_new_epoch() {
-            return self.resume(state, out);
-        }
-        if !new_leader && !new_epoch {
-            return;
-        }
-        state.fetch_state = FetchState::Idle;
-        let Some(leader) = view.leader else { return };
-        match self.cfg.variant {
-            Variant::HwTruncation => {
-                let hw = state.hw;
-                state.truncate(hw);
-                self.send_fetch(state, leader.id(), out);
-            }
-            Variant::Kip101 | Variant::Kip279 if !state.log.is_empty() => {
-                let requested_epoch = epochs::last_epoch(&state.log);
-                out.send(leader.id(), Msg::OffsetsForLeaderEpoch { requested_epoch });
-                state.fetch_state = FetchState::Truncating;
-            }
-            _ => self.send_fetch(state, leader.id(), out),
-        }
-    }
-
-    /// §4.1 step 3, before Kafka 2.1: a new epoch of the same leader. The follower does not
-    /// truncate again; it re-sends, at the new epoch, the request its state calls for: a
-    /// `Fetch` if it was fetching, else (`kip-101`, `kip-279`) the epoch lookup, which an
-    /// error may have cut short and which Kafka's fetcher retried. The answer to the request it
-    /// replaces echoes the old epoch and is ignored (§4.3).
-    fn resume(&self, state: &mut BrokerState, out: &mut Out) {
-        let Some(leader) = state.view.and_then(|v| v.leader) else {
-            return;
-        };
-        let lookup = self.cfg.variant.epoch_lookup() && !state.log.is_empty();
-        if lookup && state.fetch_state != FetchState::Fetching {
-            let requested_epoch = epochs::last_epoch(&state.log);
-            out.send(leader.id(), Msg::OffsetsForLeaderEpoch { requested_epoch });
-            state.fetch_state = FetchState::Truncating;
-        } else {
-            self.send_fetch(state, leader.id(), out);
-        }
-    }
-
-    fn send_fetch(&self, state: &mut BrokerState, leader: Id, out: &mut Out) {
-        out.send(leader, state.fetch_request());
-        state.fetch_state = FetchState::Fetching;
-    }
-
-    fn reject_waiting(&self, waiting: Vec<(RecordId, Offset)>, out: &mut Out) {
-        for (record_id, _) in waiting {
-            let result = ProduceResult::NotLeader;
-            out.send(self.client(), Msg::ProduceResponse { record_id, result });
-        }
-    }
-
-    /// §4.2: the leader answers a follower's fetch.
-    fn on_fetch(
-        &self,
-        state: &mut BrokerState,
-        (follower, broker_epoch): (BrokerId, u8),
-        request_epoch: Epoch,
-        fetch_offset: Offset,
-        last_fetched_epoch: Epoch,
-        out: &mut Out,
-    ) {
-        let respond = |result: FetchResult, out: &mut Out| {
-            let leader_epoch = request_epoch;
-            out.send(
-                follower.id(),
-                Msg::FetchResponse {
-                    leader_epoch,
-                    fetch_offset,
-                    result,
-                },
-            );
-        };
-        let Some(leader) = &state.leader else {
-            return respond(FetchResult::NotLeader, out);
-        };
-        let view = state.view.expect("a leader holds a view");
-        if self.cfg.variant.fences_fetch() {
-            if request_epoch < view.leader_epoch {
-                return respond(FetchResult::FencedLeaderEpoch, out);
-            }
-            if request_epoch > view.leader_epoch {
-                return respond(FetchResult::UnknownLeaderEpoch, out);
-            }
-            if fetch_offset > 0 {
-                let current = (view.leader_epoch, leader.leader_epoch_start_offset);
-                let (epoch, end_offset) =
-                    epochs::leader_lookup(&state.log, current, last_fetched_epoch);
-                if epoch != last_fetched_epoch || end_offset < fetch_offset {
-                    return respond(FetchResult::DivergingEpoch { epoch, end_offset }, out);
-                }
-            }
-        }
-        if fetch_offset > state.leo() {
-            let log_end_offset = state.leo();
-            return respond(FetchResult::OffsetOutOfRange { log_end_offset }, out);
-        }
-        let hw = state.hw;
-        let leader = state.leader.as_mut().expect("checked above");
-        let progress = leader
-            .replicas
-            .get_mut(&follower)
-            .expect("every other broker");
-        progress.fetch_offset = Some(fetch_offset);
-        progress.broker_epoch = broker_epoch;
-        progress.parked = Some(request_epoch);
-        let maximal_isr = view.isr.union(leader.pending_isr.unwrap_or_default());
-        if !maximal_isr.contains(follower)
-            && leader.pending_isr.is_none()
-            && fetch_offset >= hw
-            && (fetch_offset >= leader.leader_epoch_start_offset
-                || !self.cfg.variant.isr_join_needs_epoch_start())
-        {
-            let isr = view.isr.with(follower);
-            leader.pending_isr = Some(isr);
-            let (leader_epoch, partition_epoch) = (view.leader_epoch, view.partition_epoch);
-            out.send(
-                controller(),
-                Msg::AlterPartition {
-                    isr,
-                    leader_epoch,
-                    partition_epoch,
-                    broker_epochs: vec![(follower, broker_epoch)],
-                },
-            );
-        }
-        // Advancing the HW answers parked fetches, this one included when there is news.
-        self.advance_hw(state, out);
-        self.answer_parked(state, out);
-    }
-
-    /// §4.3: the follower handles its leader's answer.
-    fn on_fetch_response(
-        &self,
-        state: &mut BrokerState,
-        src: Id,
-        result: FetchResult,
-        out: &mut Out,
-    ) {
-        match result {
-            FetchResult::Records {
-                records,
-                high_watermark,
-            } => {
-                state.log.extend(records);
-                state.hw = high_watermark.min(state.leo());
-                self.send_fetch(state, src, out);
-            }
-            FetchResult::DivergingEpoch { epoch, end_offset } => {
-                let own_end = epochs::end_of_epoch(&state.log, epoch);
-                state.truncate(end_offset.min(own_end));
-                self.send_fetch(state, src, out);
-            }
-            FetchResult::OffsetOutOfRange { log_end_offset } => {
-                state.truncate(log_end_offset);
-                self.send_fetch(state, src, out);
-            }
-            FetchResult::FencedLeaderEpoch
-            | FetchResult::UnknownLeaderEpoch
-            | FetchResult::NotLeader => state.fetch_state = FetchState::Idle,
-        }
-    }
-
-    /// §4.4, leader side.
-    fn epoch_lookup(
-        &self,
-        state: &BrokerState,
-        requested_epoch: Epoch,
-    ) -> OffsetsForLeaderEpochResult {
-        let (Some(leader), Some(view)) = (&state.leader, state.view) else {
-            return OffsetsForLeaderEpochResult::NotLeader;
-        };
-        let current = (view.leader_epoch, leader.leader_epoch_start_offset);
-        match self.cfg.variant {
-            Variant::Kip101 => {
-                // The start of the first epoch above the requested one, or the LEO.
-                let end_offset = if view.leader_epoch > requested_epoch {
-                    epochs::end_of_epoch(&state.log, requested_epoch)
-                        .min(leader.leader_epoch_start_offset)
-                } else {
-                    state.leo()
-                };
-                OffsetsForLeaderEpochResult::Ok {
-                    epoch: requested_epoch,
-                    end_offset,
-                }
-            }
-            _ => {
-                let (epoch, end_offset) =
-                    epochs::leader_lookup(&state.log, current, requested_epoch);
-                OffsetsForLeaderEpochResult::Ok { epoch, end_offset }
-            }
-        }
-    }
-
-    /// §4.4, follower side.
-    fn on_epoch_response(
-        &self,
-        state: &mut BrokerState,
-        src: Id,
-        result: OffsetsForLeaderEpochResult,
-        out: &mut Out,
-    ) {
-        match result {
-            OffsetsForLeaderEpochResult::Ok { epoch, end_offset } => {
-                let target = match self.cfg.variant {
-                    Variant::Kip101 => end_offset.min(state.leo()),
-                    _ => end_offset.min(epochs::end_of_epoch(&state.log, epoch)),
-                };
-                state.truncate(target);
-                self.send_fetch(state, src, out);
-            }
-            OffsetsForLeaderEpochResult::NotLeader => state.fetch_state = FetchState::Idle,
-        }
-    }
-
-    /// §4.5: the leader appends a client record.
-    fn on_produce(&self, state: &mut BrokerState, record_id: RecordId, acks: Acks, out: &mut Out) {
-        let client = self.client();
-        let respond = |result: ProduceResult, out: &mut Out| {
-            out.send(client, Msg::ProduceResponse { record_id, result });
-        };
-        let (Some(_), Some(view)) = (&state.leader, state.view) else {
-            return respond(ProduceResult::NotLeader, out);
-        };
-        if acks == Acks::All && view.isr.len() < self.cfg.min_insync_replicas as usize {
-            return respond(ProduceResult::NotEnoughReplicas, out);
-        }
-        let existing = state.log.iter().position(|r| r.record_id == record_id);
-        let offset = match existing {
-            Some(offset) => offset as Offset,
-            None => {
-                state.log.push(Record {
-                    leader_epoch: view.leader_epoch,
-                    record_id,
-                });
-                state.leo() - 1
-            }
-        };
-        if acks == Acks::One || offset < state.hw {
-            respond(ProduceResult::Ok { offset }, out);
-        } else {
-            let leader = state.leader.as_mut().expect("checked above");
-            if !leader.waiting.contains(&(record_id, offset)) {
-                leader.waiting.push((record_id, offset));
-            }
-        }
-        self.advance_hw(state, out);
-        self.answer_parked(state, out);
-    }
-
-    /// §4.9: the controller answered the leader's `AlterPartition`.
-    fn on_alter_response(
-        &self,
-        state: &mut BrokerState,
-        result: crate::msg::AlterPartitionResult,
-        out: &mut Out,
-    ) {
-        let Some(leader) = state.leader.as_mut() else {
-            return;
-        };
-        leader.pending_isr = None;
-        if let crate::msg::AlterPartitionResult::Ok(view) = result {
-            if state
-                .view
-                .is_none_or(|v| v.partition_epoch < view.partition_epoch)
-            {
-                state.view = Some(view);
-            }
-        }
-        self.advance_hw(state, out);
-    }
-
-    /// §4.7: move the HW to the minimum LEO of the maximal ISR.
-    fn advance_hw(&self, state: &mut BrokerState, out: &mut Out) {
-        let (Some(leader), Some(view)) = (&mut state.leader, state.view) else {
-            return;
-        };
-        let maximal_isr = view.isr.union(leader.pending_isr.unwrap_or_default());
-        let leo = state.log.len() as Offset;
-        let candidate = maximal_isr
-            .iter()
-            .map(|b| match leader.replicas.get(&b) {
-                None => leo,
-                Some(p) => p.fetch_offset.unwrap_or(0),
-            })
-            .min()
-            .unwrap_or(leo);
-        let allowed = self.cfg.variant != Variant::Kip966
-            || view.isr.len() >= self.cfg.min_insync_replicas as usize;
-        if candidate <= state.hw || !allowed {
-            return;
-        }
-        state.hw = candidate;
-        // Kafka checks `min.insync.replicas` again when the HW reaches a waiting record
-        // (`NOT_ENOUGH_REPLICAS_AFTER_APPEND`, since 0.8.2, so in every variant): a shrink may
-        // have let the HW pass it with fewer copies than promised.
-        let enough = maximal_isr.len() >= self.cfg.min_insync_replicas as usize;
-        let client = self.client();
-        leader.waiting.retain(|&(record_id, offset)| {
-            if offset < candidate {
-                let result = if enough {
-                    ProduceResult::Ok { offset }
-                } else {
-                    ProduceResult::NotEnoughReplicasAfterAppend
-                };
-                out.send(client, Msg::ProduceResponse { record_id, result });
-            }
-            offset >= candidate
-        });
-        self.answer_parked(state, out);
-    }
-
-    /// Answer every parked fetch that now has news (new records or a newer HW).
-    fn answer_parked(&self, state: &mut BrokerState, out: &mut Out) {
-        let (hw, leo) = (state.hw, state.leo());
-        let Some(leader) = &mut state.leader else {
-            return;
-        };
-        for (follower, progress) in leader.replicas.iter_mut() {
-            let Some(fetch_offset) = progress.fetch_offset else {
-                continue;
-            };
-            let Some(leader_epoch) = progress.parked else {
-                continue;
-            };
-            if fetch_offset >= leo && progress.hw_sent >= hw {
-                continue;
-            }
-            progress.parked = None;
-            progress.hw_sent = hw;
-            send_records(out, &state.log, *follower, leader_epoch, fetch_offset, hw);
-        }
-    }
-
-    /// Ends a step: under `fsync = always` every append was made durable before anything
-    /// was sent (§2).
-    pub fn sync(&self, state: &mut BrokerState) {
-        if self.cfg.fsync == Fsync::Always {
-            state.flushed = state.leo();
-        }
-        assert!(state.flushed <= state.leo(), "durable end past the LEO");
-    }
-
-    /// What must be saved after a step that turned `before` into `after`: the durable log
-    /// prefix or the HW checkpoint, when either changed.
-    pub fn storage_update(
-        &self,
-        before: &BrokerState,
-        after: &BrokerState,
-    ) -> Option<BrokerStorage> {
-        fn durable(s: &BrokerState) -> (&[Record], Offset) {
-            (&s.log[..s.flushed as usize], s.hw_checkpoint)
-        }
-        (durable(before) != durable(after)).then(|| after.storage())
-    }
-}
-
-/// Answers a parked fetch: the leader's records from `fetch_offset` and its HW. The answer
-/// echoes the request's `leader_epoch`, not the leader's: in the variants without fetch
-/// fencing a fetch stamped with an older epoch is served, and its answer says so.
-fn send_records(
-    out: &mut Out,
-    log: &[Record],
-    follower: BrokerId,
-    leader_epoch: Epoch,
-    fetch_offset: Offset,
-    hw: Offset,
-) {
-    let records = log[fetch_offset as usize..].to_vec();
-    let result = FetchResult::Records {
-        records,
-        high_watermark: hw,
-    };
-    let response = Msg::FetchResponse {
-        leader_epoch,
-        fetch_offset,
-        result,
-    };
-    out.send(follower.id(), response);
 }

@@ -6,11 +6,19 @@
 //! (KIP-841 `IneligibleReplica`), and keeps eligible leader replicas (KIP-966). Session expiry
 //! (`Expire(b)`) is nondeterministic: it stands for a real failure and for false suspicion.
 //! Its state is all persistent, so the model never crashes it.
+//!
+//! The files are those of the implementation's core (impl/src/core/controller/): `handlers`
+//! (`AlterPartition`, `Expire(b)`, `RegisterBroker`, publishing a view) and `election`
+//! (elections and the ISR/ELR bookkeeping). This file holds the state, the timers it arms and
+//! the dispatch.
+
+mod election;
+mod handlers;
 
 use crate::actor::Out;
-use crate::config::{Config, Variant};
-use crate::msg::{AlterPartitionResult, Msg, Timer};
-use crate::types::{BrokerId, BrokerSet, Epoch, View};
+use crate::config::Config;
+use crate::msg::{Msg, Timer};
+use crate::types::{BrokerId, BrokerSet, View};
 use serde::Serialize;
 use stateright::actor::Id;
 use stateright::{Rewrite, RewritePlan};
@@ -119,62 +127,16 @@ impl Controller {
         }
     }
 
-    fn alter_partition(
-        &self,
-        state: &mut ControllerState,
-        from: BrokerId,
-        isr: BrokerSet,
-        (leader_epoch, partition_epoch): (Epoch, Epoch),
-        broker_epochs: &[(BrokerId, u8)],
-    ) -> AlterPartitionResult {
-        let view = state.view;
-        if view.leader != Some(from) || view.leader_epoch != leader_epoch {
-            return AlterPartitionResult::FencedLeaderEpoch;
-        }
-        if view.partition_epoch != partition_epoch {
-            return AlterPartitionResult::InvalidUpdateVersion;
-        }
-        let added = isr.minus(view.isr);
-        // KIP-841: never add a fenced broker; KIP-903: nor one whose fetches came from an
-        // earlier incarnation.
-        let stale = broker_epochs
-            .iter()
-            .any(|(b, e)| state.broker_epochs.get(b).copied().unwrap_or(0) != *e);
-        if self.cfg.variant == Variant::Kip966 && (added.minus(state.fenced) != added || stale) {
-            return AlterPartitionResult::IneligibleReplica;
-        }
-        self.set_isr(state, isr);
-        state.view.partition_epoch = view.partition_epoch + 1;
-        AlterPartitionResult::Ok(state.view)
-    }
-
-    /// Replaces the ISR, keeping KIP-966's eligible leader replicas (§4.10): brokers removed
-    /// while the remaining ISR is below `min_insync_replicas` join the ELR (the HW could not
-    /// advance without them, so they hold every committed record) and members of the new ISR
-    /// leave it. Once the ISR has `min_insync_replicas` members again the whole ELR is emptied:
-    /// the HW advances without the ELR members from then on, so they stop holding every
-    /// committed record, and electing one could lose a committed record (Kafka's
-    /// `PartitionChangeBuilder` does the same; `tests/elr.rs` shows the loss without it).
-    fn set_isr(&self, state: &mut ControllerState, isr: BrokerSet) {
-        if self.cfg.variant == Variant::Kip966 {
-            if isr.len() < self.cfg.min_insync_replicas as usize {
-                state.elr = state.elr.union(state.view.isr.minus(isr)).minus(isr);
-            } else {
-                state.elr = BrokerSet::empty();
-            }
-        }
-        state.view.isr = isr;
-    }
-
-    /// `Expire(b)`: fence b, drop it from the ISR unless it is the last member, re-elect if it led.
+    /// A controller timer fired: `Expire(b)` fences b; `Heartbeat(b)` lets a fenced broker
+    /// that was never down back in.
     pub fn on_timeout(&self, state: &mut ControllerState, timer: Timer, out: &mut Out) {
-        let b = match timer {
-            Timer::Expire(b) => b,
+        match timer {
+            Timer::Expire(b) => self.on_expire(state, b, out),
             // A fenced broker that was never down heartbeats again: it is let back in the way
             // a registration is, with the broker epoch it registered last (§4.10).
             Timer::Heartbeat(b) if state.fenced.contains(b) => {
                 let broker_epoch = state.broker_epochs.get(&b).copied().unwrap_or(0);
-                return self.register(state, b, broker_epoch, out);
+                self.register(state, b, broker_epoch, out)
             }
             Timer::Heartbeat(_)
             | Timer::Lag(_)
@@ -184,93 +146,7 @@ impl Controller {
             | Timer::FetchBackoff
             | Timer::ParkedRelease(_)
             | Timer::Flush
-            | Timer::HwCheckpoint => return,
-        };
-        if state.fenced.contains(b) {
-            return;
-        }
-        state.fenced = state.fenced.with(b);
-        let before = state.view;
-        if before.isr.contains(b) && before.isr.len() > 1 {
-            self.set_isr(state, before.isr.without(b));
-        }
-        if before.leader == Some(b) {
-            self.elect(state);
-        }
-        self.publish(state, before, out);
-    }
-
-    /// `RegisterBroker` from b: it restarted and may have lost unflushed records.
-    fn register(&self, state: &mut ControllerState, b: BrokerId, broker_epoch: u8, out: &mut Out) {
-        let before = state.view;
-        state.broker_epochs.insert(b, broker_epoch);
-        state.fenced = state.fenced.without(b);
-        // A restart the controller notices takes b out of the ISR (§4.10); before KIP-380 a
-        // broker back within its session timeout kept its place (a fast restart).
-        let isr = before.isr;
-        let leaves = isr.len() > 1 || self.cfg.variant == Variant::Kip966;
-        if isr.contains(b) && leaves && self.cfg.variant.restart_leaves_isr() {
-            self.set_isr(state, isr.without(b));
-        }
-        state.elr = state.elr.without(b);
-        if before.leader == Some(b) || before.leader.is_none() {
-            self.elect(state);
-        }
-        out.send(b.id(), Msg::RegisterBrokerResponse);
-        if state.view == before {
-            out.send(b.id(), Msg::LeaderAndIsr(state.view));
-        } else {
-            self.publish(state, before, out);
-        }
-    }
-
-    /// Election: the lowest unfenced ISR member; else (`kip-966`) the lowest unfenced ELR
-    /// member; else, with unclean election, the lowest unfenced broker; else no leader. A leader
-    /// from the ELR or an unclean election becomes the only ISR member.
-    fn elect(&self, state: &mut ControllerState) {
-        let view = state.view;
-        let unfenced = self.all().minus(state.fenced);
-        let from_isr = view.isr.minus(state.fenced).lowest();
-        let from_elr = if self.cfg.variant == Variant::Kip966 {
-            state.elr.minus(state.fenced).lowest()
-        } else {
-            None
-        };
-        let unclean = if self.cfg.unclean_leader_election {
-            unfenced.lowest()
-        } else {
-            None
-        };
-        let (leader, isr) = match (from_isr, from_elr, unclean) {
-            (Some(l), _, _) => (Some(l), view.isr),
-            (None, Some(l), _) | (None, None, Some(l)) => (Some(l), BrokerSet::empty().with(l)),
-            (None, None, None) => (None, view.isr),
-        };
-        if let Some(l) = leader {
-            state.elr = state.elr.without(l);
-        }
-        if leader.is_none() && view.leader.is_none() {
-            return;
-        }
-        state.view.leader = leader;
-        state.view.isr = isr;
-        state.view.leader_epoch = view.leader_epoch + 1;
-    }
-
-    /// A view the controller changed gets the next `partition_epoch` and goes to every broker.
-    /// The ZooKeeper-era controller also bumped the leader epoch when it changed the ISR of an
-    /// unchanged leader (§4.10); an election has bumped it already.
-    fn publish(&self, state: &mut ControllerState, before: View, out: &mut Out) {
-        if state.view == before {
-            return;
-        }
-        let isr_only = state.view.leader_epoch == before.leader_epoch;
-        if isr_only && self.cfg.variant.controller_isr_change_bumps_epoch() {
-            state.view.leader_epoch = before.leader_epoch + 1;
-        }
-        state.view.partition_epoch = before.partition_epoch + 1;
-        for b in self.all().iter() {
-            out.send(b.id(), Msg::LeaderAndIsr(state.view));
+            | Timer::HwCheckpoint => {}
         }
     }
 }
