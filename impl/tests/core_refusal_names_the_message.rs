@@ -1,0 +1,100 @@
+//! A refused input is logged by the runtime, which then closes the connection (core/error.rs):
+//! the operator reading that line must learn which message was refused. Goal: every peer
+//! message a controller never receives is refused with an error naming that message, as its
+//! variant is named in docs/protocol.md §3, and the error's text says it. Method: hand each
+//! such message to a controller core as if a broker had sent it.
+
+use insync_impl::core::{ControllerCore, CoreError, ProtocolConfig, Variant};
+use insync_impl::protocol::{FetchResult, Message, NodeId, OffsetsForLeaderEpochResult, View};
+
+fn controller() -> ControllerCore {
+    let config = ProtocolConfig {
+        variant: Variant::Kip966,
+        unclean_leader_election: false,
+        min_insync_replicas: 1,
+        brokers: vec![1, 2],
+    };
+    ControllerCore::new(config, None).0
+}
+
+/// Messages only brokers receive, each with the name protocol.md §3 gives it.
+fn broker_bound_messages(view: &View) -> Vec<(&'static str, Message)> {
+    vec![
+        ("LeaderAndIsr", Message::LeaderAndIsr(view.clone())),
+        (
+            "AlterPartitionResponse",
+            Message::AlterPartitionResponse {
+                result: Ok(view.clone()),
+            },
+        ),
+        ("RegisterBrokerResponse", Message::RegisterBrokerResponse),
+        (
+            "Fetch",
+            Message::Fetch {
+                leader_epoch: view.leader_epoch,
+                fetch_offset: 0,
+                last_fetched_epoch: 0,
+                broker_epoch: 0,
+            },
+        ),
+        (
+            "FetchResponse",
+            Message::FetchResponse {
+                leader_epoch: view.leader_epoch,
+                fetch_offset: 0,
+                result: FetchResult::NotLeader,
+            },
+        ),
+        (
+            "OffsetsForLeaderEpoch",
+            Message::OffsetsForLeaderEpoch { requested_epoch: 0 },
+        ),
+        (
+            "OffsetsForLeaderEpochResponse",
+            Message::OffsetsForLeaderEpochResponse {
+                result: OffsetsForLeaderEpochResult::NotLeader,
+            },
+        ),
+    ]
+}
+
+#[test]
+fn a_message_the_controller_never_receives_is_refused_by_name() {
+    let mut core = controller();
+    let view = core.state().view.clone();
+    for (name, message) in broker_bound_messages(&view) {
+        let from = NodeId::Broker(2);
+        match core.step(from, message) {
+            Err(error @ CoreError::UnexpectedMessage { .. }) => {
+                let CoreError::UnexpectedMessage { from: got, message } = &error else {
+                    unreachable!()
+                };
+                assert_eq!((*got, *message), (from, name));
+                assert_eq!(
+                    error.to_string(),
+                    format!("{name} is not expected from {from:?}")
+                );
+            }
+            other => panic!("{name} from broker 2: expected a refusal, got {other:?}"),
+        }
+        assert_eq!(core.state().view, view, "a refused {name} changes nothing");
+    }
+}
+
+/// The same from a node outside the replica set: refused, and still named.
+#[test]
+fn a_message_from_outside_the_replica_set_is_refused_by_name() {
+    let mut core = controller();
+    let from = NodeId::Broker(9);
+    let message = Message::RegisterBroker { broker_epoch: 1 };
+    match core.step(from, message) {
+        Err(CoreError::UnexpectedMessage { from: got, message }) => {
+            assert_eq!((got, message), (from, "RegisterBroker"));
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert!(
+        !core.state().broker_epochs.contains_key(&9),
+        "a stranger's registration is not recorded"
+    );
+}
