@@ -3,6 +3,7 @@
 //! where each epoch starts, emptied with the records a truncation removes, and the same after
 //! reopening the directory.
 
+use insync_impl::core::{ReplicaApply, ReplicaRead, Write};
 use insync_impl::storage::{EpochEntry, FsyncPolicy, Record, Storage, StorageOptions};
 
 fn record(offset: u64, leader_epoch: u32) -> Record {
@@ -22,6 +23,13 @@ fn entry(epoch: u32, start_offset: u64) -> EpochEntry {
     }
 }
 
+/// Appends and makes durable, as the core's writes do under `fsync = always`.
+fn append(storage: &mut Storage, records: &[Record]) {
+    storage
+        .apply_all(&[Write::Append(records.to_vec()), Write::Flush])
+        .unwrap();
+}
+
 fn open(dir: &std::path::Path) -> Storage {
     Storage::open(dir, StorageOptions::new(FsyncPolicy::Always))
         .expect("open")
@@ -33,23 +41,23 @@ fn the_epoch_cache_is_empty_exactly_when_the_log_is() {
     let dir = tempfile::tempdir().unwrap();
     let mut storage = open(dir.path());
     assert!(storage.epoch_cache().is_empty(), "a fresh directory");
-    assert_eq!(storage.latest_epoch(), None);
+    assert_eq!(storage.last_epoch(), 0, "no epoch with no records");
 
-    storage.append(&[record(0, 3), record(1, 3)]).unwrap();
-    storage.append(&[record(2, 5)]).unwrap();
+    append(&mut storage, &[record(0, 3), record(1, 3)]);
+    append(&mut storage, &[record(2, 5)]);
     assert!(
         !storage.epoch_cache().is_empty(),
         "records of epochs 3 and 5"
     );
     assert_eq!(storage.epoch_cache().entries(), [entry(3, 0), entry(5, 2)]);
-    assert_eq!(storage.latest_epoch(), Some(5));
+    assert_eq!(storage.last_epoch(), 5);
     assert_eq!(
-        storage.end_offset_for(3),
+        storage.end_offset_for_epoch(3),
         Some((3, 2)),
         "epoch 3 ends where 5 starts"
     );
 
-    storage.truncate_to(2).unwrap();
+    storage.apply(&Write::TruncateTo(2)).unwrap();
     assert_eq!(storage.epoch_cache().entries(), [entry(3, 0)]);
     assert!(
         !open(dir.path()).epoch_cache().is_empty(),
@@ -57,7 +65,7 @@ fn the_epoch_cache_is_empty_exactly_when_the_log_is() {
     );
 
     let mut storage = open(dir.path());
-    storage.truncate_to(0).unwrap();
+    storage.apply(&Write::TruncateTo(0)).unwrap();
     assert!(storage.epoch_cache().is_empty(), "every record truncated");
     assert!(
         open(dir.path()).epoch_cache().is_empty(),

@@ -3,6 +3,7 @@
 //! reopen (recovery accepts its frame) and reads back whole; one byte more is refused before
 //! anything is written.
 
+use insync_impl::core::{ReplicaApply, ReplicaRead, Write};
 use insync_impl::storage::log_format::{RECORD_BYTES_MAX, RECORD_HEADER_BYTES, VALUE_BYTES_MAX};
 use insync_impl::storage::{FsyncPolicy, Record, Storage, StorageError, StorageOptions};
 
@@ -28,10 +29,12 @@ fn a_value_of_the_largest_size_is_stored_and_one_byte_more_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let mut storage = open(dir.path());
     let largest = record(0, VALUE_BYTES_MAX);
-    storage.append(std::slice::from_ref(&largest)).unwrap();
+    storage
+        .apply_all(&[Write::Append(vec![largest.clone()]), Write::Flush])
+        .unwrap();
 
     let too_large = record(1, VALUE_BYTES_MAX + 1);
-    match storage.append(&[too_large]) {
+    match storage.apply(&Write::Append(vec![too_large])) {
         Err(StorageError::InvalidBatch { .. }) => {}
         other => panic!("a value one byte over the bound: {other:?}"),
     }
@@ -43,5 +46,5 @@ fn a_value_of_the_largest_size_is_stored_and_one_byte_more_is_refused() {
         1,
         "recovery keeps the largest frame"
     );
-    assert_eq!(reopened.read(0, 1, u64::MAX).unwrap(), [largest]);
+    assert_eq!(reopened.read_within(0, 1, u64::MAX).unwrap(), [largest]);
 }
