@@ -265,12 +265,6 @@ impl Supervisor {
         self.nodes.get(&node).and_then(|process| process.bound)
     }
 
-    /// Where `node` listens whether or not it runs (its reservation), if known in advance.
-    pub fn planned_address(&self, node: NodeId) -> Option<SocketAddr> {
-        let process = self.nodes.get(&node)?;
-        (process.listen.port() != 0).then_some(process.listen)
-    }
-
     pub fn is_running(&self, node: NodeId) -> bool {
         self.nodes
             .get(&node)
