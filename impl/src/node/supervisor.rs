@@ -277,9 +277,7 @@ impl Supervisor {
     }
 
     pub fn data_dir(&self, node: NodeId) -> Result<PathBuf, SupervisorError> {
-        let process = self
-            .supervised(node)
-            .map_err(|_| SupervisorError::Unknown { node })?;
+        let process = self.supervised(node)?;
         Ok(self.spec.dir.join(&process.name))
     }
 
@@ -411,11 +409,11 @@ impl Supervisor {
     }
 }
 
-/// `controller`, `broker-2`.
 fn token_path(dir: &Path) -> PathBuf {
     dir.join(CONTROL_TOKEN_FILE_NAME)
 }
 
+/// `controller`, `broker-2`.
 pub fn node_name(node: NodeId) -> String {
     match node {
         NodeId::Controller => "controller".into(),
