@@ -120,6 +120,15 @@ struct Supervised {
     bound: Option<SocketAddr>,
 }
 
+impl Supervised {
+    /// The running incarnation is gone (reaped): its pipe and its address go with it.
+    fn incarnation_ended(&mut self) {
+        self.child = None;
+        self._stdout = None;
+        self.bound = None;
+    }
+}
+
 /// The supervised processes. See the module doc.
 #[derive(Debug)]
 pub struct Supervisor {
@@ -225,8 +234,7 @@ impl Supervisor {
         // Kill fails only if the child already exited, which the wait below reaps.
         let _ = child.start_kill();
         let _ = child.wait().await;
-        process._stdout = None;
-        process.bound = None;
+        process.incarnation_ended();
         Ok(())
     }
 
@@ -324,10 +332,10 @@ impl Supervisor {
             .into_iter()
             .map(|(node, child)| child.wait().map(move |status| (node, status)).boxed());
         let ((node, status), _, _) = select_all(waits).await;
-        let process = self.nodes.get_mut(&node).expect("a supervised node");
-        process.child = None;
-        process._stdout = None;
-        process.bound = None;
+        self.nodes
+            .get_mut(&node)
+            .expect("a supervised node")
+            .incarnation_ended();
         let status = status.unwrap_or_else(|_| ExitStatus::default());
         Some((node, status))
     }
@@ -357,8 +365,7 @@ impl Supervisor {
                 let _ = child.start_kill();
                 let _ = child.wait().await;
             }
-            process._stdout = None;
-            process.bound = None;
+            process.incarnation_ended();
         }
     }
 
