@@ -24,6 +24,11 @@ use insync_impl::protocol::{
 use insync_impl::storage::FsyncPolicy;
 
 pub const CLIENT: NodeId = NodeId::Client(1);
+pub const CONTROLLER: NodeId = NodeId::Controller;
+
+pub const fn broker(id: BrokerId) -> NodeId {
+    NodeId::Broker(id)
+}
 /// `run` gives up after this many deliveries: a protocol that never goes quiet is a bug.
 const RUN_DELIVERIES_MAX: usize = 100_000;
 
