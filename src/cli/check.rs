@@ -6,6 +6,8 @@ use insync_model::{describe, scenarios, Acks, Config, Fsync, InsyncModel, Varian
 use std::io::Write;
 use std::str::FromStr;
 
+use super::usage;
+
 /// Model configuration flags shared by `check` and `explore`.
 #[derive(Args, Clone, Debug)]
 pub struct ModelArgs {
@@ -150,11 +152,6 @@ pub struct ExploreArgs {
     /// and print the URL of its path; model flags are ignored.
     #[arg(long)]
     trace: Option<std::path::PathBuf>,
-}
-
-fn usage(message: String) -> i32 {
-    eprintln!("insync: {message}");
-    2
 }
 
 pub fn run_check(args: CheckArgs) -> i32 {

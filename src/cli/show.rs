@@ -10,6 +10,8 @@ use clap::Args;
 use insync_conformance::trace::{ModelTrace, TraceFile};
 use insync_model::{describe, properties, InsyncModel};
 
+use super::usage;
+
 #[derive(Args)]
 #[command(after_help = "Examples:\n  \
     insync show tests/traces/counterexample-kip-279-strong_isr.json\n  \
@@ -21,11 +23,6 @@ pub struct ShowArgs {
     /// Print a diagram instead of steps: mermaid.
     #[arg(long)]
     diagram: Option<String>,
-}
-
-fn usage(message: String) -> i32 {
-    eprintln!("insync: {message}");
-    2
 }
 
 /// The trace in `file` and the model its `#meta` configures.
