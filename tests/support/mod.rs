@@ -1,7 +1,10 @@
 //! Shared helpers for the process-level tests: a local cluster of real `insync` processes
 //! with test-speed clocks, and polling helpers that wait for events with a deadline (never a
 //! fixed sleep). The cluster kills its processes when dropped, so a failing test leaves none.
+//! `cli` runs the binary to completion, for the tests of its commands.
 #![allow(dead_code)]
+
+pub mod cli;
 
 use std::path::PathBuf;
 use std::time::Duration;
