@@ -104,3 +104,16 @@ fn check_exits_2_on_a_bad_flag() {
         assert!(!stderr.is_empty());
     }
 }
+
+/// The README sends users to `insync check --help` for the scenarios: it must name them all.
+#[test]
+fn check_help_names_every_scenario() {
+    let (code, stdout, stderr) = insync(&["check", "--help"]);
+    assert_eq!(code, 0, "stderr: {stderr}");
+    for name in insync_model::scenarios::names() {
+        assert!(
+            stdout.contains(name),
+            "--help does not name {name}:\n{stdout}"
+        );
+    }
+}
