@@ -272,12 +272,7 @@ pub fn run_check(args: CheckArgs) -> i32 {
 }
 
 /// One progress line on stderr, overwritten by the next.
-pub(crate) fn print_progress(
-    states: usize,
-    unique: usize,
-    depth: usize,
-    elapsed: std::time::Duration,
-) {
+fn print_progress(states: usize, unique: usize, depth: usize, elapsed: std::time::Duration) {
     eprint!(
         "\r  {:.0}s: {states} states, {unique} unique, depth {depth}, {:.0} states/s   ",
         elapsed.as_secs_f64(),

@@ -26,7 +26,7 @@ pub struct ShowArgs {
 }
 
 /// The trace in `file` and the model its `#meta` configures.
-pub(crate) fn load(file: &Path) -> Result<(InsyncModel, ModelTrace), String> {
+fn load(file: &Path) -> Result<(InsyncModel, ModelTrace), String> {
     let parsed = TraceFile::read(file).map_err(|e| e.to_string())?;
     let model = InsyncModel::new(parsed.meta.config);
     let trace = parsed.to_path(&model).map_err(|e| e.to_string())?;
