@@ -2,19 +2,9 @@
 //! every invariant holds and every witness is found, 1 when not, 2 on a bad flag), at bounds
 //! small enough to take a second or two.
 
-use std::process::Command;
+mod support;
 
-fn insync(args: &[&str]) -> (i32, String, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_insync"))
-        .args(args)
-        .output()
-        .expect("run insync");
-    (
-        output.status.code().expect("exit code"),
-        String::from_utf8(output.stdout).expect("utf-8"),
-        String::from_utf8(output.stderr).expect("utf-8"),
-    )
-}
+use support::cli::insync;
 
 #[test]
 fn check_json_reports_every_property_and_exits_0_when_all_hold() {
@@ -112,5 +102,18 @@ fn check_exits_2_on_a_bad_flag() {
         let (code, _, stderr) = insync(args);
         assert_eq!(code, 2, "{args:?}: {stderr}");
         assert!(!stderr.is_empty());
+    }
+}
+
+/// The README sends users to `insync check --help` for the scenarios: it must name them all.
+#[test]
+fn check_help_names_every_scenario() {
+    let (code, stdout, stderr) = insync(&["check", "--help"]);
+    assert_eq!(code, 0, "stderr: {stderr}");
+    for name in insync_model::scenarios::names() {
+        assert!(
+            stdout.contains(name),
+            "--help does not name {name}:\n{stdout}"
+        );
     }
 }

@@ -7,23 +7,13 @@
 //! holds and one with a violation (acks=1 loses an acknowledged record), each checked whole and
 //! in 3 shards.
 
+mod support;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use serde_json::Value;
-
-fn insync(args: &[&str]) -> (i32, String, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_insync"))
-        .args(args)
-        .output()
-        .expect("run insync");
-    (
-        output.status.code().expect("exit code"),
-        String::from_utf8(output.stdout).expect("utf-8"),
-        String::from_utf8(output.stderr).expect("utf-8"),
-    )
-}
+use support::cli::insync;
 
 const ALL_HOLD: &[&str] = &["--brokers", "2", "--reads", "0", "--retries", "0"];
 const ACKS_1: &[&str] = &[

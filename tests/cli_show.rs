@@ -7,6 +7,8 @@
 //! the test walks the printed URL through the Explorer's own API, as its page does, checking
 //! that each step the server offers is the trace's step.
 
+mod support;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
@@ -16,20 +18,9 @@ use std::time::{Duration, Instant};
 use insync_conformance::trace::TraceFile;
 use insync_model::{describe, InsyncModel};
 use serde_json::Value;
+use support::cli::insync;
 
 const TRACE: &str = "tests/traces/counterexample-kip-279-strong_isr.json";
-
-fn insync(args: &[&str]) -> (i32, String, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_insync"))
-        .args(args)
-        .output()
-        .expect("run insync");
-    (
-        output.status.code().expect("exit code"),
-        String::from_utf8(output.stdout).expect("utf-8"),
-        String::from_utf8(output.stderr).expect("utf-8"),
-    )
-}
 
 /// The model's own words for the trace's steps.
 fn step_texts() -> Vec<String> {

@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Stdio;
+use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
 use insync_impl::client::{ClientError, ControlClient};
@@ -81,6 +81,14 @@ async fn start(role: &str, data_dir: &Path, log: &Path) -> Node {
     }
 }
 
+/// How `child` exits, which it must do within [`WAIT`].
+async fn exited(child: &mut Child) -> ExitStatus {
+    let wait = tokio::time::timeout(WAIT, child.wait());
+    wait.await
+        .expect("the process exits in time")
+        .expect("wait")
+}
+
 fn token(data_dir: &Path) -> ControlToken {
     ControlToken::read(&ControlToken::default_path(data_dir)).expect("the node's token")
 }
@@ -129,10 +137,7 @@ async fn a_real_time_node_refuses_fire_timer_and_barrier_even_to_the_operator() 
             .await
             .expect("the connection and the node carry on");
         operator.shutdown().await.expect("the operator stops it");
-        let status = tokio::time::timeout(WAIT, node.child.wait())
-            .await
-            .unwrap()
-            .unwrap();
+        let status = exited(&mut node.child).await;
         assert!(status.success(), "{role} stops cleanly: {status}");
         let text = std::fs::read_to_string(&log).unwrap();
         let refused = text
@@ -197,10 +202,7 @@ async fn without_the_token_shutdown_is_refused_and_the_node_keeps_serving_with_i
     let mut operator = connect.await.expect("the operator connects");
     operator.inspect().await.expect("the operator inspects");
     operator.shutdown().await.expect("the operator stops it");
-    let status = tokio::time::timeout(WAIT, node.child.wait())
-        .await
-        .unwrap()
-        .unwrap();
+    let status = exited(&mut node.child).await;
     assert!(status.success(), "a clean stop: {status}");
 }
 
@@ -212,10 +214,7 @@ async fn a_second_process_on_a_data_directory_in_use_exits_at_once_naming_it_and
         let first = start(role, &data_dir, &dir.path().join(format!("{role}-1.log"))).await;
         let second_log = dir.path().join(format!("{role}-2.log"));
         let mut second = node_command(role, &data_dir, &second_log).spawn().unwrap();
-        let status = tokio::time::timeout(WAIT, second.wait())
-            .await
-            .unwrap()
-            .unwrap();
+        let status = exited(&mut second).await;
         assert!(
             !status.success(),
             "{role}: the second process fails: {status}"

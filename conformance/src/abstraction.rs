@@ -170,7 +170,7 @@ fn inconsistent(snapshot: &imp::BrokerSnapshot, what: &str) -> MappingError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mapping::{payload, HARNESS_PRODUCER_ID};
+    use crate::mapping::HARNESS_PRODUCER_ID;
     use insync_model::types::{BrokerSet, View};
     use std::collections::BTreeMap;
 
@@ -319,7 +319,6 @@ mod tests {
         let mut stray = leader_snapshot();
         stray.leader_epoch_start_offset = None;
         assert!(broker(&stray).is_err());
-        let _ = payload(1);
     }
 
     /// Goal: the controller's snapshot maps view, fenced and ELR; timers map by name.

@@ -10,7 +10,7 @@
 //! with the model's storage; then the same binary starts on the same directory.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use insync_impl::node::control_token::ControlToken;
 use insync_impl::node::supervisor::{
@@ -97,11 +97,6 @@ impl Cluster {
         self.supervisor.data_dir(node).ok()
     }
 
-    /// The node's log file (stderr of every incarnation), for divergence reports.
-    pub fn log_path(&self, node: NodeId) -> Option<PathBuf> {
-        self.supervisor.log_path(node)
-    }
-
     pub fn is_running(&self, node: NodeId) -> bool {
         self.supervisor.is_running(node)
     }
@@ -147,10 +142,6 @@ impl Cluster {
     /// The operator's control token every node was given (owned by the supervisor).
     pub fn control_token(&self) -> &ControlToken {
         self.supervisor.control_token()
-    }
-
-    pub fn dir(&self) -> &Path {
-        self.supervisor.dir()
     }
 }
 

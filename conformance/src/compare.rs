@@ -407,34 +407,28 @@ mod tests {
         assert!(liveness("broker_1", true, true).is_some());
     }
 
+    /// `real` against the model's controller of `model_controller()`, which arms no timer.
+    fn controller_differences(real: imp::ControllerSnapshot) -> Vec<String> {
+        let model = State::Controller(model_controller());
+        let snapshot = imp::Snapshot::Controller(real);
+        node("controller", &model, &BTreeSet::new(), &snapshot)
+    }
+
     #[test]
     fn a_matching_node_has_no_difference_and_a_field_off_names_it() {
-        let model = State::Controller(model_controller());
-        let snapshot = imp::Snapshot::Controller(real_controller());
-        assert!(node("controller", &model, &BTreeSet::new(), &snapshot).is_empty());
+        assert!(controller_differences(real_controller()).is_empty());
         let mut fenced = real_controller();
         fenced.fenced.insert(2);
-        let found = node(
-            "controller",
-            &model,
-            &BTreeSet::new(),
-            &imp::Snapshot::Controller(fenced),
-        );
+        let found = controller_differences(fenced);
         assert_eq!(found.len(), 1, "{found:?}");
         assert!(found[0].contains("controller.fenced"), "{found:?}");
     }
 
     #[test]
     fn a_timer_armed_on_one_side_only_is_a_difference() {
-        let model = State::Controller(model_controller());
         let mut armed = real_controller();
         armed.armed_timers.insert(imp::Timer::Expire(2));
-        let found = node(
-            "controller",
-            &model,
-            &BTreeSet::new(),
-            &imp::Snapshot::Controller(armed),
-        );
+        let found = controller_differences(armed);
         assert_eq!(found.len(), 1, "{found:?}");
         assert!(found[0].starts_with("controller.timers"), "{found:?}");
     }

@@ -99,14 +99,14 @@ impl Harness {
         }
     }
 
-    /// `insync consume --json` against every running node, as an operator would run it.
+    /// `insync consume --json` bootstrapped from the controller, as an operator would run it.
     async fn consume(&self, binary: &std::path::Path) -> (Vec<(u64, u8, u32)>, String) {
         // The controller's metadata names the brokers by their router addresses, through
         // which an outside client is passed (`router::PASS_THROUGH_EXCEPT`).
-        let bootstrap: Vec<String> = self
+        let bootstrap = self
             .cluster
             .listen_addr(NodeId::Controller)
-            .map(|a| vec![a.to_string()])
+            .map(|a| a.to_string())
             .unwrap_or_default();
         let output = tokio::process::Command::new(binary)
             .args([
@@ -118,7 +118,7 @@ impl Harness {
                 CLUSTER_ID,
             ])
             .arg("--bootstrap")
-            .arg(bootstrap.join(","))
+            .arg(bootstrap)
             .kill_on_drop(true)
             .output()
             .await;

@@ -82,6 +82,21 @@ pub struct TraceOutcome {
     pub consequence: Option<Consequence>,
 }
 
+impl TraceOutcome {
+    /// Before the first step: nothing replayed, covered or observed.
+    fn nothing_replayed() -> TraceOutcome {
+        TraceOutcome {
+            steps_replayed: 0,
+            divergence: None,
+            elapsed: Duration::ZERO,
+            covered: Covered::default(),
+            snapshots: BTreeMap::new(),
+            client: client::initial(),
+            consequence: None,
+        }
+    }
+}
+
 /// What one trace exercised.
 #[derive(Clone, Debug, Default)]
 pub struct Covered {
@@ -101,7 +116,7 @@ pub async fn replay(trace: &ModelTrace, options: &ReplayOptions) -> TraceOutcome
         Some(dir) => {
             let _ = std::fs::remove_dir_all(dir);
             if let Err(e) = std::fs::create_dir_all(dir) {
-                return harness_failure(trace, started, format!("{}: {e}", dir.display()));
+                return harness_failure(started, format!("{}: {e}", dir.display()));
             }
             dir.clone()
         }
@@ -110,19 +125,11 @@ pub async fn replay(trace: &ModelTrace, options: &ReplayOptions) -> TraceOutcome
                 tempdir = t;
                 tempdir.path().to_owned()
             }
-            Err(e) => return harness_failure(trace, started, format!("tempdir: {e}")),
+            Err(e) => return harness_failure(started, format!("tempdir: {e}")),
         },
     };
     let logs = options.keep_dir.clone();
-    let mut outcome = TraceOutcome {
-        steps_replayed: 0,
-        divergence: None,
-        elapsed: Duration::ZERO,
-        covered: Covered::default(),
-        snapshots: BTreeMap::new(),
-        client: client::initial(),
-        consequence: None,
-    };
+    let mut outcome = TraceOutcome::nothing_replayed();
     let mut harness = match Harness::start(&trace.meta.config, options, dir).await {
         Ok(h) => h,
         Err(stop) => {
@@ -163,17 +170,12 @@ fn divergence(step: usize, action: String, stop: Stop, logs: Option<PathBuf>) ->
     }
 }
 
-fn harness_failure(trace: &ModelTrace, started: Instant, reason: String) -> TraceOutcome {
-    let _ = trace;
-    TraceOutcome {
-        steps_replayed: 0,
-        divergence: Some(divergence(0, "Init".into(), Stop::Harness(reason), None)),
-        elapsed: started.elapsed(),
-        covered: Covered::default(),
-        snapshots: BTreeMap::new(),
-        client: client::initial(),
-        consequence: None,
-    }
+/// The harness could not even prepare the replay's directory.
+fn harness_failure(started: Instant, reason: String) -> TraceOutcome {
+    let mut outcome = TraceOutcome::nothing_replayed();
+    outcome.divergence = Some(divergence(0, "Init".into(), Stop::Harness(reason), None));
+    outcome.elapsed = started.elapsed();
+    outcome
 }
 
 /// The protocol flags for the nodes, from the model's configuration.

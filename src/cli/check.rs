@@ -6,6 +6,8 @@ use insync_model::{describe, scenarios, Acks, Config, Fsync, InsyncModel, Varian
 use std::io::Write;
 use std::str::FromStr;
 
+use super::usage;
+
 /// Model configuration flags shared by `check` and `explore`.
 #[derive(Args, Clone, Debug)]
 pub struct ModelArgs {
@@ -41,8 +43,9 @@ pub struct ModelArgs {
     /// ParkedRelease): each may put a second request or an empty answer in flight.
     #[arg(long)]
     pub(crate) retries: Option<u8>,
-    /// A named scenario (kip-101-bug, kip-279-bug, kip-320-bug, kip-966-bug, min-isr-1-loss):
-    /// its configuration replaces every other model flag, and --diagram draws its property.
+    /// A named scenario (kip-101-bug, kip-101-flush-bug, kip-279-bug, kip-320-bug, kip-966-bug,
+    /// min-isr-1-loss, acks-1-loss): its configuration replaces every other model flag, and
+    /// --diagram draws its property.
     #[arg(long)]
     pub(crate) scenario: Option<String>,
     /// States whose leader epoch exceeds this are outside the search.
@@ -150,11 +153,6 @@ pub struct ExploreArgs {
     /// and print the URL of its path; model flags are ignored.
     #[arg(long)]
     trace: Option<std::path::PathBuf>,
-}
-
-fn usage(message: String) -> i32 {
-    eprintln!("insync: {message}");
-    2
 }
 
 pub fn run_check(args: CheckArgs) -> i32 {
@@ -274,12 +272,7 @@ pub fn run_check(args: CheckArgs) -> i32 {
 }
 
 /// One progress line on stderr, overwritten by the next.
-pub(crate) fn print_progress(
-    states: usize,
-    unique: usize,
-    depth: usize,
-    elapsed: std::time::Duration,
-) {
+fn print_progress(states: usize, unique: usize, depth: usize, elapsed: std::time::Duration) {
     eprint!(
         "\r  {:.0}s: {states} states, {unique} unique, depth {depth}, {:.0} states/s   ",
         elapsed.as_secs_f64(),

@@ -7,3 +7,10 @@ pub mod progress;
 pub mod shard;
 pub mod show;
 pub mod traces;
+
+/// A usage error: the message on stderr and exit code 2, as every model-side command reports
+/// a bad flag or file (`insync check --help` documents the exit codes).
+pub(crate) fn usage(message: String) -> i32 {
+    eprintln!("insync: {message}");
+    2
+}

@@ -11,11 +11,7 @@ use insync_model::InsyncModel;
 use serde_json::Value;
 
 use super::check::print_report;
-
-fn usage(message: String) -> i32 {
-    eprintln!("insync: {message}");
-    2
-}
+use super::usage;
 
 /// Runs one shard; exits 1 when it found a counterexample (a witness it did not find may be in
 /// another shard: the merge says), else 0.

@@ -10,6 +10,8 @@ use clap::Args;
 use insync_conformance::trace::{ModelTrace, TraceFile};
 use insync_model::{describe, properties, InsyncModel};
 
+use super::usage;
+
 #[derive(Args)]
 #[command(after_help = "Examples:\n  \
     insync show tests/traces/counterexample-kip-279-strong_isr.json\n  \
@@ -23,13 +25,8 @@ pub struct ShowArgs {
     diagram: Option<String>,
 }
 
-fn usage(message: String) -> i32 {
-    eprintln!("insync: {message}");
-    2
-}
-
 /// The trace in `file` and the model its `#meta` configures.
-pub(crate) fn load(file: &Path) -> Result<(InsyncModel, ModelTrace), String> {
+fn load(file: &Path) -> Result<(InsyncModel, ModelTrace), String> {
     let parsed = TraceFile::read(file).map_err(|e| e.to_string())?;
     let model = InsyncModel::new(parsed.meta.config);
     let trace = parsed.to_path(&model).map_err(|e| e.to_string())?;

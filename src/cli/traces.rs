@@ -15,6 +15,7 @@ use insync_model::{scenarios, Config, InsyncModel, Variant};
 
 use super::check::ModelArgs;
 use super::progress::Ticker;
+use super::usage;
 
 /// The model configuration: the flags of `insync check` (built by its `ModelArgs::config`, one
 /// flag table), with the variant spelled `--model-variant` (`insync conform --variant` names the
@@ -183,11 +184,6 @@ pub struct ConformArgs {
     /// Stop after this many traces.
     #[arg(long)]
     limit: Option<usize>,
-}
-
-fn usage(message: String) -> i32 {
-    eprintln!("insync: {message}");
-    2
 }
 
 /// Generates the traces `args` names, with the reachable graph's size for a cover.

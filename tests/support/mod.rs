@@ -1,7 +1,10 @@
 //! Shared helpers for the process-level tests: a local cluster of real `insync` processes
 //! with test-speed clocks, and polling helpers that wait for events with a deadline (never a
 //! fixed sleep). The cluster kills its processes when dropped, so a failing test leaves none.
+//! `cli` runs the binary to completion, for the tests of its commands.
 #![allow(dead_code)]
+
+pub mod cli;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -189,7 +192,6 @@ impl TestCluster {
     }
 }
 
-/// `n` distinct values `prefix-0`, `prefix-1`, ...
 /// Sends `name` (`-STOP`, `-CONT`, `-9`, ...) to process `pid` with kill(1).
 pub fn signal(pid: u32, name: &str) {
     let status = std::process::Command::new("kill")
@@ -199,6 +201,7 @@ pub fn signal(pid: u32, name: &str) {
     assert!(status.success(), "kill {name} {pid}");
 }
 
+/// The values `prefix-i` for every `i` in `range`.
 pub fn values(prefix: &str, range: std::ops::Range<u32>) -> Vec<Vec<u8>> {
     range
         .map(|index| format!("{prefix}-{index}").into_bytes())
