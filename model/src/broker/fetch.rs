@@ -1,6 +1,6 @@
 //! `Fetch`, the leader's side: fencing, divergence, progress, ISR expansion, parking (§4.2).
 
-use super::{controller, Broker, BrokerState};
+use super::{Broker, BrokerState};
 use crate::actor::Out;
 use crate::msg::{FetchResult, Msg};
 use crate::types::{epochs, BrokerId, Epoch, Offset, Record, View};
@@ -81,17 +81,8 @@ impl Broker {
         if maximal_isr.contains(request.follower) || leader.pending_isr.is_some() || !caught_up {
             return;
         }
-        let isr = view.isr.with(request.follower);
-        leader.pending_isr = Some(isr);
-        out.send(
-            controller(),
-            Msg::AlterPartition {
-                isr,
-                leader_epoch: view.leader_epoch,
-                partition_epoch: view.partition_epoch,
-                broker_epochs: vec![(request.follower, request.broker_epoch)],
-            },
-        );
+        let added = vec![(request.follower, request.broker_epoch)];
+        leader.propose_isr(view, view.isr.with(request.follower), added, out);
     }
 }
 
