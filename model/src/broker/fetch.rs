@@ -74,11 +74,11 @@ impl Broker {
     ) {
         let hw = state.hw;
         let leader = state.leader.as_mut().expect("a leader");
-        let maximal_isr = view.isr.union(leader.pending_isr.unwrap_or_default());
         let caught_up = request.fetch_offset >= hw
             && (request.fetch_offset >= leader.leader_epoch_start_offset
                 || !self.cfg.variant.isr_join_needs_epoch_start());
-        if maximal_isr.contains(request.follower) || leader.pending_isr.is_some() || !caught_up {
+        // With no proposal in flight the maximal ISR is the view's ISR.
+        if leader.pending_isr.is_some() || view.isr.contains(request.follower) || !caught_up {
             return;
         }
         let added = vec![(request.follower, request.broker_epoch)];
