@@ -232,23 +232,19 @@ fn fair_step(
 ) -> Option<(Action, SystemState)> {
     let mut actions = Vec::new();
     model.actors.actions(state, &mut actions);
-    let mut candidates: Vec<(Option<usize>, usize, Action, SystemState)> = Vec::new();
-    for (order, action) in actions.into_iter().enumerate() {
-        if !is_recovery(&action, options) {
-            continue;
-        }
-        let Some(next) = model.next_state(state, action.clone()) else {
-            continue;
-        };
-        if model.within_boundary(&next) {
-            candidates.push((last_taken.get(&action).copied(), order, action, next));
-        }
-    }
-    // `None` (never taken) sorts before every `Some(step)`.
-    let best = candidates
+    let mut candidates: Vec<(Option<usize>, usize, Action)> = actions
         .into_iter()
-        .min_by_key(|(taken, order, _, _)| (*taken, *order))?;
-    Some((best.2, best.3))
+        .enumerate()
+        .filter(|(_, action)| is_recovery(action, options))
+        .map(|(order, action)| (last_taken.get(&action).copied(), order, action))
+        .collect();
+    // `None` (never taken) sorts before every `Some(step)`. Successors are computed in that
+    // order, and only until one is within the boundary: that step is the schedule's.
+    candidates.sort_unstable_by_key(|(taken, order, _)| (*taken, *order));
+    candidates.into_iter().find_map(|(_, _, action)| {
+        let next = model.next_state(state, action.clone())?;
+        model.within_boundary(&next).then_some((action, next))
+    })
 }
 
 /// The steps a fault-free run takes (module doc).
