@@ -23,7 +23,6 @@
 //! step that stays enabled, or is enabled again and again, is passed over forever; in
 //! particular the client, which may send a produce to any broker, tries every broker in turn.
 
-use crate::actor::State;
 use crate::client::Request;
 use crate::model::{Action, InsyncModel, SystemState};
 use crate::msg::{Msg, Timer};
@@ -321,10 +320,7 @@ fn model_n(model: &InsyncModel) -> usize {
 }
 
 fn broker(state: &SystemState, b: BrokerId) -> Option<&crate::broker::BrokerState> {
-    match &*state.actor_states[b.0 as usize] {
-        State::Broker(s) => Some(s),
-        _ => None,
-    }
+    state.actor_states[b.0 as usize].as_broker()
 }
 
 /// The controller's leader is up and acts as leader in the controller's leader epoch.
