@@ -106,12 +106,6 @@ pub struct LivenessReport {
     pub violations: Vec<Violation>,
 }
 
-impl LivenessReport {
-    pub fn holds(&self, name: &str) -> bool {
-        self.violations.iter().all(|v| v.name != name)
-    }
-}
-
 /// Checks every property in `all()` from every reachable state of `model`.
 pub fn check(model: &InsyncModel, options: LivenessOptions) -> LivenessReport {
     let graph = reachable(model);
