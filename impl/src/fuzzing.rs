@@ -45,8 +45,7 @@ pub fn frames_and_handshake(data: &[u8]) {
             let _ = crate::wire::handshake::check_hello(&hello, "insync");
         }
         if let Ok(control) = codec::decode::<ControlHello>(frame) {
-            let admits = |credential: &Credential| *credential == node_credential();
-            let _ = check_credential(control.credential.as_ref(), admits);
+            let _ = check_credential(control.credential.as_ref(), node_admits);
         }
         let _ = codec::decode::<HelloReply>(frame);
     }
@@ -76,8 +75,9 @@ fn split_frames(stream: &[u8], chunk: usize) -> (Vec<Vec<u8>>, bool) {
     (frames, false)
 }
 
-fn node_credential() -> Credential {
-    Credential::new(NODE_CREDENTIAL)
+/// Whom the handshake target's node admits as an operator.
+fn node_admits(credential: &Credential) -> bool {
+    *credential == Credential::new(NODE_CREDENTIAL)
 }
 
 thread_local! {
@@ -101,10 +101,10 @@ fn serve_handshake(stream: &[u8]) {
                 .await
                 .expect("room for every byte");
             dialler.shutdown().await.expect("a duplex shuts down");
-            let admits = |credential: &Credential| *credential == node_credential();
             let accepting = Connection::new(node);
             let served =
-                handshake_server_control(accepting, "insync", PeerName::Broker(1), admits).await;
+                handshake_server_control(accepting, "insync", PeerName::Broker(1), node_admits)
+                    .await;
             if let Ok((_, accepted)) = served {
                 let harness = accepted.peer == PeerName::Harness;
                 assert!(

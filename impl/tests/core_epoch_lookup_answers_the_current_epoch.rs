@@ -8,7 +8,6 @@ mod core_support;
 use core_support::{rid, Sim};
 use insync_impl::core::Variant;
 use insync_impl::protocol::{Acks, Message, NodeId, OffsetsForLeaderEpochResult};
-use insync_impl::storage::FsyncPolicy;
 
 /// Goal: the answer to `OffsetsForLeaderEpoch { requested_epoch: current }` is
 /// `(current, LEO)`. Method: broker 2
@@ -16,7 +15,7 @@ use insync_impl::storage::FsyncPolicy;
 /// restarts; broker 1 stays leader, so the epoch broker 2 asks about is broker 1's current one.
 #[test]
 fn kip101_lookup_of_the_current_epoch_is_answered_with_the_leader_log_end() {
-    let mut sim = Sim::with(Variant::Kip101, 2, 1, false, FsyncPolicy::Always);
+    let mut sim = Sim::new(Variant::Kip101, 2, 1);
     sim.run();
     for sequence in 0..2 {
         sim.produce(1, rid(1, sequence), Acks::All);

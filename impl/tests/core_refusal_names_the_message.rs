@@ -64,19 +64,15 @@ fn a_message_the_controller_never_receives_is_refused_by_name() {
     let view = core.state().view.clone();
     for (name, message) in broker_bound_messages(&view) {
         let from = NodeId::Broker(2);
-        match core.step(from, message) {
-            Err(error @ CoreError::UnexpectedMessage { .. }) => {
-                let CoreError::UnexpectedMessage { from: got, message } = &error else {
-                    unreachable!()
-                };
-                assert_eq!((*got, *message), (from, name));
-                assert_eq!(
-                    error.to_string(),
-                    format!("{name} is not expected from {from:?}")
-                );
-            }
-            other => panic!("{name} from broker 2: expected a refusal, got {other:?}"),
-        }
+        let error = core.step(from, message).expect_err(name);
+        let CoreError::UnexpectedMessage { from: got, message } = &error else {
+            panic!("{name} from broker 2: refused as {error:?}");
+        };
+        assert_eq!((*got, *message), (from, name));
+        assert_eq!(
+            error.to_string(),
+            format!("{name} is not expected from {from:?}")
+        );
         assert_eq!(core.state().view, view, "a refused {name} changes nothing");
     }
 }

@@ -9,17 +9,12 @@ mod core_support;
 
 use std::collections::BTreeMap;
 
-use core_support::{isr, rid, Sim};
+use core_support::{broker, isr, rid, Sim, CONTROLLER};
 use insync_impl::core::{ControllerCore, ProtocolConfig, Variant};
 use insync_impl::protocol::{
     Acks, AlterPartitionError, FetchResult, FetchState, Message, NodeId, ProduceResult, Record,
     Timer, View,
 };
-
-const CONTROLLER: NodeId = NodeId::Controller;
-const fn broker(id: u32) -> NodeId {
-    NodeId::Broker(id)
-}
 
 fn controller(variant: Variant, brokers: u32) -> ControllerCore {
     let config = ProtocolConfig {

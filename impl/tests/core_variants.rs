@@ -5,14 +5,9 @@
 
 mod core_support;
 
-use core_support::{isr, rid, Sim};
+use core_support::{broker, isr, rid, Sim, CONTROLLER};
 use insync_impl::core::Variant;
-use insync_impl::protocol::{Acks, FetchState, NodeId, ProduceResult, Timer};
-
-const CONTROLLER: NodeId = NodeId::Controller;
-const fn broker(id: u32) -> NodeId {
-    NodeId::Broker(id)
-}
+use insync_impl::protocol::{Acks, FetchState, ProduceResult, Timer};
 
 /// KIP-101's first scenario up to the restart: broker 2 holds `r1`, its fetch moved the
 /// leader's HW past it (the client has its acknowledgement), and it crashes before it learns

@@ -107,11 +107,11 @@ impl Staged {
     /// Stages the removal of every record at `offset` and above; a no-op at or past the LEO.
     /// Durable, with all it leaves.
     pub(crate) fn truncate<S: ReplicaRead>(&mut self, stored: &S, offset: Offset) {
-        let log_end_offset = Overlay::new(stored, self).log_end_offset();
+        let overlay = Overlay::new(stored, self);
+        let (log_end_offset, kept) = (overlay.log_end_offset(), overlay.kept());
         if offset >= log_end_offset {
             return;
         }
-        let kept = self.kept.unwrap_or(stored.log_end_offset());
         match offset.checked_sub(kept) {
             Some(appended_kept) => self.appended.truncate(to_index(appended_kept)),
             None => {

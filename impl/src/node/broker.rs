@@ -17,8 +17,9 @@
 //! (`BrokerStart::Initial` with the initial view, broker epoch 0); otherwise the broker
 //! restarts (`RegisterBroker` with the next broker epoch). The broker epoch (KIP-903: the
 //! number of restarts) is a checkpoint in the data directory, [`BROKER_EPOCH_FILE_NAME`],
-//! written durably before the core starts, so no two incarnations share an epoch. `--simulate-power-loss-on-start` first cuts the log back to what was
-//! durable (`storage::simulate_power_loss`), as a stepped restart after SIGKILL needs.
+//! written durably before the core starts, so no two incarnations share an epoch.
+//! `--simulate-power-loss-on-start` first cuts the log back to what was durable
+//! (`storage::simulate_power_loss`), as a stepped restart after SIGKILL needs.
 
 use std::collections::BTreeMap;
 

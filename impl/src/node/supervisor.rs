@@ -120,6 +120,15 @@ struct Supervised {
     bound: Option<SocketAddr>,
 }
 
+impl Supervised {
+    /// The running incarnation is gone (reaped): its pipe and its address go with it.
+    fn incarnation_ended(&mut self) {
+        self.child = None;
+        self._stdout = None;
+        self.bound = None;
+    }
+}
+
 /// The supervised processes. See the module doc.
 #[derive(Debug)]
 pub struct Supervisor {
@@ -225,8 +234,7 @@ impl Supervisor {
         // Kill fails only if the child already exited, which the wait below reaps.
         let _ = child.start_kill();
         let _ = child.wait().await;
-        process._stdout = None;
-        process.bound = None;
+        process.incarnation_ended();
         Ok(())
     }
 
@@ -265,12 +273,6 @@ impl Supervisor {
         self.nodes.get(&node).and_then(|process| process.bound)
     }
 
-    /// Where `node` listens whether or not it runs (its reservation), if known in advance.
-    pub fn planned_address(&self, node: NodeId) -> Option<SocketAddr> {
-        let process = self.nodes.get(&node)?;
-        (process.listen.port() != 0).then_some(process.listen)
-    }
-
     pub fn is_running(&self, node: NodeId) -> bool {
         self.nodes
             .get(&node)
@@ -283,9 +285,7 @@ impl Supervisor {
     }
 
     pub fn data_dir(&self, node: NodeId) -> Result<PathBuf, SupervisorError> {
-        let process = self
-            .supervised(node)
-            .map_err(|_| SupervisorError::Unknown { node })?;
+        let process = self.supervised(node)?;
         Ok(self.spec.dir.join(&process.name))
     }
 
@@ -332,10 +332,10 @@ impl Supervisor {
             .into_iter()
             .map(|(node, child)| child.wait().map(move |status| (node, status)).boxed());
         let ((node, status), _, _) = select_all(waits).await;
-        let process = self.nodes.get_mut(&node).expect("a supervised node");
-        process.child = None;
-        process._stdout = None;
-        process.bound = None;
+        self.nodes
+            .get_mut(&node)
+            .expect("a supervised node")
+            .incarnation_ended();
         let status = status.unwrap_or_else(|_| ExitStatus::default());
         Some((node, status))
     }
@@ -365,8 +365,7 @@ impl Supervisor {
                 let _ = child.start_kill();
                 let _ = child.wait().await;
             }
-            process._stdout = None;
-            process.bound = None;
+            process.incarnation_ended();
         }
     }
 
@@ -417,11 +416,11 @@ impl Supervisor {
     }
 }
 
-/// `controller`, `broker-2`.
 fn token_path(dir: &Path) -> PathBuf {
     dir.join(CONTROL_TOKEN_FILE_NAME)
 }
 
+/// `controller`, `broker-2`.
 pub fn node_name(node: NodeId) -> String {
     match node {
         NodeId::Controller => "controller".into(),

@@ -1,6 +1,6 @@
 //! Small files replaced atomically: the leader-epoch and high-watermark checkpoints, the
-//! power-loss layer's synced-lengths record, and anything else a node persists whole (e.g. the controller's
-//! partition state).
+//! power-loss layer's synced-lengths record, and anything else a node persists whole (e.g. the
+//! controller's partition state).
 //!
 //! Writing: encode to `<name>.tmp`, fsync it, rename it over `<name>`, fsync the directory.
 //! Rename is atomic, so after a crash at any point `<name>` holds either the old or the new

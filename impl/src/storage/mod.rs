@@ -4,8 +4,7 @@
 //! the leader-epoch cache ([`EpochCache`], persisted as a checkpoint) and the high-watermark
 //! checkpoint. What survives a crash is exactly what the model says survives: the log up to
 //! its last fsync (a `Write::Flush`, or a truncation) and the two checkpoints (always written
-//! durably). See
-//! [`power_loss`] for how a killed process is made to lose the rest.
+//! durably). See [`power_loss`] for how a killed process is made to lose the rest.
 //!
 //! Directory layout:
 //!

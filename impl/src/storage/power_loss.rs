@@ -91,12 +91,6 @@ fn record_synced(path: &Path, length: u64) -> Result<(), StorageError> {
     write_checkpoint(&sidecar, &lengths)
 }
 
-/// The bytes of the log an fsync covered, if the directory tracks durability.
-pub fn read_synced_log_bytes(dir: &Path) -> Result<Option<u64>, StorageError> {
-    let lengths: Option<SyncedLengths> = read_checkpoint(&dir.join(SYNCED_LENGTHS_FILE_NAME))?;
-    Ok(lengths.and_then(|lengths| lengths.get(LOG_FILE_NAME).copied()))
-}
-
 /// Makes the data directory of a dead node look as a power loss would leave it, with no torn
 /// tail. See the module doc. The node must not be running.
 pub fn simulate_power_loss(dir: &Path) -> Result<PowerLossReport, StorageError> {

@@ -24,6 +24,11 @@ use insync_impl::protocol::{
 use insync_impl::storage::FsyncPolicy;
 
 pub const CLIENT: NodeId = NodeId::Client(1);
+pub const CONTROLLER: NodeId = NodeId::Controller;
+
+pub const fn broker(id: BrokerId) -> NodeId {
+    NodeId::Broker(id)
+}
 /// `run` gives up after this many deliveries: a protocol that never goes quiet is a bug.
 const RUN_DELIVERIES_MAX: usize = 100_000;
 
@@ -295,11 +300,7 @@ impl Sim {
     /// Steps a broker directly with a message from `source` (bypassing the network), applies
     /// its writes, and returns its effects (the messages are not queued).
     pub fn step_broker(&mut self, broker: BrokerId, source: NodeId, message: Message) -> Effects {
-        let core = self.broker_mut(broker);
-        let effects = core.step(source, message).expect("broker step");
-        let applied = core.storage_mut().apply_all(&effects.writes);
-        applied.expect("the core issues only writes the log accepts");
-        effects
+        step_applied(self.broker_mut(broker), source, message)
     }
 
     pub fn snapshot(&self, broker: BrokerId) -> BrokerSnapshot {
