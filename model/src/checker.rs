@@ -171,15 +171,9 @@ pub fn run(model: &InsyncModel, options: &CheckOptions, progress: Progress) -> C
 }
 
 /// What a search saw: `(complete, states, unique states, max depth, discoveries)`.
-pub(crate) type Outcome = (bool, usize, usize, usize, Discoveries);
+pub(crate) type Outcome = OutcomeOf<InsyncModel>;
 /// The same for a model over other states (`shard.rs`).
-pub(crate) type OutcomeOf<M> = (
-    bool,
-    usize,
-    usize,
-    usize,
-    std::collections::HashMap<&'static str, Vec<(<M as Model>::State, Option<Action>)>>,
-);
+pub(crate) type OutcomeOf<M> = (bool, usize, usize, usize, DiscoveriesOf<M>);
 
 /// The report of a search's outcome; discoveries' paths start at the initial state.
 pub(crate) fn report(
@@ -231,8 +225,10 @@ pub(crate) fn report(
     }
 }
 
-pub(crate) type Discoveries =
-    std::collections::HashMap<&'static str, Vec<(SystemState, Option<Action>)>>;
+pub(crate) type Discoveries = DiscoveriesOf<InsyncModel>;
+/// Each property's discovery: the path to it.
+pub(crate) type DiscoveriesOf<M> =
+    std::collections::HashMap<&'static str, Vec<(<M as Model>::State, Option<Action>)>>;
 
 fn exhaustive(model: &InsyncModel, options: &CheckOptions, progress: Progress) -> Outcome {
     let mut builder = model.clone().checker().threads(options.threads.max(1));

@@ -23,7 +23,6 @@
 //! step that stays enabled, or is enabled again and again, is passed over forever; in
 //! particular the client, which may send a produce to any broker, tries every broker in turn.
 
-use crate::actor::State;
 use crate::client::Request;
 use crate::model::{Action, InsyncModel, SystemState};
 use crate::msg::{Msg, Timer};
@@ -105,12 +104,6 @@ pub struct LivenessReport {
     pub longest: usize,
     /// The first violation found of each violated property (by breadth-first order).
     pub violations: Vec<Violation>,
-}
-
-impl LivenessReport {
-    pub fn holds(&self, name: &str) -> bool {
-        self.violations.iter().all(|v| v.name != name)
-    }
 }
 
 /// Checks every property in `all()` from every reachable state of `model`.
@@ -232,23 +225,19 @@ fn fair_step(
 ) -> Option<(Action, SystemState)> {
     let mut actions = Vec::new();
     model.actors.actions(state, &mut actions);
-    let mut candidates: Vec<(Option<usize>, usize, Action, SystemState)> = Vec::new();
-    for (order, action) in actions.into_iter().enumerate() {
-        if !is_recovery(&action, options) {
-            continue;
-        }
-        let Some(next) = model.next_state(state, action.clone()) else {
-            continue;
-        };
-        if model.within_boundary(&next) {
-            candidates.push((last_taken.get(&action).copied(), order, action, next));
-        }
-    }
-    // `None` (never taken) sorts before every `Some(step)`.
-    let best = candidates
+    let mut candidates: Vec<(Option<usize>, usize, Action)> = actions
         .into_iter()
-        .min_by_key(|(taken, order, _, _)| (*taken, *order))?;
-    Some((best.2, best.3))
+        .enumerate()
+        .filter(|(_, action)| is_recovery(action, options))
+        .map(|(order, action)| (last_taken.get(&action).copied(), order, action))
+        .collect();
+    // `None` (never taken) sorts before every `Some(step)`. Successors are computed in that
+    // order, and only until one is within the boundary: that step is the schedule's.
+    candidates.sort_unstable_by_key(|(taken, order, _)| (*taken, *order));
+    candidates.into_iter().find_map(|(_, _, action)| {
+        let next = model.next_state(state, action.clone())?;
+        model.within_boundary(&next).then_some((action, next))
+    })
 }
 
 /// The steps a fault-free run takes (module doc).
@@ -325,10 +314,7 @@ fn model_n(model: &InsyncModel) -> usize {
 }
 
 fn broker(state: &SystemState, b: BrokerId) -> Option<&crate::broker::BrokerState> {
-    match &*state.actor_states[b.0 as usize] {
-        State::Broker(s) => Some(s),
-        _ => None,
-    }
+    state.actor_states[b.0 as usize].as_broker()
 }
 
 /// The controller's leader is up and acts as leader in the controller's leader epoch.

@@ -127,7 +127,14 @@ impl Model for ShardModel {
         self.inner.actions(&state.0, actions);
     }
     fn next_state(&self, last: &ShardState, action: Action) -> Option<ShardState> {
-        let next = self.inner.next_state(&last.0, action.clone())?;
+        // Hashed before the step takes it, and only while the share is open: most states are
+        // mine, and their steps need neither the hash nor a copy of the action.
+        let choice = matches!(last.1, Share::Open(_)).then(|| {
+            let mut hasher = DefaultHasher::new();
+            action.hash(&mut hasher);
+            hasher.finish()
+        });
+        let next = self.inner.next_state(&last.0, action)?;
         let share = match &last.1 {
             Share::Mine => Share::Mine,
             // Only a choice the budget counts moves the share on.
@@ -135,11 +142,10 @@ impl Model for ShardModel {
                 Share::Open(made.clone())
             }
             Share::Open(made) => {
+                let choice = choice.expect("hashed while the share is open");
                 let mut made = made.clone();
-                let mut hasher = DefaultHasher::new();
-                action.hash(&mut hasher);
-                let at = made.partition_point(|m| *m <= hasher.finish());
-                made.insert(at, hasher.finish());
+                let at = made.partition_point(|m| *m <= choice);
+                made.insert(at, choice);
                 match made.len() < self.spec.choices() {
                     true => Share::Open(made),
                     false if self.spec.owns(&made) => Share::Mine,

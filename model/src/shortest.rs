@@ -185,8 +185,11 @@ where
             let Some(child) = model.next_state(state, action) else {
                 continue;
             };
+            if !model.within_boundary(&child) {
+                continue;
+            }
             let fp = fingerprint(&child);
-            if model.within_boundary(&child) && !seen.contains(&fp) {
+            if !seen.contains(&fp) {
                 let node = Node {
                     parent: index,
                     action: a as u32,

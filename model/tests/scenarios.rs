@@ -11,7 +11,7 @@ use insync_model::checker::{self, CheckOptions, Status};
 use insync_model::model::{Action, SystemState};
 use insync_model::msg::{Msg, OffsetsForLeaderEpochResult, ProduceResult, Timer};
 use insync_model::scenarios::{self, Scenario};
-use insync_model::types::BrokerId;
+use insync_model::types::{BrokerId, View};
 use insync_model::{Acks, Config, Fsync, InsyncModel, Variant};
 use stateright::actor::ActorModelAction;
 use stateright::Model;
@@ -38,6 +38,14 @@ fn broker_log_len(state: &SystemState, b: usize) -> usize {
     state.actor_states[b].as_broker().expect("broker").log.len()
 }
 
+/// The controller's view: actor 0 is the controller.
+fn controller_view(state: &SystemState) -> View {
+    state.actor_states[0]
+        .as_controller()
+        .expect("controller")
+        .view
+}
+
 /// Deliveries of `pred` messages: `(index of the state before, src, dst, msg)`.
 fn deliveries<'a>(
     path: &'a Path,
@@ -53,6 +61,14 @@ fn deliveries<'a>(
         })
 }
 
+/// Crashes on the path: `(index of the state before, broker)`.
+fn crashes(path: &Path) -> impl Iterator<Item = (usize, usize)> + '_ {
+    path.iter().enumerate().filter_map(|(i, (_, a))| match a {
+        Some(ActorModelAction::Crash(id)) => Some((i, usize::from(*id))),
+        _ => None,
+    })
+}
+
 /// `hw-truncation` (KIP-101's first scenario), at 2 brokers: a follower whose fetch already
 /// reported a record crashes and restarts fast (the controller keeps it in the ISR), truncates
 /// to its stale HW on its first view, and is elected when the leader fails: an acknowledged
@@ -63,13 +79,7 @@ fn hw_truncation_rediscovers_kip101_bug() {
     assert_eq!(scenario.config.variant, Variant::HwTruncation);
     assert_eq!(scenario.config.brokers, 2);
     let (_, path) = shortest(&scenario);
-    let crashed: Vec<usize> = path
-        .iter()
-        .filter_map(|(_, a)| match a {
-            Some(ActorModelAction::Crash(id)) => Some(usize::from(*id)),
-            _ => None,
-        })
-        .collect();
+    let crashed: Vec<usize> = crashes(&path).map(|(_, b)| b).collect();
     assert_eq!(crashed.len(), 1, "one follower restarts");
     let restarted = crashed[0];
     let truncated_on_view: Vec<usize> = deliveries(&path, |m| matches!(m, Msg::LeaderAndIsr(_)))
@@ -77,9 +87,9 @@ fn hw_truncation_rediscovers_kip101_bug() {
             broker_log_len(&path[i + 1].0, *dst) < broker_log_len(&path[*i].0, *dst)
         })
         .map(|(i, _, dst, _)| {
-            let view = path[i].0.actor_states[0].as_controller().unwrap().view;
+            let view = controller_view(&path[i].0);
             assert!(
-                view.isr.contains(insync_model::types::BrokerId(dst as u8)),
+                view.isr.contains(BrokerId(dst as u8)),
                 "the restarted follower is still in the ISR when it truncates"
             );
             dst
@@ -91,7 +101,7 @@ fn hw_truncation_rediscovers_kip101_bug() {
         "the restarted follower truncates to its HW on its first view"
     );
     let last = &path.last().unwrap().0;
-    let view = last.actor_states[0].as_controller().unwrap().view;
+    let view = controller_view(last);
     assert_eq!(
         view.leader.map(|l| l.0 as usize),
         Some(restarted),
@@ -138,15 +148,8 @@ fn hw_truncation_rediscovers_kip101_flush_bug() {
 /// its follower (a view naming it leader, after a view naming another) without losing the
 /// records the leader no longer has.
 fn flush_divergence(path: &Path) -> bool {
-    let crashes: Vec<(usize, usize)> = path
-        .iter()
-        .enumerate()
-        .filter_map(|(i, (_, a))| match a {
-            Some(ActorModelAction::Crash(id)) => Some((i, usize::from(*id))),
-            _ => None,
-        })
-        .collect();
-    let [(at, crashed)] = crashes[..] else {
+    let all: Vec<(usize, usize)> = crashes(path).collect();
+    let [(at, crashed)] = all[..] else {
         return false;
     };
     let other = 3 - crashed;
@@ -154,7 +157,7 @@ fn flush_divergence(path: &Path) -> bool {
         !s.crashed[crashed] && broker_log_len(s, crashed) < broker_log_len(&path[at].0, crashed)
     });
     let last = &path.last().unwrap().0;
-    let leader = last.actor_states[0].as_controller().unwrap().view.leader;
+    let leader = controller_view(last).leader;
     let refollowed =
         deliveries(path, |m| matches!(m, Msg::LeaderAndIsr(_))).any(|(i, _, dst, msg)| {
             let Msg::LeaderAndIsr(view) = msg else {
@@ -184,15 +187,9 @@ fn kip101_fixes_the_flush_divergence_and_kip320_the_rest() {
         let path = checker::shortest_path(&model, "log_matching")
             .unwrap_or_else(|| panic!("{variant} still diverges"));
         assert!(!flush_divergence(&path), "{variant} looks the epoch up");
-        let crashed: Vec<usize> = path
-            .iter()
-            .filter_map(|(_, a)| match a {
-                Some(ActorModelAction::Crash(id)) => Some(usize::from(*id)),
-                _ => None,
-            })
-            .collect();
+        let crashed: Vec<usize> = crashes(&path).map(|(_, b)| b).collect();
         let last = &path.last().unwrap().0;
-        let leader = last.actor_states[0].as_controller().unwrap().view.leader;
+        let leader = controller_view(last).leader;
         assert_eq!(
             crashed
                 .iter()
@@ -233,12 +230,7 @@ fn hw_truncation_on_a_leader_change_loses_an_acked_record() {
     let model = InsyncModel::new(cfg);
     let path = checker::shortest_path(&model, "no_acked_record_lost").expect("a loss");
     let last = &path.last().unwrap().0;
-    let leader = last.actor_states[0]
-        .as_controller()
-        .unwrap()
-        .view
-        .leader
-        .unwrap();
+    let leader = controller_view(last).leader.unwrap();
     let truncated =
         deliveries(&path, |m| matches!(m, Msg::LeaderAndIsr(_))).any(|(i, _, dst, _)| {
             dst == leader.0 as usize
@@ -394,15 +386,9 @@ fn kip320_rediscovers_kip966_bug() {
         (1..=2).all(|b| broker_log_len(&path[acked_at].0, b) == 1),
         "both brokers hold the record when it is acknowledged"
     );
-    let crashed: Vec<usize> = path
-        .iter()
-        .filter_map(|(_, a)| match a {
-            Some(ActorModelAction::Crash(id)) => Some(usize::from(*id)),
-            _ => None,
-        })
-        .collect();
+    let crashed: Vec<usize> = crashes(&path).map(|(_, b)| b).collect();
     let last = &path.last().unwrap().0;
-    let view = last.actor_states[0].as_controller().unwrap().view;
+    let view = controller_view(last);
     let leader = view.leader.unwrap().0 as usize;
     assert_eq!(
         crashed,
@@ -502,12 +488,7 @@ fn acks_one_loses_an_acknowledged_record() {
     assert_eq!(scenario.config.acks, Acks::One);
     let (_, path) = shortest(&scenario);
     let last = &path.last().unwrap().0;
-    let leader = last.actor_states[0]
-        .as_controller()
-        .unwrap()
-        .view
-        .leader
-        .unwrap();
+    let leader = controller_view(last).leader.unwrap();
     assert_eq!(
         broker_log_len(last, leader.0 as usize),
         0,
@@ -543,5 +524,4 @@ fn min_isr_one_loses_acked_record_offline() {
     let mut safe = scenario.config;
     safe.min_insync_replicas = 2;
     assert!(checker::shortest_path(&InsyncModel::new(safe), "acked_record_durable").is_none());
-    let _ = Config::new(3);
 }

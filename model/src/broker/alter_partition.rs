@@ -1,8 +1,32 @@
-//! `AlterPartitionResponse`: the controller answered the leader's ISR proposal (§4.9).
+//! `AlterPartition`: the leader proposes an ISR, and the controller answers (§4.9).
 
-use super::{Broker, BrokerState};
+use super::{controller, Broker, BrokerState, LeaderState};
 use crate::actor::Out;
-use crate::msg::AlterPartitionResult;
+use crate::msg::{AlterPartitionResult, Msg};
+use crate::types::{BrokerId, BrokerSet, View};
+
+impl LeaderState {
+    /// §4.9: propose `isr` to the controller and hold it in flight until the answer;
+    /// `broker_epochs` are those of the members it adds (KIP-903).
+    pub(super) fn propose_isr(
+        &mut self,
+        view: View,
+        isr: BrokerSet,
+        broker_epochs: Vec<(BrokerId, u8)>,
+        out: &mut Out,
+    ) {
+        self.pending_isr = Some(isr);
+        out.send(
+            controller(),
+            Msg::AlterPartition {
+                isr,
+                leader_epoch: view.leader_epoch,
+                partition_epoch: view.partition_epoch,
+                broker_epochs,
+            },
+        );
+    }
+}
 
 impl Broker {
     /// §4.9: the proposal is no longer in flight; an accepted one installs its newer view.

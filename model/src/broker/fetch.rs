@@ -1,6 +1,6 @@
 //! `Fetch`, the leader's side: fencing, divergence, progress, ISR expansion, parking (§4.2).
 
-use super::{controller, Broker, BrokerState};
+use super::{Broker, BrokerState};
 use crate::actor::Out;
 use crate::msg::{FetchResult, Msg};
 use crate::types::{epochs, BrokerId, Epoch, Offset, Record, View};
@@ -74,24 +74,15 @@ impl Broker {
     ) {
         let hw = state.hw;
         let leader = state.leader.as_mut().expect("a leader");
-        let maximal_isr = view.isr.union(leader.pending_isr.unwrap_or_default());
         let caught_up = request.fetch_offset >= hw
             && (request.fetch_offset >= leader.leader_epoch_start_offset
                 || !self.cfg.variant.isr_join_needs_epoch_start());
-        if maximal_isr.contains(request.follower) || leader.pending_isr.is_some() || !caught_up {
+        // With no proposal in flight the maximal ISR is the view's ISR.
+        if leader.pending_isr.is_some() || view.isr.contains(request.follower) || !caught_up {
             return;
         }
-        let isr = view.isr.with(request.follower);
-        leader.pending_isr = Some(isr);
-        out.send(
-            controller(),
-            Msg::AlterPartition {
-                isr,
-                leader_epoch: view.leader_epoch,
-                partition_epoch: view.partition_epoch,
-                broker_epochs: vec![(request.follower, request.broker_epoch)],
-            },
-        );
+        let added = vec![(request.follower, request.broker_epoch)];
+        leader.propose_isr(view, view.isr.with(request.follower), added, out);
     }
 }
 

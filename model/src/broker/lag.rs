@@ -1,8 +1,7 @@
 //! ISR lag: the `Lag(f)` clocks of the followers in the ISR that are behind (§4.8).
 
-use super::{controller, Broker, BrokerState};
+use super::{Broker, BrokerState};
 use crate::actor::Out;
-use crate::msg::Msg;
 use crate::types::{BrokerId, BrokerSet};
 
 impl BrokerState {
@@ -29,20 +28,10 @@ impl Broker {
     /// `Lag(f)` fired: propose the ISR without f (§4.8).
     pub(super) fn on_lag(&self, state: &mut BrokerState, follower: BrokerId, out: &mut Out) {
         let view = state.view.expect("a leader holds a view");
-        let isr = view.isr.without(follower);
         let leader = state
             .leader
             .as_mut()
             .expect("lag timers are armed only on a leader");
-        leader.pending_isr = Some(isr);
-        out.send(
-            controller(),
-            Msg::AlterPartition {
-                isr,
-                leader_epoch: view.leader_epoch,
-                partition_epoch: view.partition_epoch,
-                broker_epochs: Vec::new(),
-            },
-        );
+        leader.propose_isr(view, view.isr.without(follower), Vec::new(), out);
     }
 }
