@@ -7,11 +7,11 @@ mod core_support;
 
 use core_support::{isr, rid, Sim};
 use insync_impl::core::Variant;
-use insync_impl::protocol::{Acks, FetchState, NodeId, ProduceResult, Timer};
+use insync_impl::protocol::{Acks, FetchState, PeerId, ProduceResult, Timer};
 
-const CONTROLLER: NodeId = NodeId::Controller;
-const fn broker(id: u32) -> NodeId {
-    NodeId::Broker(id)
+const CONTROLLER: PeerId = PeerId::Controller;
+const fn broker(id: u32) -> PeerId {
+    PeerId::Broker(id)
 }
 
 /// KIP-101's first scenario up to the restart: broker 2 holds `r1`, its fetch moved the

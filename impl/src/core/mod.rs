@@ -1,6 +1,7 @@
 //! The sans-I/O protocol core: the broker's and the controller's state machines.
 //!
-//! Inputs go in through `step` (a message from a peer) and `fire` (a timer); what to do comes
+//! Inputs go in through `step_peer` (a message from the controller or a broker),
+//! `step_client` (a client's request: brokers only) and `fire` (a timer); what to do comes
 //! out as `Effects`. The core never touches a socket or a clock; the node runtime (`node/`)
 //! owns those. The broker reads and writes its log through the `ReplicaLog` trait, whose
 //! durable implementation is `storage::Storage`; every write the core makes through it has
@@ -28,7 +29,7 @@ pub use error::{ControllerError, CoreError};
 
 use std::collections::BTreeSet;
 
-use crate::protocol::{BrokerId, Epoch, Message, NodeId, Offset, Record, Timer};
+use crate::protocol::{BrokerId, Epoch, Offset, Outgoing, Record, Timer};
 
 /// The most records one `FetchResponse` carries. Replication pipelines batches of up to this
 /// many records per round trip; a follower further behind fetches again at once.
@@ -115,8 +116,8 @@ impl ProtocolConfig {
 /// What the core asks the runtime to do after one input, in order.
 #[derive(Debug, Default, PartialEq)]
 pub struct Effects {
-    /// Messages to send, in the order they must be sent.
-    pub send: Vec<(NodeId, Message)>,
+    /// Messages to send, in the order they must be sent, each on its channel.
+    pub send: Vec<Outgoing>,
     /// Timers whose clock starts now: newly armed ones, and armed ones the input restarts
     /// (docs/protocol.md §6 "clock restarts on"). An armed timer in neither list keeps its
     /// deadline.

@@ -26,7 +26,8 @@ use super::shutdown::{shutdown_pair, spawn_signal_handler};
 use super::{bind, claim_data_dir, run_node, NodeError, Wiring};
 use crate::core::{BrokerCore, BrokerStart, ControllerState, CoreError, Effects, ReplicaLog};
 use crate::protocol::{
-    BrokerEpoch, Epoch, Message, Metadata, NodeId, Offset, Record, Snapshot, Timer,
+    BrokerEpoch, ClientId, ClientRequest, Epoch, Metadata, NodeId, Offset, PeerId, PeerMessage,
+    Record, Snapshot, Timer,
 };
 use crate::storage::log::LOG_FILE_NAME;
 use crate::storage::{
@@ -155,14 +156,16 @@ fn core_failure(error: CoreError<StorageError>) -> NodeError {
     }
 }
 
-impl Role for BrokerRole {
-    fn start(&mut self) -> Result<Output, NodeError> {
-        Ok(Output::of(self.initial.take().unwrap_or_default()))
-    }
-
-    fn step(&mut self, from: NodeId, message: Message) -> Result<Output, NodeError> {
-        let log_end_offset = self.core.log().log_end_offset();
-        match self.core.step(from, message) {
+impl BrokerRole {
+    /// What one input's result asks of the runtime. A refused input is logged and answered
+    /// with nothing; a storage failure stops the node.
+    fn outcome(
+        &self,
+        from: NodeId,
+        log_end_offset: Offset,
+        result: Result<Effects, CoreError<StorageError>>,
+    ) -> Result<Output, NodeError> {
+        match result {
             Ok(effects) => {
                 let truncated_to = self.core.log().log_end_offset();
                 if truncated_to < log_end_offset {
@@ -177,6 +180,28 @@ impl Role for BrokerRole {
                 Ok(Output::default())
             }
         }
+    }
+}
+
+impl Role for BrokerRole {
+    fn start(&mut self) -> Result<Output, NodeError> {
+        Ok(Output::of(self.initial.take().unwrap_or_default()))
+    }
+
+    fn step_peer(&mut self, from: PeerId, message: PeerMessage) -> Result<Output, NodeError> {
+        let log_end_offset = self.core.log().log_end_offset();
+        let result = self.core.step_peer(from, message);
+        self.outcome(NodeId::from(from), log_end_offset, result)
+    }
+
+    fn step_client(
+        &mut self,
+        client: ClientId,
+        request: ClientRequest,
+    ) -> Result<Output, NodeError> {
+        let log_end_offset = self.core.log().log_end_offset();
+        let result = self.core.step_client(client, request);
+        self.outcome(NodeId::Client(client), log_end_offset, result)
     }
 
     fn fire(&mut self, timer: &Timer) -> Result<Option<Output>, NodeError> {

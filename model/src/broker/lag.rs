@@ -1,8 +1,8 @@
 //! ISR lag: the `Lag(f)` clocks of the followers in the ISR that are behind (§4.8).
 
 use super::{controller, Broker, BrokerState};
-use crate::actor::Out;
-use crate::msg::Msg;
+use crate::actor::{Emit, Out};
+use crate::msg::PeerMsg;
 use crate::types::{BrokerId, BrokerSet};
 
 impl BrokerState {
@@ -35,9 +35,9 @@ impl Broker {
             .as_mut()
             .expect("lag timers are armed only on a leader");
         leader.pending_isr = Some(isr);
-        out.send(
+        out.send_peer(
             controller(),
-            Msg::AlterPartition {
+            PeerMsg::AlterPartition {
                 isr,
                 leader_epoch: view.leader_epoch,
                 partition_epoch: view.partition_epoch,
