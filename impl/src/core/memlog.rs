@@ -53,13 +53,15 @@ impl MemLog {
         &self.records
     }
 
-    /// What survives a crash: the durable prefix and the HW checkpoint (which the broker
-    /// clamps to the recovered LEO on restart).
+    /// What survives a crash and a restart's recovery, as `storage::Storage::open` leaves a
+    /// data directory: the durable prefix, and the HW checkpoint capped at its end (a
+    /// checkpoint may be ahead of the flushed log under `fsync = lazy`; opening caps and
+    /// rewrites it, so a restarted broker never reads a checkpoint past its LEO).
     pub fn crash(&self) -> MemLog {
         MemLog {
             records: self.records[..to_index(self.durable_end)].to_vec(),
             durable_end: self.durable_end,
-            high_watermark: self.high_watermark,
+            high_watermark: self.high_watermark.min(self.durable_end),
             fsync: self.fsync,
         }
     }
