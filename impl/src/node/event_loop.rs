@@ -203,19 +203,16 @@ impl Clock {
         self.deadlines.values().min().copied()
     }
 
-    /// The timers whose deadline is at or before `now`, earliest first, taken off the clock.
-    fn take_due(&mut self, now: Instant) -> Vec<Timer> {
-        let mut due: Vec<(Instant, Timer)> = self
+    /// The earliest timer whose deadline is at or before `now`, taken off the clock.
+    fn take_next_due(&mut self, now: Instant) -> Option<Timer> {
+        let due = self
             .deadlines
             .iter()
-            .filter(|(_, deadline)| **deadline <= now)
-            .map(|(timer, deadline)| (*deadline, timer.clone()))
-            .collect();
-        due.sort();
-        for (_, timer) in &due {
-            self.deadlines.remove(timer);
-        }
-        due.into_iter().map(|(_, timer)| timer).collect()
+            .filter(|(_, deadline)| **deadline <= now);
+        let (timer, _) = due.min_by_key(|(timer, deadline)| (**deadline, (*timer).clone()))?;
+        let timer = timer.clone();
+        self.deadlines.remove(&timer);
+        Some(timer)
     }
 }
 
@@ -284,12 +281,21 @@ impl<R: Role> EventLoop<R> {
         }
     }
 
-    /// Fires every timer whose deadline has passed, earliest first.
+    /// Fires every timer whose deadline has passed, earliest first, one at a time: firing one
+    /// may cancel or restart another that was due as well (a leader's `Lag(f)` firing cancels
+    /// the other followers' `Lag` while its `AlterPartition` is in flight), and a cancelled
+    /// timer must not fire. `insync chaos` found the leader firing a `Lag` cancelled so.
     fn fire_due(&mut self) -> Result<(), NodeError> {
-        let Some(clock) = self.clock.as_mut() else {
-            return Ok(());
-        };
-        for timer in clock.take_due(Instant::now()) {
+        // Bounded: each round takes a timer off the clock, and a timer it re-arms is due only
+        // after its (positive) duration.
+        let due_max = self.clock.as_ref().map_or(0, |clock| clock.deadlines.len());
+        for _ in 0..due_max {
+            let Some(clock) = self.clock.as_mut() else {
+                return Ok(());
+            };
+            let Some(timer) = clock.take_next_due(Instant::now()) else {
+                return Ok(());
+            };
             debug!(?timer, "deadline passed; firing");
             match self.role.fire(&timer)? {
                 Some(output) => self.perform(output),
@@ -558,6 +564,74 @@ mod tests {
         let stopped = control(&inputs, Control::Shutdown).await;
         assert_eq!(stopped.await.unwrap(), ControlReply::ShuttingDown);
         running.await.unwrap().unwrap();
+    }
+
+    /// Arms `Lag(1)` and `Lag(2)` at once; firing `Lag(1)` cancels `Lag(2)`, which then
+    /// answers `None` (not armed) as a core does, and tells the test what fired.
+    struct CancellingRole {
+        fired: mpsc::UnboundedSender<Timer>,
+        cancelled: bool,
+    }
+
+    impl Role for CancellingRole {
+        fn start(&mut self) -> Result<Output, NodeError> {
+            let arm = vec![Timer::Lag(1), Timer::Lag(2)];
+            Ok(Output {
+                arm,
+                ..Output::default()
+            })
+        }
+        fn step(&mut self, from: NodeId, message: Message) -> Result<Output, NodeError> {
+            EchoRole.step(from, message)
+        }
+        fn fire(&mut self, timer: &Timer) -> Result<Option<Output>, NodeError> {
+            if *timer == Timer::Lag(2) && self.cancelled {
+                return Ok(None);
+            }
+            self.fired.send(timer.clone()).unwrap();
+            self.cancelled = true;
+            let cancel = vec![Timer::Lag(2)];
+            Ok(Some(Output {
+                cancel,
+                ..Output::default()
+            }))
+        }
+        fn snapshot(&self) -> Result<Snapshot, NodeError> {
+            EchoRole.snapshot()
+        }
+        fn metadata(&self) -> Metadata {
+            EchoRole.metadata()
+        }
+        fn close(&mut self) -> Result<(), NodeError> {
+            Ok(())
+        }
+    }
+
+    /// Goal: a timer that was due but cancelled by the timer fired before it does not fire
+    /// (found by `insync chaos`: a leader's `Lag` fired after another `Lag` cancelled it, and
+    /// the broker stopped on the bookkeeping assertion). Method: two timers with one deadline,
+    /// the first cancels the second; the loop must fire only the first and keep running.
+    #[tokio::test]
+    async fn a_due_timer_cancelled_by_an_earlier_one_does_not_fire() {
+        let (trigger, shutdown) = shutdown_pair();
+        let (inputs, receiver) = mpsc::channel(16);
+        let (fired, mut fires) = mpsc::unbounded_channel();
+        let role = CancellingRole {
+            fired,
+            cancelled: false,
+        };
+        let timing = Timing {
+            replica_lag_time_max: std::time::Duration::from_millis(5),
+            ..Timing::default()
+        };
+        let outbound = Outbound::new(BTreeMap::new());
+        let event_loop = EventLoop::new(role, receiver, outbound, Some(timing), trigger);
+        let running = tokio::spawn(event_loop.run(shutdown));
+        assert_eq!(fires.recv().await, Some(Timer::Lag(1)));
+        let stopped = control(&inputs, Control::Shutdown).await;
+        assert_eq!(stopped.await.unwrap(), ControlReply::ShuttingDown);
+        running.await.expect("no bookkeeping panic").unwrap();
+        assert_eq!(fires.try_recv().ok(), None, "Lag(2) was cancelled");
     }
 
     fn refused_stepped_only(request: &str) -> ControlReply {
