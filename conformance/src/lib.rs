@@ -17,8 +17,10 @@
 //! - `diff`        — field-level differences for divergence reports;
 //! - `evidence`    — a counterexample's violated invariant read from the real nodes' state;
 //! - `fuzzing`     — the trace-file reader's fuzz entry point;
-//! - `history`     — `insync chaos`'s client-side checks: lost, duplicated, skipped, gone.
+//! - `history`     — `insync chaos`'s client-side checks: lost, duplicated, skipped, gone;
+//! - `chaos`       — `insync chaos`: the seeded fault schedule, the fault proxy, the run.
 pub mod abstraction;
+pub mod chaos;
 pub mod client;
 pub mod cluster;
 pub mod compare;
