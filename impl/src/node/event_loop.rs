@@ -254,8 +254,10 @@ impl<R: Role> EventLoop<R> {
         let result = self.run_inner(&mut shutdown).await;
         // Whatever happened, stop the other tasks of this node too.
         self.shutdown_trigger.trigger();
-        let closed = self.role.close();
-        result.and(closed)
+        // A clean stop closes the role (a broker flushes and checkpoints). After an error the
+        // storage is not where the core expects it (a write failed half-way, the disk full):
+        // stop as a crash does, with the error, and let recovery sort the files out.
+        result.and_then(|()| self.role.close())
     }
 
     async fn run_inner(&mut self, shutdown: &mut Shutdown) -> Result<(), NodeError> {
@@ -605,6 +607,48 @@ mod tests {
         fn close(&mut self) -> Result<(), NodeError> {
             Ok(())
         }
+    }
+
+    /// Fails every message as a full disk fails a broker's append; closing after that would
+    /// meet a core whose writes were not applied, so `close` must not be called.
+    struct FailingRole;
+
+    impl Role for FailingRole {
+        fn start(&mut self) -> Result<Output, NodeError> {
+            Ok(Output::default())
+        }
+        fn step(&mut self, _from: NodeId, _message: Message) -> Result<Output, NodeError> {
+            Err(NodeError::Core("no space left on device".into()))
+        }
+        fn fire(&mut self, _timer: &Timer) -> Result<Option<Output>, NodeError> {
+            Ok(None)
+        }
+        fn snapshot(&self) -> Result<Snapshot, NodeError> {
+            EchoRole.snapshot()
+        }
+        fn metadata(&self) -> Metadata {
+            EchoRole.metadata()
+        }
+        fn close(&mut self) -> Result<(), NodeError> {
+            panic!("closed after a storage error");
+        }
+    }
+
+    /// Goal: a node whose input failed (storage I/O) stops with that error and does not close
+    /// its role (found by `insync chaos`: a broker whose append met a full disk then panicked
+    /// in its clean-stop flush). Method: a role that fails its first message.
+    #[tokio::test]
+    async fn an_input_error_stops_the_node_without_closing_it() {
+        let (trigger, shutdown) = shutdown_pair();
+        let (inputs, receiver) = mpsc::channel(16);
+        let outbound = Outbound::new(BTreeMap::new());
+        let event_loop = EventLoop::new(FailingRole, receiver, outbound, None, trigger);
+        let running = tokio::spawn(event_loop.run(shutdown));
+        let message = Message::RegisterBroker { broker_epoch: 1 };
+        let from = NodeId::Broker(2);
+        inputs.send(Input::Message { from, message }).await.unwrap();
+        let stopped = running.await.expect("close is not called");
+        assert!(matches!(stopped, Err(NodeError::Core(_))), "{stopped:?}");
     }
 
     /// Goal: a timer that was due but cancelled by the timer fired before it does not fire
