@@ -26,6 +26,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use insync_impl::client::{ProduceAcks, Producer};
+use insync_impl::protocol::View;
 use serde::Serialize;
 use tokio::time::Instant;
 
@@ -281,6 +282,10 @@ async fn take_step(
         }
         // The schedule's holds and gaps: the faults last this long, there is no event.
         Step::Wait(duration) => tokio::time::sleep(duration).await,
+        Step::AwaitLeaderAlone { within } => {
+            let alone = |view: &View| view.leader.is_some_and(|l| view.isr == [l].into());
+            await_view(cluster, within, "the leader alone in the ISR", alone).await?;
+        }
     }
     Ok(())
 }
@@ -325,14 +330,26 @@ async fn liveness(cluster: &ChaosCluster, healed: Instant) -> LivenessVerdict {
 
 /// Waits until the controller names a leader, before the clients start.
 async fn wait_for_leader(cluster: &ChaosCluster, within: Duration) -> Result<(), String> {
+    let led = |view: &View| view.leader.is_some();
+    await_view(cluster, within, "a leader", led).await
+}
+
+/// Polls the controller's view until `condition` holds, at most `within`: nothing announces
+/// a view change to the operator.
+async fn await_view(
+    cluster: &ChaosCluster,
+    within: Duration,
+    what: &str,
+    condition: impl Fn(&View) -> bool,
+) -> Result<(), String> {
     let deadline = Instant::now() + within;
     loop {
         let view = cluster.controller_view().await;
-        if view.as_ref().is_ok_and(|view| view.leader.is_some()) {
+        if view.as_ref().is_ok_and(&condition) {
             return Ok(());
         }
         if Instant::now() >= deadline {
-            return Err(format!("no leader within {within:?}: {view:?}"));
+            return Err(format!("not {what} within {within:?}: {view:?}"));
         }
         tokio::time::sleep(ISR_POLL).await;
     }

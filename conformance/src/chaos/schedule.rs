@@ -108,9 +108,20 @@ impl Fault {
 /// One step of a schedule. A `Heal` names the `Inject` it undoes by its id.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub enum Step {
-    Inject { id: u32, fault: Fault },
-    Heal { id: u32 },
+    Inject {
+        id: u32,
+        fault: Fault,
+    },
+    Heal {
+        id: u32,
+    },
     Wait(Duration),
+    /// Until the controller's ISR is the leader alone (at most `within`; the run fails
+    /// otherwise). Followers leave the ISR one `AlterPartition` at a time, each after its own
+    /// lag window, so a fixed wait would have to guess how many windows.
+    AwaitLeaderAlone {
+        within: Duration,
+    },
 }
 
 /// The clocks a schedule's durations are chosen against.
@@ -262,8 +273,8 @@ impl Schedule {
 }
 
 /// The fixed plan `leader-crash`: cut the leader off from the other brokers (the controller
-/// still reaches everyone) for longer than the lag time, so the ISR shrinks to the leader
-/// alone and, with `--min-isr 1`, it acknowledges records no one else holds; then crash it.
+/// still reaches everyone) until the ISR has shrunk to the leader alone and, with
+/// `--min-isr 1`, it has acknowledged records no one else holds; then crash it.
 /// With `--unclean` the controller elects an out-of-sync broker, and the leader's
 /// acknowledged records are truncated when it returns: the loss the model predicts.
 pub fn leader_crash_plan(clocks: ScheduleClocks) -> Vec<Step> {
@@ -272,14 +283,16 @@ pub fn leader_crash_plan(clocks: ScheduleClocks) -> Vec<Step> {
         from: Others::Brokers,
         delay_ms: None,
     };
-    let shrunk = clocks.replica_lag_time_max + Duration::from_secs(2);
+    let shrunk = 4 * clocks.replica_lag_time_max + Duration::from_secs(10);
     let elected = clocks.session_timeout + Duration::from_secs(2);
     vec![
         Step::Inject {
             id: 0,
             fault: isolate,
         },
-        Step::Wait(shrunk),
+        Step::AwaitLeaderAlone { within: shrunk },
+        // The leader alone acknowledges records for a while (with --min-isr 1).
+        Step::Wait(Duration::from_secs(2)),
         Step::Inject {
             id: 1,
             fault: Fault::Kill(Subject::Leader),
