@@ -116,7 +116,13 @@ pub fn run_chaos(args: ChaosArgs) -> i32 {
         .build()
         .expect("tokio runtime");
     let ticker = Ticker::start("chaos", args.json);
-    let report = runtime.block_on(chaos::run(&spec, ticker.status()));
+    // Ctrl-C drops the run: the supervisor kills its nodes, the disks are unmounted.
+    let report = runtime.block_on(async {
+        tokio::select! {
+            report = chaos::run(&spec, ticker.status()) => report,
+            _ = tokio::signal::ctrl_c() => Err("interrupted; every node stopped".to_string()),
+        }
+    });
     drop(ticker);
     drop(runtime);
     drop(temporary);

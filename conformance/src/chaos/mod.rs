@@ -66,7 +66,8 @@ pub struct ChaosSpec {
     pub batch_interval: Duration,
 }
 
-/// The Model verdict: validation of the run's trace logs.
+/// The Model verdict: validation of the run's trace logs. Until the nodes keep trace logs
+/// (`--trace-log`) and `validate_dir` exists, it is not run, and says so: never passed.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "status", rename_all = "kebab-case")]
 pub enum ModelVerdict {
@@ -188,7 +189,7 @@ pub async fn run(spec: &ChaosSpec, status: Arc<Mutex<String>>) -> Result<ChaosRe
         final_read,
     });
     let model = ModelVerdict::NotRun {
-        reason: "no trace logs: `insync validate` is not part of this build yet".into(),
+        reason: "trace logs and `insync validate` are not part of this build".into(),
     };
     let faults = progress.faults();
     let passed = history.passed() && liveness.passed();
