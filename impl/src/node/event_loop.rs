@@ -610,8 +610,15 @@ mod tests {
                 ..Output::default()
             })
         }
-        fn step(&mut self, from: NodeId, message: Message) -> Result<Output, NodeError> {
-            EchoRole.step(from, message)
+        fn step_peer(&mut self, from: PeerId, message: PeerMessage) -> Result<Output, NodeError> {
+            EchoRole.step_peer(from, message)
+        }
+        fn step_client(
+            &mut self,
+            client: ClientId,
+            request: ClientRequest,
+        ) -> Result<Output, NodeError> {
+            EchoRole.step_client(client, request)
         }
         fn fire(&mut self, timer: &Timer) -> Result<Option<Output>, NodeError> {
             if *timer == Timer::Lag(2) && self.cancelled {
@@ -644,7 +651,14 @@ mod tests {
         fn start(&mut self) -> Result<Output, NodeError> {
             Ok(Output::default())
         }
-        fn step(&mut self, _from: NodeId, _message: Message) -> Result<Output, NodeError> {
+        fn step_peer(&mut self, _from: PeerId, _message: PeerMessage) -> Result<Output, NodeError> {
+            Err(NodeError::Core("no space left on device".into()))
+        }
+        fn step_client(
+            &mut self,
+            _client: ClientId,
+            _request: ClientRequest,
+        ) -> Result<Output, NodeError> {
             Err(NodeError::Core("no space left on device".into()))
         }
         fn fire(&mut self, _timer: &Timer) -> Result<Option<Output>, NodeError> {
@@ -671,9 +685,9 @@ mod tests {
         let outbound = Outbound::new(BTreeMap::new());
         let event_loop = EventLoop::new(FailingRole, receiver, outbound, None, trigger);
         let running = tokio::spawn(event_loop.run(shutdown));
-        let message = Message::RegisterBroker { broker_epoch: 1 };
-        let from = NodeId::Broker(2);
-        inputs.send(Input::Message { from, message }).await.unwrap();
+        let message = PeerMessage::RegisterBroker { broker_epoch: 1 };
+        let from = PeerId::Broker(2);
+        inputs.send(Input::Peer { from, message }).await.unwrap();
         let stopped = running.await.expect("close is not called");
         assert!(matches!(stopped, Err(NodeError::Core(_))), "{stopped:?}");
     }
