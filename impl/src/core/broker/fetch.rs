@@ -111,14 +111,7 @@ impl<L: ReplicaRead> BrokerCore<L> {
         }
         let mut isr = view.isr.clone();
         isr.insert(follower);
-        let message = PeerMessage::AlterPartition {
-            isr: isr.clone(),
-            leader_epoch: view.leader_epoch,
-            partition_epoch: view.partition_epoch,
-            broker_epochs: vec![(follower, request.broker_epoch)],
-        };
-        self.leader_state_mut().pending_isr = Some(isr);
-        self.send(PeerId::Controller, message);
+        self.propose_isr(isr, vec![(follower, request.broker_epoch)]);
     }
 
     /// Answers a fetch at `fetch_offset` with records (at most `FETCH_RECORDS_MAX`) and the
