@@ -8,6 +8,7 @@
 //! - `cli::node`     — `controller`, `broker`, `cluster`: run the reference implementation.
 //! - `cli::client`   — `produce`, `consume`: the command-line client.
 //! - `cli::bench`    — `bench`: throughput and latency of a local cluster.
+//! - `cli::chaos`    — `chaos`: a cluster under seeded faults, judged by a history checker.
 //!
 //! Exit codes: 0 success, 1 a checked property failed or a run found a divergence, 2 usage.
 
@@ -51,6 +52,8 @@ enum Command {
     Inspect(cli::client::InspectArgs),
     /// Measure produce throughput and latency on a local cluster.
     Bench(cli::bench::BenchArgs),
+    /// Run a real-time cluster under seeded faults and check what its clients saw.
+    Chaos(cli::chaos::ChaosArgs),
     /// Write model traces (ITF JSON): a transition cover, random walks, counterexamples.
     Traces(cli::traces::TracesArgs),
     /// Replay model traces on real processes, step by step, and report divergences.
@@ -74,6 +77,7 @@ fn main() {
         Command::Consume(args) => cli::node::with_logs("warn", || cli::client::run_consume(args)),
         Command::Inspect(args) => cli::node::with_logs("warn", || cli::client::run_inspect(args)),
         Command::Bench(args) => cli::node::with_logs("warn", || cli::bench::run_bench(args)),
+        Command::Chaos(args) => cli::node::with_logs("warn", || cli::chaos::run_chaos(args)),
         Command::Traces(args) => cli::traces::run_traces(args),
         Command::Conform(args) => cli::traces::run_conform(args),
     };

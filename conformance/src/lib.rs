@@ -16,8 +16,11 @@
 //! - `sources`     — cover (BFS transition cover), random walks, counterexamples, witnesses;
 //! - `diff`        — field-level differences for divergence reports;
 //! - `evidence`    — a counterexample's violated invariant read from the real nodes' state;
-//! - `fuzzing`     — the trace-file reader's fuzz entry point.
+//! - `fuzzing`     — the trace-file reader's fuzz entry point;
+//! - `history`     — `insync chaos`'s client-side checks: lost, duplicated, skipped, gone;
+//! - `chaos`       — `insync chaos`: the seeded fault schedule, the fault proxy, the run.
 pub mod abstraction;
+pub mod chaos;
 pub mod client;
 pub mod cluster;
 pub mod compare;
@@ -25,6 +28,7 @@ pub mod consequence;
 pub mod diff;
 pub mod evidence;
 pub mod fuzzing;
+pub mod history;
 pub mod mapping;
 pub mod replay;
 pub mod report;

@@ -214,19 +214,16 @@ impl Clock {
         self.deadlines.values().min().copied()
     }
 
-    /// The timers whose deadline is at or before `now`, earliest first, taken off the clock.
-    fn take_due(&mut self, now: Instant) -> Vec<Timer> {
-        let mut due: Vec<(Instant, Timer)> = self
+    /// The earliest timer whose deadline is at or before `now`, taken off the clock.
+    fn take_next_due(&mut self, now: Instant) -> Option<Timer> {
+        let due = self
             .deadlines
             .iter()
-            .filter(|(_, deadline)| **deadline <= now)
-            .map(|(timer, deadline)| (*deadline, timer.clone()))
-            .collect();
-        due.sort();
-        for (_, timer) in &due {
-            self.deadlines.remove(timer);
-        }
-        due.into_iter().map(|(_, timer)| timer).collect()
+            .filter(|(_, deadline)| **deadline <= now);
+        let (timer, _) = due.min_by_key(|(timer, deadline)| (**deadline, (*timer).clone()))?;
+        let timer = timer.clone();
+        self.deadlines.remove(&timer);
+        Some(timer)
     }
 }
 
@@ -268,8 +265,10 @@ impl<R: Role> EventLoop<R> {
         let result = self.run_inner(&mut shutdown).await;
         // Whatever happened, stop the other tasks of this node too.
         self.shutdown_trigger.trigger();
-        let closed = self.role.close();
-        result.and(closed)
+        // A clean stop closes the role (a broker flushes and checkpoints). After an error the
+        // storage is not where the core expects it (a write failed half-way, the disk full):
+        // stop as a crash does, with the error, and let recovery sort the files out.
+        result.and_then(|()| self.role.close())
     }
 
     async fn run_inner(&mut self, shutdown: &mut Shutdown) -> Result<(), NodeError> {
@@ -295,12 +294,21 @@ impl<R: Role> EventLoop<R> {
         }
     }
 
-    /// Fires every timer whose deadline has passed, earliest first.
+    /// Fires every timer whose deadline has passed, earliest first, one at a time: firing one
+    /// may cancel or restart another that was due as well (a leader's `Lag(f)` firing cancels
+    /// the other followers' `Lag` while its `AlterPartition` is in flight), and a cancelled
+    /// timer must not fire. `insync chaos` found the leader firing a `Lag` cancelled so.
     fn fire_due(&mut self) -> Result<(), NodeError> {
-        let Some(clock) = self.clock.as_mut() else {
-            return Ok(());
-        };
-        for timer in clock.take_due(Instant::now()) {
+        // Bounded: each round takes a timer off the clock, and a timer it re-arms is due only
+        // after its (positive) duration.
+        let due_max = self.clock.as_ref().map_or(0, |clock| clock.deadlines.len());
+        for _ in 0..due_max {
+            let Some(clock) = self.clock.as_mut() else {
+                return Ok(());
+            };
+            let Some(timer) = clock.take_next_due(Instant::now()) else {
+                return Ok(());
+            };
             debug!(?timer, "deadline passed; firing");
             match self.role.fire(&timer)? {
                 Some(output) => self.perform(output),
@@ -585,6 +593,130 @@ mod tests {
         let stopped = control(&inputs, Control::Shutdown).await;
         assert_eq!(stopped.await.unwrap(), ControlReply::ShuttingDown);
         running.await.unwrap().unwrap();
+    }
+
+    /// Arms `Lag(1)` and `Lag(2)` at once; firing `Lag(1)` cancels `Lag(2)`, which then
+    /// answers `None` (not armed) as a core does, and tells the test what fired.
+    struct CancellingRole {
+        fired: mpsc::UnboundedSender<Timer>,
+        cancelled: bool,
+    }
+
+    impl Role for CancellingRole {
+        fn start(&mut self) -> Result<Output, NodeError> {
+            let arm = vec![Timer::Lag(1), Timer::Lag(2)];
+            Ok(Output {
+                arm,
+                ..Output::default()
+            })
+        }
+        fn step_peer(&mut self, from: PeerId, message: PeerMessage) -> Result<Output, NodeError> {
+            EchoRole.step_peer(from, message)
+        }
+        fn step_client(
+            &mut self,
+            client: ClientId,
+            request: ClientRequest,
+        ) -> Result<Output, NodeError> {
+            EchoRole.step_client(client, request)
+        }
+        fn fire(&mut self, timer: &Timer) -> Result<Option<Output>, NodeError> {
+            if *timer == Timer::Lag(2) && self.cancelled {
+                return Ok(None);
+            }
+            self.fired.send(timer.clone()).unwrap();
+            self.cancelled = true;
+            let cancel = vec![Timer::Lag(2)];
+            Ok(Some(Output {
+                cancel,
+                ..Output::default()
+            }))
+        }
+        fn snapshot(&self) -> Result<Snapshot, NodeError> {
+            EchoRole.snapshot()
+        }
+        fn metadata(&self) -> Metadata {
+            EchoRole.metadata()
+        }
+        fn close(&mut self) -> Result<(), NodeError> {
+            Ok(())
+        }
+    }
+
+    /// Fails every message as a full disk fails a broker's append; closing after that would
+    /// meet a core whose writes were not applied, so `close` must not be called.
+    struct FailingRole;
+
+    impl Role for FailingRole {
+        fn start(&mut self) -> Result<Output, NodeError> {
+            Ok(Output::default())
+        }
+        fn step_peer(&mut self, _from: PeerId, _message: PeerMessage) -> Result<Output, NodeError> {
+            Err(NodeError::Core("no space left on device".into()))
+        }
+        fn step_client(
+            &mut self,
+            _client: ClientId,
+            _request: ClientRequest,
+        ) -> Result<Output, NodeError> {
+            Err(NodeError::Core("no space left on device".into()))
+        }
+        fn fire(&mut self, _timer: &Timer) -> Result<Option<Output>, NodeError> {
+            Ok(None)
+        }
+        fn snapshot(&self) -> Result<Snapshot, NodeError> {
+            EchoRole.snapshot()
+        }
+        fn metadata(&self) -> Metadata {
+            EchoRole.metadata()
+        }
+        fn close(&mut self) -> Result<(), NodeError> {
+            panic!("closed after a storage error");
+        }
+    }
+
+    /// Goal: a node whose input failed (storage I/O) stops with that error and does not close
+    /// its role (found by `insync chaos`: a broker whose append met a full disk then panicked
+    /// in its clean-stop flush). Method: a role that fails its first message.
+    #[tokio::test]
+    async fn an_input_error_stops_the_node_without_closing_it() {
+        let (trigger, shutdown) = shutdown_pair();
+        let (inputs, receiver) = mpsc::channel(16);
+        let outbound = Outbound::new(BTreeMap::new());
+        let event_loop = EventLoop::new(FailingRole, receiver, outbound, None, trigger);
+        let running = tokio::spawn(event_loop.run(shutdown));
+        let message = PeerMessage::RegisterBroker { broker_epoch: 1 };
+        let from = PeerId::Broker(2);
+        inputs.send(Input::Peer { from, message }).await.unwrap();
+        let stopped = running.await.expect("close is not called");
+        assert!(matches!(stopped, Err(NodeError::Core(_))), "{stopped:?}");
+    }
+
+    /// Goal: a timer that was due but cancelled by the timer fired before it does not fire
+    /// (found by `insync chaos`: a leader's `Lag` fired after another `Lag` cancelled it, and
+    /// the broker stopped on the bookkeeping assertion). Method: two timers with one deadline,
+    /// the first cancels the second; the loop must fire only the first and keep running.
+    #[tokio::test]
+    async fn a_due_timer_cancelled_by_an_earlier_one_does_not_fire() {
+        let (trigger, shutdown) = shutdown_pair();
+        let (inputs, receiver) = mpsc::channel(16);
+        let (fired, mut fires) = mpsc::unbounded_channel();
+        let role = CancellingRole {
+            fired,
+            cancelled: false,
+        };
+        let timing = Timing {
+            replica_lag_time_max: std::time::Duration::from_millis(5),
+            ..Timing::default()
+        };
+        let outbound = Outbound::new(BTreeMap::new());
+        let event_loop = EventLoop::new(role, receiver, outbound, Some(timing), trigger);
+        let running = tokio::spawn(event_loop.run(shutdown));
+        assert_eq!(fires.recv().await, Some(Timer::Lag(1)));
+        let stopped = control(&inputs, Control::Shutdown).await;
+        assert_eq!(stopped.await.unwrap(), ControlReply::ShuttingDown);
+        running.await.expect("no bookkeeping panic").unwrap();
+        assert_eq!(fires.try_recv().ok(), None, "Lag(2) was cancelled");
     }
 
     fn refused_stepped_only(request: &str) -> ControlReply {

@@ -340,6 +340,50 @@ impl Supervisor {
         Some((node, status))
     }
 
+    /// Reaps every child that has exited by itself, without waiting: each exited node and its
+    /// status (a chaos run restarts them, and reports those no fault explains).
+    pub fn reap_exited(&mut self) -> Vec<(NodeId, ExitStatus)> {
+        let mut exited = Vec::new();
+        for (node, process) in self.nodes.iter_mut() {
+            let status = match process.child.as_mut().map(Child::try_wait) {
+                Some(Ok(Some(status))) => status,
+                Some(Err(_)) => ExitStatus::default(),
+                Some(Ok(None)) | None => continue,
+            };
+            process.incarnation_ended();
+            exited.push((*node, status));
+        }
+        exited
+    }
+
+    /// Graceful stop of one node: `Shutdown` on its control channel, then wait for it to
+    /// exit, killing it if it does not within `grace`.
+    pub async fn stop_node(
+        &mut self,
+        node: NodeId,
+        grace: Duration,
+    ) -> Result<(), SupervisorError> {
+        let address = self.address(node).ok_or(SupervisorError::State {
+            node,
+            state: "not running",
+        })?;
+        let (address, cluster_id, token) =
+            (address.to_string(), &self.spec.cluster_id, &self.token);
+        let connect = ControlClient::connect_with_token(&address, cluster_id, token);
+        if let Ok(mut control) = connect.await {
+            let _ = control.shutdown().await;
+        }
+        let process = self.nodes.get_mut(&node).expect("addressed above");
+        if let Some(mut child) = process.child.take() {
+            if tokio::time::timeout(grace, child.wait()).await.is_err() {
+                let _ = child.start_kill();
+                let _ = child.wait().await;
+            }
+        }
+        process.incarnation_ended();
+        Ok(())
+    }
+
     /// Graceful stop: `Shutdown` on every running node's control channel, then wait for each
     /// child to exit, killing those that do not within `grace`.
     pub async fn stop(&mut self, grace: Duration) {
