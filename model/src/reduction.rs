@@ -22,7 +22,7 @@ use crate::actor::Storage;
 use crate::broker::BrokerState;
 use crate::client::Request;
 use crate::model::{in_flight, Action, InsyncModel, SystemState};
-use crate::msg::{Msg, Timer};
+use crate::msg::{ClientReply, ClientRequest, Msg, Timer};
 use crate::types::{BrokerId, Offset, RecordId};
 use serde::Serialize;
 use stateright::actor::{ActorModelAction, Id, Network};
@@ -148,7 +148,7 @@ fn may_be_answered(
 }
 
 fn answers(msg: &Msg, record: RecordId) -> bool {
-    matches!(msg, Msg::ProduceResponse { record_id, .. } if *record_id == record)
+    matches!(msg, Msg::Reply(ClientReply::ProduceResponse { record_id, .. }) if *record_id == record)
 }
 
 /// Whether `action` (just taken, leading to `next`) sent a produce that nothing can answer on
@@ -201,7 +201,7 @@ fn forced_read(model: &InsyncModel, state: &SystemState) -> Option<Action> {
     let broker = read_in_flight(model, state)?;
     let client = Id::from(model.cfg.client_index());
     let (b, index) = (broker.id(), usize::from(broker.id()));
-    if let Some(msg @ Msg::Consume { .. }) = head(state, client, b) {
+    if let Some(msg @ Msg::Request(ClientRequest::Consume { .. })) = head(state, client, b) {
         return (!state.crashed[index]).then(|| ActorModelAction::Deliver {
             src: client,
             dst: b,
@@ -209,11 +209,13 @@ fn forced_read(model: &InsyncModel, state: &SystemState) -> Option<Action> {
         });
     }
     match head(state, b, client) {
-        Some(msg @ Msg::ConsumeResponse { .. }) => Some(ActorModelAction::Deliver {
-            src: b,
-            dst: client,
-            msg: msg.clone(),
-        }),
+        Some(msg @ Msg::Reply(ClientReply::ConsumeResponse { .. })) => {
+            Some(ActorModelAction::Deliver {
+                src: b,
+                dst: client,
+                msg: msg.clone(),
+            })
+        }
         _ => None,
     }
 }
@@ -252,7 +254,7 @@ pub fn read_added_nothing(
     }
     let ActorModelAction::Deliver {
         src,
-        msg: Msg::ConsumeResponse { .. },
+        msg: Msg::Reply(ClientReply::ConsumeResponse { .. }),
         ..
     } = action
     else {
