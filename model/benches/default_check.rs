@@ -1,4 +1,5 @@
-//! `cargo bench -p insync-model`: the default check (3 brokers, kip-966, DFS, 2 threads),
+//! `cargo bench -p insync-model`: the default check as `insync check` runs it (3 brokers,
+//! kip-966, DFS, 2 threads, the reductions of docs/reductions.md),
 //! printing states/s, unique states, time and peak RSS (VmHWM).
 
 use insync_model::checker::{self, CheckOptions};
@@ -17,7 +18,7 @@ fn main() {
         ..CheckOptions::default()
     };
     let report = checker::run(
-        &InsyncModel::new(cfg).forgetting_dead_durability(),
+        &InsyncModel::new(cfg).reduced(),
         &options,
         &mut |_, _, _, _| {},
     );

@@ -13,6 +13,7 @@
 //! - [`ghost`]      — the history of commits and acknowledgements the properties judge.
 //! - [`properties`] — invariants and witnesses, named as in overview §2.
 //! - [`liveness`]   — bounded progress under a fair schedule once faults stop.
+//! - [`reduction`]  — the checker's reductions that lose nothing a property sees.
 //! - [`symmetry`]   — broker symmetry reduction (a correct representative).
 //! - [`checker`]    — running a check, progress, results, shortest paths.
 //! - [`shortest`]   — the breadth-first shortest-path search that keeps no state.
@@ -38,6 +39,7 @@ pub mod liveness;
 pub mod model;
 pub mod msg;
 pub mod properties;
+pub mod reduction;
 pub mod scenarios;
 pub mod shard;
 pub mod shortest;

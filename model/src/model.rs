@@ -1,7 +1,7 @@
 //! The checked system: an `ActorModel` of the actors plus the faults Stateright cannot express
 //! by itself, wrapped in [`InsyncModel`].
 //!
-//! The wrapper does five things and nothing else:
+//! The wrapper does six things and nothing else:
 //! - it counts faults in the state's history ([`Budget`]) and offers a fault action only while
 //!   its budget lasts: broker crashes (`Crash(b)`, never the controller or client), session
 //!   expiries (`Expire(b)`), ISR-shrink proposals (`Lag(f)`) and client reads (`Consume(b)`);
@@ -20,6 +20,9 @@
 //!   durable state (`flushed`, `hw_checkpoint`, its storage) is never read again, so it is
 //!   set to "everything saved" instead of keeping the values its past left there. Without
 //!   this the default check has 9 times as many states that differ only in dead fields.
+//! - for the checker only ([`InsyncModel::reduced`]), the reductions of `reduction.rs`: reads
+//!   and produces taken as uninterrupted exchanges, a crash choosing what its broker had
+//!   saved. Each loses nothing a property sees (docs/reductions.md).
 
 use crate::actor::{InsyncActor, State, Storage};
 use crate::broker::Broker;
@@ -28,6 +31,7 @@ use crate::config::{Acks, Config};
 use crate::controller::Controller;
 use crate::ghost::Ghost;
 use crate::msg::{Msg, Timer};
+use crate::reduction::{self, Reductions, Saveable};
 use crate::types::BrokerId;
 use serde::Serialize;
 use stateright::actor::{ActorModel, ActorModelAction, ActorModelState, Id, Network};
@@ -49,6 +53,14 @@ pub struct Budget {
 pub struct History {
     pub budget: Budget,
     pub ghost: Ghost,
+    /// Checker reduction only (`reduction.rs`, durability chosen at the crash): what each
+    /// broker (by actor index) could have saved, and the broker whose crash is being decided.
+    /// Empty and `None` in the plain model.
+    pub saveable: Vec<Saveable>,
+    pub crashing: Option<BrokerId>,
+    /// Checker reduction only (atomic produces): the last step sent a produce that nothing can
+    /// answer on its way, so its delivery comes next. False in the plain model.
+    pub produce_sent: bool,
 }
 
 impl Rewrite<Id> for History {
@@ -57,6 +69,9 @@ impl Rewrite<Id> for History {
         History {
             budget: self.budget,
             ghost: self.ghost.rewrite(plan),
+            saveable: self.saveable.clone(),
+            crashing: self.crashing.map(|b| b.rewrite(plan)),
+            produce_sent: self.produce_sent,
         }
     }
 }
@@ -77,6 +92,8 @@ pub struct InsyncModel {
     pub only: Option<usize>,
     /// See the module doc. Off for the conformance harness, whose nodes keep those fields.
     pub forget_dead_durability: bool,
+    /// The checker's reductions (`reduction.rs`); none in the plain model.
+    pub reductions: Reductions,
 }
 
 impl InsyncModel {
@@ -99,6 +116,17 @@ impl InsyncModel {
             actors,
             only: None,
             forget_dead_durability: false,
+            reductions: Reductions::default(),
+        }
+    }
+
+    /// The model `insync check` runs: every reduction of `reduction.rs` on, and dead durable
+    /// state forgotten (module doc). None loses a behaviour a property can see
+    /// (docs/reductions.md).
+    pub fn reduced(self) -> Self {
+        InsyncModel {
+            reductions: Reductions::all(),
+            ..self.forgetting_dead_durability()
         }
     }
 
@@ -210,8 +238,13 @@ impl Model for InsyncModel {
     }
 
     fn actions(&self, state: &SystemState, actions: &mut Vec<Action>) {
+        if let Some(step) = reduction::forced_step(self, state) {
+            actions.push(step);
+            return;
+        }
         self.actors.actions(state, actions);
-        actions.retain(|a| self.allowed(state, a));
+        actions.retain(|a| self.allowed(state, a) && !reduction::ruled_out(self, state, a));
+        reduction::add_crash_choices(state, actions);
     }
 
     fn next_state(&self, last: &SystemState, action: Action) -> Option<SystemState> {
@@ -228,13 +261,21 @@ impl Model for InsyncModel {
             | ActorModelAction::Timeout(_, Timer::ParkedRelease(_)) => budget.retries += 1,
             _ => {}
         }
+        if let Some(next) = reduction::crash_choice(self, last, &action) {
+            return Some(next);
+        }
         let mut next = self.actors.next_state(last, action.clone())?;
+        if reduction::read_added_nothing(self, last, &action, &next) {
+            history.budget.reads -= 1;
+        }
         history.ghost.observe(&self.cfg, last, &action, &next);
         next.history = history;
         self.break_connections(&mut next);
         if self.forget_dead_durability {
             self.forget_durability(&mut next);
         }
+        reduction::track_saveable(self, last, &action, &mut next);
+        next.history.produce_sent = reduction::produce_sent(self, &action, &next);
         Some(next)
     }
 

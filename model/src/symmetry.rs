@@ -10,7 +10,7 @@
 //! invariant under renaming brokers, so the reduction is an under-approximation in general.
 //! It is therefore off by default (`--symmetry` turns it on); see docs/performance.md.
 
-use crate::model::SystemState;
+use crate::model::{History, SystemState};
 use stateright::actor::{Id, Timers};
 use stateright::{Rewrite, RewritePlan};
 
@@ -53,7 +53,13 @@ pub fn permute(state: &SystemState, plan: Vec<Id>) -> SystemState {
             .map(|i| state.random_choices[reindex(i)].clone())
             .collect(),
         crashed: (0..count).map(|i| state.crashed[reindex(i)]).collect(),
-        history: state.history.clone(),
+        history: History {
+            saveable: (0..state.history.saveable.len())
+                .map(|i| state.history.saveable[reindex(i)])
+                .collect(),
+            crashing: state.history.crashing.map(|b| b.rewrite(&rewrite_plan)),
+            ..state.history.clone()
+        },
         actor_storages: (0..count)
             .map(|i| state.actor_storages[reindex(i)].clone())
             .collect(),

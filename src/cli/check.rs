@@ -186,7 +186,7 @@ pub fn run_check(args: CheckArgs) -> i32 {
             ));
         }
     }
-    let model = InsyncModel::new(cfg).forgetting_dead_durability();
+    let model = InsyncModel::new(cfg).reduced();
     // A scenario names the property to draw.
     let scenario_property = args
         .model
