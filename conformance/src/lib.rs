@@ -16,7 +16,8 @@
 //! - `sources`     — cover (BFS transition cover), random walks, counterexamples, witnesses;
 //! - `diff`        — field-level differences for divergence reports;
 //! - `evidence`    — a counterexample's violated invariant read from the real nodes' state;
-//! - `fuzzing`     — the trace-file reader's fuzz entry point.
+//! - `fuzzing`     — the trace-file reader's fuzz entry point;
+//! - `validate`    — trace validation: real nodes' trace logs checked against the model.
 pub mod abstraction;
 pub mod client;
 pub mod cluster;
@@ -32,3 +33,4 @@ pub mod router;
 pub mod sources;
 pub mod step;
 pub mod trace;
+pub mod validate;
