@@ -67,6 +67,7 @@ fn options() -> NodeOptions {
         stepped: false,
         timing: timing(),
         control_token_file: None,
+        trace_log: None,
     }
 }
 

@@ -31,10 +31,11 @@ use super::config::Timing;
 use super::peers::PeerHandle;
 use super::shutdown::{Shutdown, ShutdownTrigger};
 use super::NodeError;
-use crate::core::Effects;
+use crate::core::{Effects, Write};
 use crate::protocol::{
     Control, ControlRefusal, ControlReply, Message, Metadata, NodeId, Snapshot, Timer,
 };
+use crate::trace_log::{self, NodeState, TraceHeader, TraceLog};
 
 /// Bound of the queue from connection tasks into the event loop. A full queue slows readers
 /// down (TCP back-pressure) rather than growing memory.
@@ -56,6 +57,8 @@ pub struct Output {
     pub send: Outgoing,
     pub arm: Vec<Timer>,
     pub cancel: Vec<Timer>,
+    /// The writes the role applied for this input, kept for the trace log only.
+    pub writes: Vec<Write>,
 }
 
 impl Output {
@@ -65,6 +68,7 @@ impl Output {
             send: effects.send,
             arm: effects.arm,
             cancel: effects.cancel,
+            writes: effects.writes,
         }
     }
 }
@@ -83,6 +87,9 @@ pub trait Role: Send + 'static {
     fn fire(&mut self, timer: &Timer) -> Result<Option<Output>, NodeError>;
     fn snapshot(&self) -> Result<Snapshot, NodeError>;
     fn metadata(&self) -> Metadata;
+    /// The state after an input, for the trace log: `with_log` only at a start (what recovery
+    /// found); otherwise without the log, which the validator rebuilds from the writes.
+    fn trace_state(&self, with_log: bool) -> Result<NodeState, NodeError>;
     /// Graceful stop: make durable what should be (e.g. flush a lazy log).
     fn close(&mut self) -> Result<(), NodeError>;
 }
@@ -228,6 +235,8 @@ pub struct EventLoop<R: Role> {
     /// Absent in stepped mode: nothing fires by itself.
     clock: Option<Clock>,
     shutdown_trigger: ShutdownTrigger,
+    /// `--trace-log`: one record per input (`trace_log`), and the header of this incarnation.
+    trace: Option<(TraceLog, TraceHeader)>,
 }
 
 impl<R: Role> EventLoop<R> {
@@ -249,7 +258,29 @@ impl<R: Role> EventLoop<R> {
                 deadlines: BTreeMap::new(),
             }),
             shutdown_trigger,
+            trace: None,
         }
+    }
+
+    /// Records every input this loop hands the core in `trace`.
+    pub fn with_trace(mut self, trace: TraceLog, header: TraceHeader) -> Self {
+        self.trace = Some((trace, header));
+        self
+    }
+
+    /// The one recording call per core input: what it sent and wrote, and the state after.
+    fn record(
+        &mut self,
+        input: Option<trace_log::Input>,
+        output: &Output,
+    ) -> Result<(), NodeError> {
+        let (Some((trace, _)), Some(input)) = (self.trace.as_mut(), input) else {
+            return Ok(());
+        };
+        let with_log = matches!(input, trace_log::Input::Start(_));
+        let state = self.role.trace_state(with_log)?;
+        trace.record(input, &output.send, &output.writes, Some(state));
+        Ok(())
     }
 
     /// Runs until shutdown. An error (storage I/O) is fatal for the process.
@@ -258,11 +289,23 @@ impl<R: Role> EventLoop<R> {
         // Whatever happened, stop the other tasks of this node too.
         self.shutdown_trigger.trigger();
         let closed = self.role.close();
+        if let Some((trace, _)) = self.trace.take() {
+            // Only a clean stop is recorded as one; an error ends the log like a crash.
+            match (&result, &closed) {
+                (Ok(()), Ok(())) => trace.close(self.role.trace_state(false).ok()),
+                _ => drop(trace),
+            }
+        }
         result.and(closed)
     }
 
     async fn run_inner(&mut self, shutdown: &mut Shutdown) -> Result<(), NodeError> {
         let start = self.role.start()?;
+        let input = self
+            .trace
+            .as_ref()
+            .map(|(_, header)| trace_log::Input::Start(header.clone()));
+        self.record(input, &start)?;
         self.perform(start);
         loop {
             let next_deadline = self.clock.as_ref().and_then(Clock::next_deadline);
@@ -292,7 +335,10 @@ impl<R: Role> EventLoop<R> {
         for timer in clock.take_due(Instant::now()) {
             debug!(?timer, "deadline passed; firing");
             match self.role.fire(&timer)? {
-                Some(output) => self.perform(output),
+                Some(output) => {
+                    self.record(self.trace_timer(&timer), &output)?;
+                    self.perform(output)
+                }
                 // The clock mirrors the core's armed set through every output, so this is a
                 // bookkeeping error; the deadline is gone, which is the safe side.
                 None => debug_assert!(false, "{timer:?} was on the clock but not armed"),
@@ -312,7 +358,12 @@ impl<R: Role> EventLoop<R> {
     fn handle(&mut self, input: Input) -> Result<(), NodeError> {
         match input {
             Input::Message { from, message } => {
+                let traced = self
+                    .trace
+                    .as_mut()
+                    .map(|(trace, _)| trace.message_input(from, &message));
                 let output = self.role.step(from, message)?;
+                self.record(traced, &output)?;
                 *self.outbound.counters.received.entry(from).or_insert(0) += 1;
                 self.perform(output);
                 self.answer_barriers();
@@ -375,6 +426,7 @@ impl<R: Role> EventLoop<R> {
             Control::Metadata => ControlReply::Metadata(self.role.metadata()),
             Control::FireTimer(timer) => match self.role.fire(&timer)? {
                 Some(output) => {
+                    self.record(self.trace_timer(&timer), &output)?;
                     self.perform(output);
                     ControlReply::TimerFired
                 }
@@ -398,6 +450,12 @@ impl<R: Role> EventLoop<R> {
         // The requester may have gone; nothing to do then.
         let _ = reply.send(answer);
         Ok(())
+    }
+
+    fn trace_timer(&self, timer: &Timer) -> Option<trace_log::Input> {
+        self.trace
+            .as_ref()
+            .map(|_| trace_log::Input::Timer(timer.clone()))
     }
 
     fn answer_barriers(&mut self) {
@@ -482,6 +540,12 @@ mod tests {
                 view: None,
                 brokers: BTreeMap::new(),
                 controller: None,
+            }
+        }
+        fn trace_state(&self, _with_log: bool) -> Result<NodeState, NodeError> {
+            match self.snapshot()? {
+                Snapshot::Broker(snapshot) => Ok(NodeState::Broker(Box::new(snapshot))),
+                Snapshot::Controller(snapshot) => Ok(NodeState::Controller(snapshot)),
             }
         }
         fn close(&mut self) -> Result<(), NodeError> {
