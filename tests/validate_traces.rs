@@ -184,4 +184,16 @@ async fn an_hw_truncation_run_is_rejected_by_the_kip966_model() {
         "{other}"
     );
     assert!(rejection.command.contains("--variant kip-966"));
+
+    // The command line says the same, with exit codes 0 and 1.
+    let dir = trace.path().display().to_string();
+    let (code, stdout, _) = support::cli::insync(&["validate", &dir, "--json"]);
+    assert_eq!(code, 0, "{stdout}");
+    let verdict: serde_json::Value = serde_json::from_str(&stdout).expect("one JSON object");
+    assert_eq!(verdict["verdict"], "accepted");
+    let (code, stdout, _) = support::cli::insync(&["validate", &dir, "--variant", "kip-966"]);
+    assert_eq!(code, 1);
+    assert!(stdout.starts_with("REJECTED against kip-966"), "{stdout}");
+    let (code, _, stderr) = support::cli::insync(&["validate", "/nonexistent-trace-dir"]);
+    assert_eq!(code, 2, "{stderr}");
 }

@@ -165,3 +165,125 @@ pub fn merge(logs: &[NodeLog]) -> Result<Merged, MergeError> {
         from_unrecorded_tails,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use insync_impl::core::{ProtocolConfig, Variant};
+    use insync_impl::trace_log::{Event, TraceHeader};
+
+    fn start(node: NodeId) -> Input {
+        Input::Start(TraceHeader {
+            node,
+            protocol: ProtocolConfig {
+                variant: Variant::Kip966,
+                unclean_leader_election: false,
+                min_insync_replicas: 1,
+                brokers: vec![1, 2],
+            },
+            fsync_always: false,
+        })
+    }
+
+    fn fetch(offset: u64) -> Message {
+        Message::Fetch {
+            leader_epoch: 1,
+            fetch_offset: offset,
+            last_fetched_epoch: 1,
+            broker_epoch: 0,
+        }
+    }
+
+    fn log(node: NodeId, events: Vec<(Input, Vec<(NodeId, Message)>)>) -> NodeLog {
+        let events = events
+            .into_iter()
+            .enumerate()
+            .map(|(index, (input, sent))| Event {
+                index: index as u64,
+                input,
+                sent: sent.into_iter().map(|(to, m)| (to, 0, m)).collect(),
+                writes: vec![],
+                state: None,
+            })
+            .collect();
+        NodeLog {
+            node,
+            name: format!("{node:?}"),
+            events,
+            torn: None,
+        }
+    }
+
+    fn receive(from: NodeId, message: Message) -> Input {
+        Input::Message {
+            from,
+            received: 0,
+            message,
+        }
+    }
+
+    const LEADER: NodeId = NodeId::Broker(1);
+    const FOLLOWER: NodeId = NodeId::Broker(2);
+
+    /// Goal: a receive names the earliest equal send after the one named before it (sends
+    /// skipped over were lost), and comes after it in the merged order even when its node's
+    /// log is read first.
+    #[test]
+    fn receives_follow_the_sends_they_name() {
+        let follower = log(
+            FOLLOWER,
+            vec![
+                (start(FOLLOWER), vec![(LEADER, fetch(0))]),
+                (Input::Timer(imp_timer()), vec![(LEADER, fetch(0))]),
+                (Input::Stop, vec![]),
+            ],
+        );
+        let leader = log(
+            LEADER,
+            vec![
+                (start(LEADER), vec![]),
+                (receive(FOLLOWER, fetch(0)), vec![]),
+            ],
+        );
+        let logs = [leader, follower];
+        let merged = merge(&logs).expect("a merge");
+        let position = |at: At| merged.order.iter().position(|a| *a == at).unwrap();
+        assert!(position((1, 0)) < position((0, 1)), "{:?}", merged.order);
+        assert!(merged.from_unrecorded_tails.is_empty());
+    }
+
+    fn imp_timer() -> insync_impl::protocol::Timer {
+        insync_impl::protocol::Timer::FetchRetry
+    }
+
+    /// Goal: a message nobody sent is unexplained when the sender stopped cleanly, and is
+    /// taken as a send of the unrecorded tail when its incarnation ended in a crash.
+    #[test]
+    fn an_unsent_receive_is_refused_unless_the_sender_crashed() {
+        let leader = || {
+            log(
+                LEADER,
+                vec![
+                    (start(LEADER), vec![]),
+                    (receive(FOLLOWER, fetch(7)), vec![]),
+                ],
+            )
+        };
+        let stopped = log(
+            FOLLOWER,
+            vec![(start(FOLLOWER), vec![]), (Input::Stop, vec![])],
+        );
+        let error = merge(&[leader(), stopped]).unwrap_err();
+        assert!(matches!(
+            error,
+            MergeError::Unsent {
+                at: (0, 1),
+                from: FOLLOWER
+            }
+        ));
+
+        let crashed = log(FOLLOWER, vec![(start(FOLLOWER), vec![(LEADER, fetch(0))])]);
+        let merged = merge(&[leader(), crashed]).expect("a merge");
+        assert_eq!(merged.from_unrecorded_tails, vec![(0, 1)]);
+    }
+}
