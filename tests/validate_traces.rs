@@ -20,8 +20,19 @@ use insync_model::config::Variant;
 use support::{values, TestCluster};
 use tempfile::TempDir;
 
+/// Which broker the scenario kills and restarts.
+#[derive(Clone, Copy)]
+enum Victim {
+    Follower,
+    Leader,
+}
+
 /// Runs the scenario on `variant` and returns its trace directory.
 async fn traced_run(variant: &str) -> TempDir {
+    traced_run_killing(variant, Victim::Follower).await
+}
+
+async fn traced_run_killing(variant: &str, victim: Victim) -> TempDir {
     let trace = tempfile::tempdir().unwrap();
     let trace_flag = trace.path().display().to_string();
     let flags = ["--variant", variant, "--trace-log", trace_flag.as_str()];
@@ -31,10 +42,13 @@ async fn traced_run(variant: &str) -> TempDir {
         producer.send(vec![value]).await.expect("produce");
     }
     let leader = test.controller().await.view.leader.expect("a leader");
-    let follower = (1..=3).find(|b| *b != leader).unwrap();
+    let follower = match victim {
+        Victim::Follower => (1..=3).find(|b| *b != leader).unwrap(),
+        Victim::Leader => leader,
+    };
     test.cluster.kill_broker(follower).await.expect("kill");
-    test.wait_controller("the killed follower out of the ISR", |c| {
-        !c.view.isr.contains(&follower)
+    test.wait_controller("the killed broker out of the ISR", |c| {
+        !c.view.isr.contains(&follower) && c.view.leader.is_some_and(|l| l != follower)
     })
     .await;
     for value in values("during", 0..3) {
@@ -58,6 +72,12 @@ async fn traced_run(variant: &str) -> TempDir {
 fn validate(dir: &Path, variant: Option<Variant>) -> Verdict {
     let verdict = validate_dir(dir, &ValidateOptions { variant }).expect("logs readable");
     eprintln!("{verdict}");
+    if let Verdict::Accepted(accepted) = &verdict {
+        accepted
+            .notes
+            .iter()
+            .for_each(|note| eprintln!("  note: {note}"));
+    }
     verdict
 }
 
@@ -196,4 +216,13 @@ async fn an_hw_truncation_run_is_rejected_by_the_kip966_model() {
     assert!(stdout.starts_with("REJECTED against kip-966"), "{stdout}");
     let (code, _, stderr) = support::cli::insync(&["validate", "/nonexistent-trace-dir"]);
     assert_eq!(code, 2, "{stderr}");
+}
+
+/// Goal: a failover is a behaviour of the model too: the leader is killed mid-run, another
+/// broker is elected, the old leader restarts as a follower and rejoins.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kip966_run_with_a_leader_killed_is_accepted() {
+    let trace = traced_run_killing("kip-966", Victim::Leader).await;
+    let verdict = validate(trace.path(), None);
+    assert!(verdict.is_accepted(), "{verdict}");
 }
