@@ -12,7 +12,7 @@ mod support;
 use std::time::Duration;
 
 use insync_impl::client::{Consumer, ProduceAcks, Producer};
-use insync_impl::protocol::{Acks, Message, ProduceResult};
+use insync_impl::protocol::{Acks, ClientReply, ClientRequest, ProduceResult};
 use insync_impl::wire::{handshake_client, Connection, Hello, PeerName};
 use support::{signal, values, TestCluster};
 use tokio::net::TcpStream;
@@ -47,14 +47,14 @@ async fn a_stale_leader_never_acknowledges_after_a_new_view() {
         let (mut connection, _) = handshake_client(Connection::new(stream), &hello)
             .await
             .expect("handshake");
-        let request = Message::Produce {
+        let request = ClientRequest::Produce {
             producer_id: 99,
             first_sequence: 0,
             values: vec![b"stale".to_vec()],
             acks: Acks::All,
         };
         connection.write(&request).await.expect("send");
-        connection.read::<Message>().await
+        connection.read::<ClientReply>().await
     });
     // Let the client's connection reach the paused process's accept queue first.
     tokio::task::yield_now().await;
@@ -65,7 +65,7 @@ async fn a_stale_leader_never_acknowledges_after_a_new_view() {
         .expect("task")
         .expect("a readable answer");
     match answer {
-        Some(Message::ProduceResponse { result, .. }) => {
+        Some(ClientReply::ProduceResponse { result, .. }) => {
             assert_eq!(result, ProduceResult::NotLeader, "never acknowledged")
         }
         other => panic!("unexpected answer {other:?}"),

@@ -17,7 +17,7 @@ use insync_conformance::replay::{Consequence, ReplayOptions};
 use insync_conformance::report::{self, Entry, Reachable, Summary};
 use insync_conformance::sources;
 use insync_conformance::trace::{ModelTrace, TraceFile};
-use insync_model::msg::{Msg, ProduceResult, Timer};
+use insync_model::msg::{ClientReply, Msg, ProduceResult, Timer};
 use insync_model::{scenarios, Config, Fsync, InsyncModel, Variant};
 use stateright::actor::ActorModelAction;
 
@@ -171,10 +171,10 @@ async fn not_enough_replicas_after_append_replays_clean() {
             matches!(
                 action,
                 Some(stateright::actor::ActorModelAction::Deliver {
-                    msg: Msg::ProduceResponse {
+                    msg: Msg::Reply(ClientReply::ProduceResponse {
                         result: ProduceResult::NotEnoughReplicasAfterAppend,
                         ..
-                    },
+                    }),
                     ..
                 })
             )

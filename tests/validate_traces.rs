@@ -14,8 +14,8 @@ use std::path::Path;
 
 use insync_conformance::validate::{validate_dir, ValidateOptions, Verdict};
 use insync_impl::client::{ProduceAcks, Producer};
-use insync_impl::protocol::{Message, NodeId};
-use insync_impl::trace_log::{self, file, Event, Input};
+use insync_impl::protocol::{ClientRequest, NodeId, PeerMessage};
+use insync_impl::trace_log::{self, file, Event, Input, TracedMessage};
 use insync_model::config::Variant;
 use support::{values, TestCluster};
 use tempfile::TempDir;
@@ -120,7 +120,7 @@ fn drop_event(dir: &Path, node: NodeId, pick: impl Fn(&Event) -> bool) -> (TempD
     (target, dropped.unwrap())
 }
 
-fn is_receive_of(event: &Event, wanted: fn(&Message) -> bool) -> bool {
+fn is_receive_of(event: &Event, wanted: fn(&TracedMessage) -> bool) -> bool {
     matches!(&event.input, Input::Message { message, .. } if wanted(message))
 }
 
@@ -142,7 +142,11 @@ async fn a_kip966_run_is_accepted_and_edits_of_it_are_rejected() {
         let event = events
             .iter_mut()
             .rev()
-            .find(|e| is_receive_of(e, |m| matches!(m, Message::Produce { .. })))
+            .find(|e| {
+                is_receive_of(e, |m| {
+                    matches!(m, TracedMessage::Request(ClientRequest::Produce { .. }))
+                })
+            })
             .expect("the leader handled a produce");
         let Some(trace_log::NodeState::Broker(snapshot)) = &mut event.state else {
             panic!("a broker's state")
@@ -174,7 +178,9 @@ async fn a_kip966_run_is_accepted_and_edits_of_it_are_rejected() {
     // Drop a fetch answer broker 3 handled: the fetch it sent next is gone with it, and the
     // leader received that fetch from nobody.
     let (dropped, _) = drop_event(trace, NodeId::Broker(3), |e| {
-        is_receive_of(e, |m| matches!(m, Message::FetchResponse { .. })) && !e.sent.is_empty()
+        is_receive_of(e, |m| {
+            matches!(m, TracedMessage::Peer(PeerMessage::FetchResponse { .. }))
+        }) && !e.sent.is_empty()
     });
     let verdict = validate(dropped.path(), None);
     let (node, _) = rejected_at(&verdict);

@@ -11,7 +11,7 @@
 
 use insync_model::client::{ClientState, Request};
 use insync_model::config::Config;
-use insync_model::msg::{ConsumeResult, Msg, ProduceResult};
+use insync_model::msg::{ClientReply, ClientRequest, ConsumeResult, ProduceResult};
 use insync_model::types::{BrokerId, Offset};
 
 /// The client's initial state: nothing produced, nothing in flight.
@@ -25,34 +25,34 @@ pub fn initial() -> ClientState {
 }
 
 /// `Produce(b)` fired: when idle and records remain, the next record's request to `broker`.
-pub fn produce(cfg: &Config, state: &mut ClientState, broker: BrokerId) -> Option<Msg> {
+pub fn produce(cfg: &Config, state: &mut ClientState, broker: BrokerId) -> Option<ClientRequest> {
     if state.in_flight.is_some() || state.next_record > cfg.records {
         return None;
     }
     let record_id = state.next_record;
     state.in_flight = Some(Request::Produce { broker, record_id });
-    Some(Msg::Produce {
+    Some(ClientRequest::Produce {
         record_id,
         acks: cfg.acks,
     })
 }
 
 /// `Consume(b)` fired: when idle, read from offset 0.
-pub fn consume(state: &mut ClientState, broker: BrokerId) -> Option<Msg> {
+pub fn consume(state: &mut ClientState, broker: BrokerId) -> Option<ClientRequest> {
     if state.in_flight.is_some() {
         return None;
     }
     state.in_flight = Some(Request::Consume { broker });
-    Some(Msg::Consume { fetch_offset: 0 })
+    Some(ClientRequest::Consume { fetch_offset: 0 })
 }
 
 /// An answer from `from` reached the client. Answers to no request in flight are stale and
 /// change nothing (a deposed leader's `NotLeader` for a produce it had parked, say).
-pub fn on_response(state: &mut ClientState, from: BrokerId, msg: &Msg) {
-    match (state.in_flight, msg) {
+pub fn on_response(state: &mut ClientState, from: BrokerId, reply: &ClientReply) {
+    match (state.in_flight, reply) {
         (
             Some(Request::Produce { broker, record_id }),
-            Msg::ProduceResponse {
+            ClientReply::ProduceResponse {
                 record_id: answered,
                 result,
             },
@@ -69,7 +69,9 @@ pub fn on_response(state: &mut ClientState, from: BrokerId, msg: &Msg) {
                 | ProduceResult::NotEnoughReplicasAfterAppend => {}
             }
         }
-        (Some(Request::Consume { broker }), Msg::ConsumeResponse { result }) if broker == from => {
+        (Some(Request::Consume { broker }), ClientReply::ConsumeResponse { result })
+            if broker == from =>
+        {
             state.in_flight = None;
             match result {
                 ConsumeResult::Ok { records, .. } => {
@@ -98,12 +100,15 @@ mod tests {
         let cfg = Config::new(2);
         let mut state = initial();
         let request = produce(&cfg, &mut state, BrokerId(1)).expect("idle");
-        assert!(matches!(request, Msg::Produce { record_id: 1, .. }));
+        assert!(matches!(
+            request,
+            ClientRequest::Produce { record_id: 1, .. }
+        ));
         assert!(
             produce(&cfg, &mut state, BrokerId(2)).is_none(),
             "one in flight"
         );
-        let stale = Msg::ProduceResponse {
+        let stale = ClientReply::ProduceResponse {
             record_id: 1,
             result: ProduceResult::Ok { offset: 0 },
         };
@@ -125,7 +130,7 @@ mod tests {
             leader_epoch: 1,
             record_id: 1,
         };
-        let answer = Msg::ConsumeResponse {
+        let answer = ClientReply::ConsumeResponse {
             result: ConsumeResult::Ok {
                 records: vec![record],
                 high_watermark: 1,

@@ -19,7 +19,7 @@ use stateright::actor::{Id, Network};
 use crate::abstraction;
 use crate::diff;
 use crate::mapping::{self, TimerTarget};
-use crate::router::Channel;
+use crate::router::{Channel, Frame};
 use crate::trace;
 
 /// A node the model has up must run; one it has crashed must not.
@@ -94,7 +94,7 @@ pub fn timers(name: &str, model: &BTreeSet<Timer>, armed: &BTreeSet<imp::Timer>)
 pub fn network(
     cfg: &Config,
     network: &Network<Msg>,
-    queues: &BTreeMap<Channel, Vec<imp::Message>>,
+    queues: &BTreeMap<Channel, Vec<Frame>>,
 ) -> Vec<String> {
     let Network::Ordered(channels) = network else {
         unreachable!("the model's network is ordered")
@@ -256,6 +256,7 @@ mod tests {
     use super::*;
     use insync_impl::protocol::NodeId;
     use insync_model::controller::ControllerState;
+    use insync_model::msg::PeerMsg;
     use insync_model::types::{BrokerId, BrokerSet, View};
     use stateright::actor::Envelope;
 
@@ -446,11 +447,12 @@ mod tests {
         let envelope = Envelope {
             src: Id::from(0),
             dst: Id::from(1),
-            msg: Msg::RegisterBrokerResponse,
+            msg: Msg::Peer(PeerMsg::RegisterBrokerResponse),
         };
         let model = Network::new_ordered([envelope]);
         let channel = (NodeId::Controller, NodeId::Broker(1));
-        let queued = BTreeMap::from([(channel, vec![imp::Message::RegisterBrokerResponse])]);
+        let frame = Frame::Peer(imp::PeerMessage::RegisterBrokerResponse);
+        let queued = BTreeMap::from([(channel, vec![frame])]);
         assert!(network(&cfg, &model, &queued).is_empty());
         let missing = network(&cfg, &model, &BTreeMap::new());
         assert_eq!(missing.len(), 1, "{missing:?}");

@@ -15,8 +15,10 @@ use std::collections::BTreeSet;
 use insync_impl::core::Variant as ImplVariant;
 use insync_impl::protocol as imp;
 use insync_model::config::{Acks, Config, Variant};
-use insync_model::msg::{self as model, Msg};
+use insync_model::msg::{self as model, ClientReply, ClientRequest, Msg, PeerMsg};
 use insync_model::types::{BrokerId, BrokerSet, Record, View};
+
+use crate::router::Frame;
 use stateright::actor::Id;
 
 /// The producer id the harness's client uses; record id `r` is sequence `r`.
@@ -188,38 +190,35 @@ pub fn records_from_impl(
 /// A frame a node emitted, as the model's message. `first_offset` is where records in it must
 /// start: the model's `FetchResponse` and `ConsumeResponse` carry records from the request's
 /// offset, which the harness knows from the request it delivered (see `replay`); `None`
-/// skips the offset check (the records' own first offset is taken).
-pub fn msg_from_impl(
-    message: &imp::Message,
-    first_offset: Option<u64>,
-) -> Result<Msg, MappingError> {
+/// skips the offset check (the records' own first offset is taken). Each channel's type maps
+/// to the model's type for that channel.
+pub fn msg_from_impl(frame: &Frame, first_offset: Option<u64>) -> Result<Msg, MappingError> {
     let start = |records: &[imp::Record]| {
         first_offset
             .or(records.first().map(|r| r.offset))
             .unwrap_or(0)
     };
+    match frame {
+        Frame::Peer(message) => peer_from_impl(message, &start).map(Msg::Peer),
+        Frame::Request(request) => request_from_impl(request).map(Msg::Request),
+        Frame::Reply(reply) => reply_from_impl(reply, &start).map(Msg::Reply),
+    }
+}
+
+type Start<'a> = &'a dyn Fn(&[imp::Record]) -> u64;
+
+fn peer_from_impl(message: &imp::PeerMessage, start: Start) -> Result<PeerMsg, MappingError> {
     Ok(match message {
-        imp::Message::LeaderAndIsr(view) => Msg::LeaderAndIsr(view_from_impl(view)?),
-        imp::Message::AlterPartitionResponse { result } => Msg::AlterPartitionResponse {
-            result: match result {
-                Ok(view) => model::AlterPartitionResult::Ok(view_from_impl(view)?),
-                Err(imp::AlterPartitionError::FencedLeaderEpoch) => {
-                    model::AlterPartitionResult::FencedLeaderEpoch
-                }
-                Err(imp::AlterPartitionError::InvalidUpdateVersion) => {
-                    model::AlterPartitionResult::InvalidUpdateVersion
-                }
-                Err(imp::AlterPartitionError::IneligibleReplica) => {
-                    model::AlterPartitionResult::IneligibleReplica
-                }
-            },
+        imp::PeerMessage::LeaderAndIsr(view) => PeerMsg::LeaderAndIsr(view_from_impl(view)?),
+        imp::PeerMessage::AlterPartitionResponse { result } => PeerMsg::AlterPartitionResponse {
+            result: alter_partition_result_from_impl(result)?,
         },
-        imp::Message::AlterPartition {
+        imp::PeerMessage::AlterPartition {
             isr,
             leader_epoch,
             partition_epoch,
             broker_epochs,
-        } => Msg::AlterPartition {
+        } => PeerMsg::AlterPartition {
             isr: broker_set_from_impl(isr)?,
             leader_epoch: small("leader_epoch", u64::from(*leader_epoch))?,
             partition_epoch: small("partition_epoch", u64::from(*partition_epoch))?,
@@ -228,52 +227,82 @@ pub fn msg_from_impl(
                 .map(|(b, e)| Ok((broker_from_impl(*b)?, small("broker_epoch", u64::from(*e))?)))
                 .collect::<Result<_, MappingError>>()?,
         },
-        imp::Message::RegisterBroker { broker_epoch } => Msg::RegisterBroker {
+        imp::PeerMessage::RegisterBroker { broker_epoch } => PeerMsg::RegisterBroker {
             broker_epoch: small("broker_epoch", u64::from(*broker_epoch))?,
         },
-        imp::Message::RegisterBrokerResponse => Msg::RegisterBrokerResponse,
-        imp::Message::Heartbeat { .. } => {
+        imp::PeerMessage::RegisterBrokerResponse => PeerMsg::RegisterBrokerResponse,
+        imp::PeerMessage::Heartbeat { .. } => {
             return Err(MappingError::ImplOnly(format!("{message:?}")));
         }
-        imp::Message::Fetch {
+        imp::PeerMessage::Fetch {
             leader_epoch,
             fetch_offset,
             last_fetched_epoch,
             broker_epoch,
-        } => Msg::Fetch {
+        } => PeerMsg::Fetch {
             leader_epoch: small("leader_epoch", u64::from(*leader_epoch))?,
             fetch_offset: small("fetch_offset", *fetch_offset)?,
             last_fetched_epoch: small("last_fetched_epoch", u64::from(*last_fetched_epoch))?,
             broker_epoch: small("broker_epoch", u64::from(*broker_epoch))?,
         },
-        imp::Message::FetchResponse {
+        imp::PeerMessage::FetchResponse {
             leader_epoch,
             fetch_offset,
             result,
-        } => Msg::FetchResponse {
+        } => PeerMsg::FetchResponse {
             leader_epoch: small("leader_epoch", u64::from(*leader_epoch))?,
             fetch_offset: small("fetch_offset", *fetch_offset)?,
-            result: fetch_result_from_impl(result, &start)?,
+            result: fetch_result_from_impl(result, start)?,
         },
-        imp::Message::OffsetsForLeaderEpoch { requested_epoch } => Msg::OffsetsForLeaderEpoch {
-            requested_epoch: small("requested_epoch", u64::from(*requested_epoch))?,
-        },
-        imp::Message::OffsetsForLeaderEpochResponse { result } => {
-            Msg::OffsetsForLeaderEpochResponse {
-                result: match result {
-                    imp::OffsetsForLeaderEpochResult::Ok { epoch, end_offset } => {
-                        model::OffsetsForLeaderEpochResult::Ok {
-                            epoch: small("epoch", u64::from(*epoch))?,
-                            end_offset: small("end_offset", *end_offset)?,
-                        }
-                    }
-                    imp::OffsetsForLeaderEpochResult::NotLeader => {
-                        model::OffsetsForLeaderEpochResult::NotLeader
-                    }
-                },
+        imp::PeerMessage::OffsetsForLeaderEpoch { requested_epoch } => {
+            PeerMsg::OffsetsForLeaderEpoch {
+                requested_epoch: small("requested_epoch", u64::from(*requested_epoch))?,
             }
         }
-        imp::Message::Produce {
+        imp::PeerMessage::OffsetsForLeaderEpochResponse { result } => {
+            PeerMsg::OffsetsForLeaderEpochResponse {
+                result: epoch_result_from_impl(result)?,
+            }
+        }
+    })
+}
+
+fn alter_partition_result_from_impl(
+    result: &Result<imp::View, imp::AlterPartitionError>,
+) -> Result<model::AlterPartitionResult, MappingError> {
+    Ok(match result {
+        Ok(view) => model::AlterPartitionResult::Ok(view_from_impl(view)?),
+        Err(imp::AlterPartitionError::FencedLeaderEpoch) => {
+            model::AlterPartitionResult::FencedLeaderEpoch
+        }
+        Err(imp::AlterPartitionError::InvalidUpdateVersion) => {
+            model::AlterPartitionResult::InvalidUpdateVersion
+        }
+        Err(imp::AlterPartitionError::IneligibleReplica) => {
+            model::AlterPartitionResult::IneligibleReplica
+        }
+    })
+}
+
+fn epoch_result_from_impl(
+    result: &imp::OffsetsForLeaderEpochResult,
+) -> Result<model::OffsetsForLeaderEpochResult, MappingError> {
+    Ok(match result {
+        imp::OffsetsForLeaderEpochResult::Ok { epoch, end_offset } => {
+            model::OffsetsForLeaderEpochResult::Ok {
+                epoch: small("epoch", u64::from(*epoch))?,
+                end_offset: small("end_offset", *end_offset)?,
+            }
+        }
+        imp::OffsetsForLeaderEpochResult::NotLeader => {
+            model::OffsetsForLeaderEpochResult::NotLeader
+        }
+    })
+}
+
+fn request_from_impl(request: &imp::ClientRequest) -> Result<ClientRequest, MappingError> {
+    Ok(match request {
+        imp::ClientRequest::Produce {
             producer_id,
             first_sequence,
             values,
@@ -285,14 +314,25 @@ pub fn msg_from_impl(
             };
             let record_id = record_id_from_impl(&id)?;
             if values.len() != 1 || values[0] != payload(record_id) {
-                return Err(MappingError::ForeignRecord(format!("{message:?}")));
+                return Err(MappingError::ForeignRecord(format!("{request:?}")));
             }
-            Msg::Produce {
+            ClientRequest::Produce {
                 record_id,
                 acks: acks_from_impl(*acks),
             }
         }
-        imp::Message::ProduceResponse {
+        imp::ClientRequest::Consume {
+            fetch_offset,
+            max_records: _,
+        } => ClientRequest::Consume {
+            fetch_offset: small("fetch_offset", *fetch_offset)?,
+        },
+    })
+}
+
+fn reply_from_impl(reply: &imp::ClientReply, start: Start) -> Result<ClientReply, MappingError> {
+    Ok(match reply {
+        imp::ClientReply::ProduceResponse {
             producer_id,
             first_sequence,
             result,
@@ -301,18 +341,12 @@ pub fn msg_from_impl(
                 producer_id: *producer_id,
                 sequence: *first_sequence,
             };
-            Msg::ProduceResponse {
+            ClientReply::ProduceResponse {
                 record_id: record_id_from_impl(&id)?,
-                result: produce_result_from_impl(result, message)?,
+                result: produce_result_from_impl(result, reply)?,
             }
         }
-        imp::Message::Consume {
-            fetch_offset,
-            max_records: _,
-        } => Msg::Consume {
-            fetch_offset: small("fetch_offset", *fetch_offset)?,
-        },
-        imp::Message::ConsumeResponse { result } => Msg::ConsumeResponse {
+        imp::ClientReply::ConsumeResponse { result } => ClientReply::ConsumeResponse {
             result: match result {
                 imp::ConsumeResult::Ok {
                     records,
@@ -329,7 +363,7 @@ pub fn msg_from_impl(
 
 fn fetch_result_from_impl(
     result: &imp::FetchResult,
-    start: &dyn Fn(&[imp::Record]) -> u64,
+    start: Start,
 ) -> Result<model::FetchResult, MappingError> {
     Ok(match result {
         imp::FetchResult::Records {
@@ -358,7 +392,7 @@ fn fetch_result_from_impl(
 
 fn produce_result_from_impl(
     result: &imp::ProduceResult,
-    message: &imp::Message,
+    reply: &imp::ClientReply,
 ) -> Result<model::ProduceResult, MappingError> {
     Ok(match result {
         imp::ProduceResult::Ok { offset } => model::ProduceResult::Ok {
@@ -370,36 +404,24 @@ fn produce_result_from_impl(
             model::ProduceResult::NotEnoughReplicasAfterAppend
         }
         imp::ProduceResult::OutOfOrderSequence { .. } | imp::ProduceResult::Overloaded => {
-            return Err(MappingError::ImplOnly(format!("{message:?}")));
+            return Err(MappingError::ImplOnly(format!("{reply:?}")));
         }
     })
 }
 
-/// A request of the model's client, as the harness sends it. Only client messages are ever
-/// sent by the harness itself; anything else is a bug in the caller.
-pub fn client_request_to_impl(msg: &Msg) -> Option<imp::Message> {
-    match msg {
-        Msg::Produce { record_id, acks } => Some(imp::Message::Produce {
+/// A request of the model's client, as the harness sends it (the harness plays the client).
+pub fn client_request_to_impl(request: &ClientRequest) -> imp::ClientRequest {
+    match request {
+        ClientRequest::Produce { record_id, acks } => imp::ClientRequest::Produce {
             producer_id: HARNESS_PRODUCER_ID,
             first_sequence: u32::from(*record_id),
             values: vec![payload(*record_id)],
             acks: acks_to_impl(*acks),
-        }),
-        Msg::Consume { fetch_offset } => Some(imp::Message::Consume {
+        },
+        ClientRequest::Consume { fetch_offset } => imp::ClientRequest::Consume {
             fetch_offset: u64::from(*fetch_offset),
             max_records: u32::MAX,
-        }),
-        Msg::LeaderAndIsr(_)
-        | Msg::AlterPartitionResponse { .. }
-        | Msg::AlterPartition { .. }
-        | Msg::RegisterBroker { .. }
-        | Msg::RegisterBrokerResponse
-        | Msg::Fetch { .. }
-        | Msg::FetchResponse { .. }
-        | Msg::OffsetsForLeaderEpoch { .. }
-        | Msg::OffsetsForLeaderEpochResponse { .. }
-        | Msg::ProduceResponse { .. }
-        | Msg::ConsumeResponse { .. } => None,
+        },
     }
 }
 
@@ -474,15 +496,15 @@ mod tests {
     /// Goal: the client's requests survive the round trip model → impl → model.
     #[test]
     fn client_requests_round_trip() {
-        for msg in [
-            Msg::Produce {
+        for request in [
+            ClientRequest::Produce {
                 record_id: 3,
                 acks: Acks::All,
             },
-            Msg::Consume { fetch_offset: 0 },
+            ClientRequest::Consume { fetch_offset: 0 },
         ] {
-            let sent = client_request_to_impl(&msg).expect("a client request");
-            assert_eq!(msg_from_impl(&sent, None).unwrap(), msg);
+            let sent = Frame::Request(client_request_to_impl(&request));
+            assert_eq!(msg_from_impl(&sent, None).unwrap(), Msg::Request(request));
         }
     }
 
@@ -507,19 +529,19 @@ mod tests {
     /// Goal: implementation-only answers have no model counterpart.
     #[test]
     fn impl_only_messages_are_errors() {
-        let heartbeat = imp::Message::Heartbeat {
+        let heartbeat = Frame::Peer(imp::PeerMessage::Heartbeat {
             partition_epoch: 1,
             broker_epoch: 0,
-        };
+        });
         assert!(matches!(
             msg_from_impl(&heartbeat, None),
             Err(MappingError::ImplOnly(_))
         ));
-        let overloaded = imp::Message::ProduceResponse {
+        let overloaded = Frame::Reply(imp::ClientReply::ProduceResponse {
             producer_id: HARNESS_PRODUCER_ID,
             first_sequence: 1,
             result: imp::ProduceResult::Overloaded,
-        };
+        });
         assert!(msg_from_impl(&overloaded, None).is_err());
     }
 }

@@ -26,9 +26,10 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use insync_impl::protocol::{Message, NodeId};
+use insync_impl::protocol::{ClientReply, ClientRequest, NodeId, PeerMessage};
 use insync_impl::wire::{
     handshake_client, handshake_server, Connection, FrameReader, FrameWriter, Hello, PeerName,
+    WireError,
 };
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
@@ -47,6 +48,36 @@ pub const PASS_THROUGH_EXCEPT: u64 = crate::mapping::HARNESS_CLIENT_ID;
 
 /// A directed channel `(src, dst)`, FIFO like a TCP connection.
 pub type Channel = (NodeId, NodeId);
+
+/// One frame, of the type its channel carries (docs/protocol.md §3): requests from a client,
+/// replies to one, peer messages between the controller and the brokers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Frame {
+    Peer(PeerMessage),
+    Request(ClientRequest),
+    Reply(ClientReply),
+}
+
+impl Frame {
+    async fn read(
+        reader: &mut FrameReader<OwnedReadHalf>,
+        (src, dst): Channel,
+    ) -> Result<Option<Frame>, WireError> {
+        Ok(match (src, dst) {
+            (NodeId::Client(_), _) => reader.read().await?.map(Frame::Request),
+            (_, NodeId::Client(_)) => reader.read().await?.map(Frame::Reply),
+            _ => reader.read().await?.map(Frame::Peer),
+        })
+    }
+
+    async fn write(&self, writer: &mut FrameWriter<OwnedWriteHalf>) -> Result<(), WireError> {
+        match self {
+            Frame::Peer(message) => writer.write(message).await,
+            Frame::Request(request) => writer.write(request).await,
+            Frame::Reply(reply) => writer.write(reply).await,
+        }
+    }
+}
 
 /// Why a router operation failed. Each is reported as a divergence or a harness error.
 #[derive(Debug, thiserror::Error)]
@@ -105,13 +136,13 @@ pub fn node_of(name: PeerName) -> Option<NodeId> {
 
 #[derive(Default)]
 struct Queues {
-    queued: BTreeMap<Channel, VecDeque<Message>>,
+    queued: BTreeMap<Channel, VecDeque<Frame>>,
     /// Frames arrived per channel from the sender's current incarnation.
     arrived: BTreeMap<Channel, u64>,
     /// Frames delivered per channel to the destination's current incarnation.
     delivered: BTreeMap<Channel, u64>,
     /// Frames that arrived since the last `take_arrivals`, in arrival order.
-    fresh: Vec<(NodeId, NodeId, Message)>,
+    fresh: Vec<(NodeId, NodeId, Frame)>,
     /// Problems seen by background tasks (bad handshake, flood): reported at the next check.
     faults: Vec<String>,
     /// Per-sender incarnation, so a late frame from a killed incarnation is not counted twice.
@@ -137,7 +168,7 @@ impl Shared {
         self.queues.lock().expect("router state poisoned")
     }
 
-    fn push(&self, src: NodeId, dst: NodeId, message: Message, incarnation: u64) {
+    fn push(&self, src: NodeId, dst: NodeId, message: Frame, incarnation: u64) {
         let mut queues = self.lock();
         if queues.incarnation.get(&src).copied().unwrap_or(0) != incarnation {
             queues.faults.push(format!(
@@ -252,7 +283,7 @@ impl Router {
     }
 
     /// Queues a frame the harness itself sends (its client actor's requests).
-    pub fn inject(&self, src: NodeId, dst: NodeId, message: Message) {
+    pub fn inject(&self, src: NodeId, dst: NodeId, message: Frame) {
         let incarnation = self
             .shared
             .lock()
@@ -264,7 +295,7 @@ impl Router {
     }
 
     /// The frame at the head of `(src, dst)`, if any.
-    pub fn head(&self, src: NodeId, dst: NodeId) -> Option<Message> {
+    pub fn head(&self, src: NodeId, dst: NodeId) -> Option<Frame> {
         let queues = self.shared.lock();
         queues
             .queued
@@ -274,7 +305,7 @@ impl Router {
 
     /// Removes and returns the head of `(src, dst)` without sending it anywhere: a model
     /// `Drop`, or a delivery to the harness's own client actor.
-    pub fn pop(&self, src: NodeId, dst: NodeId) -> Result<Message, RouterError> {
+    pub fn pop(&self, src: NodeId, dst: NodeId) -> Result<Frame, RouterError> {
         let mut queues = self.shared.lock();
         let message = queues
             .queued
@@ -286,11 +317,11 @@ impl Router {
     }
 
     /// Delivers the head of `(src, dst)` to `dst`, as if `src` sent it. Returns the frame.
-    pub async fn deliver(&mut self, src: NodeId, dst: NodeId) -> Result<Message, RouterError> {
+    pub async fn deliver(&mut self, src: NodeId, dst: NodeId) -> Result<Frame, RouterError> {
         let message = self.head(src, dst).ok_or(RouterError::Empty { src, dst })?;
         self.ensure_link(src, dst).await?;
         let link = self.links.get_mut(&(src, dst)).expect("link just ensured");
-        if let Err(error) = link.writer.write(&message).await {
+        if let Err(error) = message.write(&mut link.writer).await {
             self.links.remove(&(src, dst));
             return Err(RouterError::Write {
                 src,
@@ -448,7 +479,7 @@ impl Router {
     }
 
     /// Frames that arrived since the last call, in arrival order (per channel, FIFO).
-    pub fn take_arrivals(&self) -> Vec<(NodeId, NodeId, Message)> {
+    pub fn take_arrivals(&self) -> Vec<(NodeId, NodeId, Frame)> {
         std::mem::take(&mut self.shared.lock().fresh)
     }
 
@@ -463,7 +494,7 @@ impl Router {
     }
 
     /// Every queued frame, per channel (empty channels omitted).
-    pub fn queues(&self) -> BTreeMap<Channel, Vec<Message>> {
+    pub fn queues(&self) -> BTreeMap<Channel, Vec<Frame>> {
         let queues = self.shared.lock();
         queues
             .queued
@@ -547,10 +578,10 @@ async fn read_loop(
     shared: Arc<Shared>,
 ) {
     loop {
-        match reader.read::<Message>().await {
+        match Frame::read(&mut reader, (src, dst)).await {
             Ok(Some(message)) => shared.push(src, dst, message, incarnation),
             Ok(None) => return,
-            Err(insync_impl::wire::WireError::Io(_)) => return,
+            Err(WireError::Io(_)) => return,
             Err(error) => {
                 shared.fault(format!("bad frame on {src:?} -> {dst:?}: {error}"));
                 return;
@@ -583,15 +614,15 @@ async fn pass_through(
     let (mut client_reader, mut client_writer) = connection.into_split_with(TcpStream::into_split);
     let (mut node_reader, mut node_writer) = upstream.into_split_with(TcpStream::into_split);
     let requests = async {
-        while let Ok(Some(message)) = client_reader.read::<Message>().await {
-            if node_writer.write(&message).await.is_err() {
+        while let Ok(Some(request)) = client_reader.read::<ClientRequest>().await {
+            if node_writer.write(&request).await.is_err() {
                 break;
             }
         }
     };
     let answers = async {
-        while let Ok(Some(message)) = node_reader.read::<Message>().await {
-            if client_writer.write(&message).await.is_err() {
+        while let Ok(Some(reply)) = node_reader.read::<ClientReply>().await {
+            if client_writer.write(&reply).await.is_err() {
                 break;
             }
         }

@@ -28,7 +28,7 @@ use crate::cluster::{Cluster, ClusterSpec};
 use crate::compare;
 use crate::mapping::{self, TimerTarget};
 use crate::replay::{protocol_flags, ReplayOptions, CLUSTER_ID};
-use crate::router::Router;
+use crate::router::{Frame, Router};
 use crate::trace;
 
 /// A failure that stops a trace: a divergence, or the harness itself failing.
@@ -168,8 +168,13 @@ impl Harness {
             self.router
                 .pop(source, target)
                 .map_err(|e| Stop::Harness(e.to_string()))?;
-            let from = BrokerId::from_id(src);
-            client::on_response(&mut self.client, from, &mapped);
+            let Msg::Reply(reply) = mapped else {
+                return Err(Stop::Diverged(vec![format!(
+                    "{}: a client is sent {mapped:?}, which is no reply",
+                    compare::channel_name(&self.cfg, src, dst)
+                )]));
+            };
+            client::on_response(&mut self.client, BrokerId::from_id(src), &reply);
             return Ok(());
         }
         self.router
@@ -212,7 +217,7 @@ impl Harness {
                 self.client.in_flight
             )])
         })?;
-        let frame = mapping::client_request_to_impl(&msg).expect("a client request");
+        let frame = Frame::Request(mapping::client_request_to_impl(&msg));
         self.router
             .inject(client, NodeId::Broker(u32::from(broker.0)), frame);
         Ok(())

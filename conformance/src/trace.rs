@@ -302,98 +302,11 @@ impl TraceFile {
             .get("#meta")
             .and_then(Value::as_object)
             .ok_or_else(|| error("#meta", "missing or not an object".into()))?;
-        let text_field = |name: &str| -> Result<String, TraceError> {
-            meta.get(name)
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-                .ok_or_else(|| error(&format!("#meta.{name}"), "missing or not a string".into()))
-        };
-        let format = meta.get("insync-trace-format").and_then(Value::as_u64);
-        if format != Some(TRACE_FORMAT_VERSION) {
-            return Err(error(
-                "#meta.insync-trace-format",
-                format!("is {format:?}, this harness reads version {TRACE_FORMAT_VERSION}"),
-            ));
-        }
-        let model_version = text_field("model-version")?;
-        if model_version != MODEL_VERSION {
-            return Err(error(
-                "#meta.model-version",
-                format!(
-                    "trace is from model {model_version}, this is model {MODEL_VERSION}: \
-                     regenerate it with `insync traces`"
-                ),
-            ));
-        }
-        let config = parse_config(meta.get("config"))
-            .map_err(|(field, reason)| error(&format!("#meta.config.{field}"), reason))?;
-        let variant = text_field("variant")?;
-        if variant != config.variant.name() {
-            return Err(error(
-                "#meta.variant",
-                format!("{variant} disagrees with #meta.config.variant"),
-            ));
-        }
-        let source =
-            Source::from_str(&text_field("source")?).map_err(|e| error("#meta.source", e))?;
-        let seed = meta.get("seed").and_then(Value::as_u64);
-        let property = meta
-            .get("property")
-            .and_then(Value::as_str)
-            .map(str::to_owned);
-        let description = meta
-            .get("description")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned();
-        let expected_vars = {
-            let mut vars = vec!["action".to_string()];
-            vars.extend(actor_vars(&config));
-            vars.extend(["crashed", "network", "timers"].map(String::from));
-            vars
-        };
-        let vars: Option<Vec<String>> = document.get("vars").and_then(Value::as_array).map(|a| {
-            a.iter()
-                .filter_map(|v| v.as_str().map(str::to_owned))
-                .collect()
-        });
-        if vars.as_ref() != Some(&expected_vars) {
-            return Err(error(
-                "vars",
-                format!("is {vars:?}, expected {expected_vars:?} for this configuration"),
-            ));
-        }
-        let raw_states = document
-            .get("states")
-            .and_then(Value::as_array)
-            .ok_or_else(|| error("states", "missing or not an array".into()))?;
-        if raw_states.is_empty() {
-            return Err(error(
-                "states",
-                "empty: a trace starts with the initial state".into(),
-            ));
-        }
-        let mut states = Vec::with_capacity(raw_states.len());
-        for (i, state) in raw_states.iter().enumerate() {
-            let object = state
-                .as_object()
-                .ok_or_else(|| error(&format!("states[{i}]"), "not an object".into()))?;
-            for var in &expected_vars {
-                if !object.contains_key(var) {
-                    return Err(error(&format!("states[{i}].{var}"), "missing".into()));
-                }
-            }
-            states.push(object.clone());
-        }
+        let meta = read_meta(meta, &error)?;
+        let states = read_states(document, &meta.config, &error)?;
         Ok(TraceFile {
             file: file.to_owned(),
-            meta: TraceMeta {
-                config,
-                source,
-                seed,
-                property,
-                description,
-            },
+            meta,
             states,
         })
     }
@@ -449,6 +362,110 @@ impl TraceFile {
             path,
         })
     }
+}
+
+type FieldError<'a> = &'a dyn Fn(&str, String) -> TraceError;
+
+/// The `#meta` block: this harness's trace format and model version, and what the trace is of.
+fn read_meta(meta: &Map<String, Value>, error: FieldError) -> Result<TraceMeta, TraceError> {
+    let text_field = |name: &str| -> Result<String, TraceError> {
+        meta.get(name)
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| error(&format!("#meta.{name}"), "missing or not a string".into()))
+    };
+    let format = meta.get("insync-trace-format").and_then(Value::as_u64);
+    if format != Some(TRACE_FORMAT_VERSION) {
+        return Err(error(
+            "#meta.insync-trace-format",
+            format!("is {format:?}, this harness reads version {TRACE_FORMAT_VERSION}"),
+        ));
+    }
+    let model_version = text_field("model-version")?;
+    if model_version != MODEL_VERSION {
+        return Err(error(
+            "#meta.model-version",
+            format!(
+                "trace is from model {model_version}, this is model {MODEL_VERSION}: \
+                 regenerate it with `insync traces`"
+            ),
+        ));
+    }
+    let config = parse_config(meta.get("config"))
+        .map_err(|(field, reason)| error(&format!("#meta.config.{field}"), reason))?;
+    let variant = text_field("variant")?;
+    if variant != config.variant.name() {
+        return Err(error(
+            "#meta.variant",
+            format!("{variant} disagrees with #meta.config.variant"),
+        ));
+    }
+    let source = Source::from_str(&text_field("source")?).map_err(|e| error("#meta.source", e))?;
+    let seed = meta.get("seed").and_then(Value::as_u64);
+    let property = meta
+        .get("property")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let description = meta
+        .get("description")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    Ok(TraceMeta {
+        config,
+        source,
+        seed,
+        property,
+        description,
+    })
+}
+
+/// Every state, each an object holding exactly the variables this configuration has.
+fn read_states(
+    document: &Value,
+    config: &Config,
+    error: FieldError,
+) -> Result<Vec<Map<String, Value>>, TraceError> {
+    let expected_vars = {
+        let mut vars = vec!["action".to_string()];
+        vars.extend(actor_vars(config));
+        vars.extend(["crashed", "network", "timers"].map(String::from));
+        vars
+    };
+    let vars: Option<Vec<String>> = document.get("vars").and_then(Value::as_array).map(|a| {
+        a.iter()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect()
+    });
+    if vars.as_ref() != Some(&expected_vars) {
+        return Err(error(
+            "vars",
+            format!("is {vars:?}, expected {expected_vars:?} for this configuration"),
+        ));
+    }
+    let raw_states = document
+        .get("states")
+        .and_then(Value::as_array)
+        .ok_or_else(|| error("states", "missing or not an array".into()))?;
+    if raw_states.is_empty() {
+        return Err(error(
+            "states",
+            "empty: a trace starts with the initial state".into(),
+        ));
+    }
+    let mut states = Vec::with_capacity(raw_states.len());
+    for (i, state) in raw_states.iter().enumerate() {
+        let object = state
+            .as_object()
+            .ok_or_else(|| error(&format!("states[{i}]"), "not an object".into()))?;
+        for var in &expected_vars {
+            if !object.contains_key(var) {
+                return Err(error(&format!("states[{i}].{var}"), "missing".into()));
+            }
+        }
+        states.push(object.clone());
+    }
+    Ok(states)
 }
 
 /// The first field where the recorded state differs from the model's.

@@ -15,7 +15,7 @@ use tokio::io::AsyncWriteExt;
 use tokio_util::codec::Decoder;
 
 use crate::core::ControllerState;
-use crate::protocol::{Control, ControlReply, Message};
+use crate::protocol::{ClientReply, ClientRequest, Control, ControlReply, PeerMessage};
 use crate::storage::checkpoint::{decode_checkpoint, frame_checkpoint};
 use crate::storage::log_format::{decode_prefix, RECORD_PREFIX_BYTES};
 use crate::storage::{EpochCache, EpochEntry, FsyncPolicy, Storage, StorageOptions};
@@ -122,13 +122,15 @@ pub fn message_decoding(data: &[u8]) {
     let Some((&kind, bytes)) = data.split_first() else {
         return;
     };
-    match kind % 6 {
-        0 => round_trip::<Message>(bytes),
+    match kind % 8 {
+        0 => round_trip::<PeerMessage>(bytes),
         1 => round_trip::<Control>(bytes),
         2 => round_trip::<ControlReply>(bytes),
         3 => round_trip::<Hello>(bytes),
         4 => round_trip::<HelloReply>(bytes),
-        _ => round_trip::<ControlHello>(bytes),
+        5 => round_trip::<ControlHello>(bytes),
+        6 => round_trip::<ClientRequest>(bytes),
+        _ => round_trip::<ClientReply>(bytes),
     }
 }
 

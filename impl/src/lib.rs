@@ -2,7 +2,8 @@
 //!
 //! Module map:
 //! - `protocol` — the messages, timers, control requests and snapshots, as named in the docs.
-//! - `core`     — sans-I/O broker and controller state machines (`step`, `fire` → `Effects`).
+//! - `core`     — sans-I/O broker and controller state machines (`step_peer`, `step_client`,
+//!   `fire` → `Effects`).
 //! - `storage`  — the crash-safe on-disk log, leader-epoch and HW checkpoints, recovery.
 //! - `wire`     — length-delimited frames, the bincode codec, the connection handshake.
 //! - `node`     — the tokio runtime: listener, peers, event loop, broker and controller processes.

@@ -3,8 +3,12 @@
 //! These types travel on the wire (encoded by `wire::codec`), so changing a field is a
 //! protocol change: bump `wire::handshake::PROTOCOL_VERSION`.
 //!
-//! Inter-node protocol messages (`Message`) are kept apart from the control channel used by
-//! operators and the conformance harness (`Control` / `ControlReply`).
+//! Each channel has its own message type (docs/protocol.md §3): the peer channel between the
+//! controller and the brokers and between brokers carries [`PeerMessage`]; the client channel
+//! carries [`ClientRequest`] one way and [`ClientReply`] the other; the control channel used by
+//! operators and the conformance harness carries [`Control`] / [`ControlReply`]. Each
+//! connection is read as its channel's type only, so what a client writes reaches the core as
+//! a client request or not at all.
 
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -30,7 +34,43 @@ pub struct RecordId {
 pub enum NodeId {
     Controller,
     Broker(BrokerId),
-    Client(u64),
+    Client(ClientId),
+}
+
+/// A client connection's id, as its handshake named it.
+pub type ClientId = u64;
+
+/// The other end of a peer channel: the controller or a broker, never a client.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum PeerId {
+    Controller,
+    Broker(BrokerId),
+}
+
+impl From<PeerId> for NodeId {
+    fn from(peer: PeerId) -> NodeId {
+        match peer {
+            PeerId::Controller => NodeId::Controller,
+            PeerId::Broker(id) => NodeId::Broker(id),
+        }
+    }
+}
+
+/// A message the core asks the runtime to send, on the channel its type names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outgoing {
+    Peer(PeerId, PeerMessage),
+    Client(ClientId, ClientReply),
+}
+
+impl Outgoing {
+    /// The channel it leaves on.
+    pub fn target(&self) -> NodeId {
+        match self {
+            Outgoing::Peer(peer, _) => NodeId::from(*peer),
+            Outgoing::Client(client, _) => NodeId::Client(*client),
+        }
+    }
 }
 
 /// A record as replicated: the storage record carries it (see `storage::record`).
@@ -118,9 +158,10 @@ pub enum ConsumeResult {
     NotLeader,
 }
 
-/// Every protocol message between processes (docs/protocol.md §3).
+/// The messages of the peer channel: controller ↔ broker and broker ↔ broker
+/// (docs/protocol.md §3.1).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Message {
+pub enum PeerMessage {
     // controller -> broker
     LeaderAndIsr(View),
     AlterPartitionResponse {
@@ -170,26 +211,55 @@ pub enum Message {
     OffsetsForLeaderEpochResponse {
         result: OffsetsForLeaderEpochResult,
     },
-    // client <-> broker. A produce carries a batch: the records' ids are consecutive
-    // sequences of one producer, starting at `first`.
+}
+
+/// What a client asks of a broker (docs/protocol.md §3.2).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ClientRequest {
+    /// A batch: the records' ids are consecutive sequences of one producer, starting at
+    /// `first_sequence`.
     Produce {
         producer_id: u64,
         first_sequence: u32,
         values: Vec<Vec<u8>>,
         acks: Acks,
     },
+    Consume {
+        fetch_offset: Offset,
+        max_records: u32,
+    },
+}
+
+/// A broker's answer to a client (docs/protocol.md §3.2).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ClientReply {
+    /// Echoes the request's `producer_id` and `first_sequence`.
     ProduceResponse {
         producer_id: u64,
         first_sequence: u32,
         result: ProduceResult,
     },
-    Consume {
-        fetch_offset: Offset,
-        max_records: u32,
-    },
     ConsumeResponse {
         result: ConsumeResult,
     },
+}
+
+impl PeerMessage {
+    /// The message's name, for error reports.
+    pub fn name(&self) -> &'static str {
+        match self {
+            PeerMessage::LeaderAndIsr(_) => "LeaderAndIsr",
+            PeerMessage::AlterPartitionResponse { .. } => "AlterPartitionResponse",
+            PeerMessage::AlterPartition { .. } => "AlterPartition",
+            PeerMessage::RegisterBroker { .. } => "RegisterBroker",
+            PeerMessage::Heartbeat { .. } => "Heartbeat",
+            PeerMessage::RegisterBrokerResponse => "RegisterBrokerResponse",
+            PeerMessage::Fetch { .. } => "Fetch",
+            PeerMessage::FetchResponse { .. } => "FetchResponse",
+            PeerMessage::OffsetsForLeaderEpoch { .. } => "OffsetsForLeaderEpoch",
+            PeerMessage::OffsetsForLeaderEpochResponse { .. } => "OffsetsForLeaderEpochResponse",
+        }
+    }
 }
 
 /// Timers, named as in the model (docs/protocol.md §4). In stepped mode only the harness fires

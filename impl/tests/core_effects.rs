@@ -8,9 +8,11 @@
 
 mod core_support;
 
-use core_support::{fire_applied, isr, rid, Sim, CLIENT};
+use core_support::{broker, fire_applied, isr, rid, Sim, CLIENT, CONTROLLER};
 use insync_impl::core::{Effects, Variant, Write};
-use insync_impl::protocol::{Acks, FetchResult, Message, NodeId, Timer, View};
+use insync_impl::protocol::{
+    Acks, ClientReply, ClientRequest, FetchResult, Outgoing, PeerMessage, Timer, View,
+};
 use insync_impl::storage::FsyncPolicy;
 
 fn sim(brokers: u32, min_insync_replicas: u32, fsync: FsyncPolicy) -> Sim {
@@ -19,8 +21,8 @@ fn sim(brokers: u32, min_insync_replicas: u32, fsync: FsyncPolicy) -> Sim {
     sim
 }
 
-fn produce(sequence: u32, acks: Acks) -> Message {
-    Message::Produce {
+fn produce(sequence: u32, acks: Acks) -> ClientRequest {
+    ClientRequest::Produce {
         producer_id: 1,
         first_sequence: sequence,
         values: vec![b"value".to_vec()],
@@ -39,9 +41,7 @@ fn write_kinds(effects: &Effects) -> Vec<&'static str> {
 }
 
 fn sends_produce_response(effects: &Effects) -> bool {
-    let answer = |(to, message): &(NodeId, Message)| {
-        *to == CLIENT && matches!(message, Message::ProduceResponse { .. })
-    };
+    let answer = |outgoing: &Outgoing| matches!(outgoing, Outgoing::Client(to, ClientReply::ProduceResponse { .. }) if *to == CLIENT);
     effects.send.iter().any(answer)
 }
 
@@ -55,7 +55,7 @@ fn an_acks_1_answer_waits_for_the_fsync_only_under_always() {
         (FsyncPolicy::Lazy, vec!["Append"], false),
     ] {
         let mut sim = sim(2, 1, fsync);
-        let effects = sim.step_broker(1, CLIENT, produce(0, Acks::One));
+        let effects = sim.step_client(1, produce(0, Acks::One));
         assert_eq!(write_kinds(&effects), kinds, "{fsync}");
         assert_eq!(effects.must_sync(), must_sync, "{fsync}");
         assert!(sends_produce_response(&effects), "acks=1 answers at once");
@@ -73,7 +73,7 @@ fn an_acks_1_answer_waits_for_the_fsync_only_under_always() {
 #[test]
 fn a_followers_fetch_after_an_append_waits_under_always_and_the_later_ack_does_not() {
     let mut sim = sim(2, 2, FsyncPolicy::Always);
-    let appended = sim.step_broker(1, CLIENT, produce(0, Acks::All));
+    let appended = sim.step_client(1, produce(0, Acks::All));
     assert_eq!(write_kinds(&appended), ["Append", "Flush"]);
     assert!(
         appended.must_sync(),
@@ -83,22 +83,23 @@ fn a_followers_fetch_after_an_append_waits_under_always_and_the_later_ack_does_n
         !sends_produce_response(&appended),
         "acks=all waits for the HW"
     );
-    let fetched = sim.step_broker(2, NodeId::Broker(1), parked_answer(&appended));
+    let fetched = sim.step_broker(2, broker(1), parked_answer(&appended));
     assert_eq!(write_kinds(&fetched), ["Append", "Flush"]);
     assert!(fetched.must_sync(), "the next Fetch waits for the fsync");
-    let [(NodeId::Broker(1), next_fetch)] = fetched.send.as_slice() else {
+    let [Outgoing::Peer(to, next_fetch)] = fetched.send.as_slice() else {
         panic!("one next fetch to the leader: {:?}", fetched.send);
     };
-    let acked = sim.step_broker(1, NodeId::Broker(2), next_fetch.clone());
+    assert_eq!(*to, broker(1), "the next fetch goes to the leader");
+    let acked = sim.step_broker(1, broker(2), next_fetch.clone());
     assert!(acked.writes.is_empty() && !acked.must_sync());
     assert!(sends_produce_response(&acked), "the HW passed the record");
     assert_eq!(sim.snapshot(2).durable_end_offset, 1);
 }
 
-fn is_records(message: &Message) -> bool {
+fn is_records(message: &PeerMessage) -> bool {
     matches!(
         message,
-        Message::FetchResponse {
+        PeerMessage::FetchResponse {
             result: FetchResult::Records { records, .. },
             ..
         } if !records.is_empty()
@@ -106,12 +107,12 @@ fn is_records(message: &Message) -> bool {
 }
 
 /// The answer to broker 2's parked fetch among a leader step's messages.
-fn parked_answer(effects: &Effects) -> Message {
-    let answer = effects
-        .send
-        .iter()
-        .find(|(to, message)| *to == NodeId::Broker(2) && is_records(message));
-    answer.expect("the parked fetch is answered").1.clone()
+fn parked_answer(effects: &Effects) -> PeerMessage {
+    let answer = effects.send.iter().find_map(|outgoing| match outgoing {
+        Outgoing::Peer(to, message) if *to == broker(2) && is_records(message) => Some(message),
+        _ => None,
+    });
+    answer.expect("the parked fetch is answered").clone()
 }
 
 /// A truncation is durable under both settings, so the follower's `Fetch` after it waits for
@@ -131,9 +132,9 @@ fn a_fetch_after_a_truncation_waits_for_it_under_both_settings() {
             isr: isr(&[1, 2]),
             partition_epoch: 2,
         };
-        let refollow = sim.step_broker(2, NodeId::Controller, Message::LeaderAndIsr(view));
+        let refollow = sim.step_broker(2, CONTROLLER, PeerMessage::LeaderAndIsr(view));
         assert!(refollow.writes.is_empty(), "{fsync}");
-        let diverging = Message::FetchResponse {
+        let diverging = PeerMessage::FetchResponse {
             leader_epoch: 2,
             fetch_offset: 2,
             result: FetchResult::DivergingEpoch {
@@ -141,19 +142,19 @@ fn a_fetch_after_a_truncation_waits_for_it_under_both_settings() {
                 end_offset: 1,
             },
         };
-        let effects = sim.step_broker(2, NodeId::Broker(1), diverging);
+        let effects = sim.step_broker(2, broker(1), diverging);
         assert_eq!(effects.writes, [Write::TruncateTo(1)], "{fsync}");
         assert!(effects.must_sync(), "{fsync}");
         assert!(
             matches!(
                 effects.send.as_slice(),
-                [(
-                    NodeId::Broker(1),
-                    Message::Fetch {
+                [Outgoing::Peer(
+                    to,
+                    PeerMessage::Fetch {
                         fetch_offset: 1,
                         ..
                     }
-                )]
+                )] if *to == broker(1)
             ),
             "{fsync}: the next fetch, from the truncation point: {:?}",
             effects.send

@@ -5,9 +5,9 @@
 
 mod core_support;
 
-use core_support::{rid, Sim};
+use core_support::{broker, rid, Sim};
 use insync_impl::core::Variant;
-use insync_impl::protocol::{Acks, Message, NodeId, OffsetsForLeaderEpochResult};
+use insync_impl::protocol::{Acks, OffsetsForLeaderEpochResult, PeerMessage};
 
 /// Goal: the answer to `OffsetsForLeaderEpoch { requested_epoch: current }` is
 /// `(current, LEO)`. Method: broker 2
@@ -34,12 +34,12 @@ fn kip101_lookup_of_the_current_epoch_is_answered_with_the_leader_log_end() {
         .delivered
         .iter()
         .filter_map(
-            |(source, target, message)| match (source, target, message) {
-                (
-                    NodeId::Broker(1),
-                    NodeId::Broker(2),
-                    Message::OffsetsForLeaderEpochResponse { result },
-                ) => Some(result.clone()),
+            |(source, target, message)| match (*source, *target, message) {
+                (from, to, PeerMessage::OffsetsForLeaderEpochResponse { result })
+                    if (from, to) == (broker(1), broker(2)) =>
+                {
+                    Some(result.clone())
+                }
                 _ => None,
             },
         )
@@ -48,7 +48,7 @@ fn kip101_lookup_of_the_current_epoch_is_answered_with_the_leader_log_end() {
         .delivered
         .iter()
         .filter_map(|(_, _, message)| match message {
-            Message::OffsetsForLeaderEpoch { requested_epoch } => Some(*requested_epoch),
+            PeerMessage::OffsetsForLeaderEpoch { requested_epoch } => Some(*requested_epoch),
             _ => None,
         })
         .collect();

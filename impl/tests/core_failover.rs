@@ -8,8 +8,8 @@ use core_support::{isr, rid, step_applied, Sim};
 use insync_impl::core::memlog::MemLog;
 use insync_impl::core::{BrokerCore, BrokerStart, ProtocolConfig, Variant};
 use insync_impl::protocol::{
-    Acks, FetchResult, Message, NodeId, OffsetsForLeaderEpochResult, ProduceResult, Record, Timer,
-    View,
+    Acks, FetchResult, OffsetsForLeaderEpochResult, Outgoing, PeerId, PeerMessage, ProduceResult,
+    Record, Timer, View,
 };
 use insync_impl::storage::FsyncPolicy;
 
@@ -44,7 +44,7 @@ fn diverge_and_fail_over(variant: Variant) -> Sim {
         "clean election of the lowest unfenced ISR member"
     );
     for broker in [2, 3, 1] {
-        sim.deliver(NodeId::Controller, NodeId::Broker(broker));
+        sim.deliver(PeerId::Controller, PeerId::Broker(broker));
     }
     sim.unblock(2);
     sim.unblock(3);
@@ -78,7 +78,7 @@ fn kip966_follower_truncates_through_diverging_epoch() {
         let diverging = sim.count_delivered(|message| {
             matches!(
                 message,
-                Message::FetchResponse {
+                PeerMessage::FetchResponse {
                     result: FetchResult::DivergingEpoch {
                         epoch: 1,
                         end_offset: 2
@@ -89,7 +89,7 @@ fn kip966_follower_truncates_through_diverging_epoch() {
         });
         assert_eq!(diverging, 1, "{variant:?}");
         assert_eq!(
-            sim.count_delivered(|m| matches!(m, Message::OffsetsForLeaderEpoch { .. })),
+            sim.count_delivered(|m| matches!(m, PeerMessage::OffsetsForLeaderEpoch { .. })),
             0
         );
     }
@@ -106,7 +106,7 @@ fn kip279_and_kip101_followers_truncate_through_the_epoch_lookup() {
         let lookups = sim.count_delivered(|message| {
             matches!(
                 message,
-                Message::OffsetsForLeaderEpochResponse {
+                PeerMessage::OffsetsForLeaderEpochResponse {
                     result: OffsetsForLeaderEpochResult::Ok {
                         epoch: 1,
                         end_offset: 2
@@ -121,7 +121,7 @@ fn kip279_and_kip101_followers_truncate_through_the_epoch_lookup() {
         assert_eq!(
             sim.count_delivered(|m| matches!(
                 m,
-                Message::FetchResponse {
+                PeerMessage::FetchResponse {
                     result: FetchResult::DivergingEpoch { .. },
                     ..
                 }
@@ -138,7 +138,7 @@ fn hw_truncation_follower_truncates_to_its_high_watermark() {
     let sim = diverge_and_fail_over(Variant::HwTruncation);
     assert_converged_without_r3(&sim);
     let refetched = sim.count_delivered(|message| {
-        matches!(message, Message::FetchResponse { result: FetchResult::Records { records, .. }, .. }
+        matches!(message, PeerMessage::FetchResponse { result: FetchResult::Records { records, .. }, .. }
             if records.first().is_some_and(|record| record.offset == 1 && record.producer_id == 2 && record.leader_epoch == 1))
     });
     assert!(
@@ -181,8 +181,8 @@ fn leso_rule_blocks_expansion_below_the_epoch_start() {
     };
     step_applied(
         &mut broker,
-        NodeId::Broker(1),
-        Message::FetchResponse {
+        PeerId::Broker(1),
+        PeerMessage::FetchResponse {
             leader_epoch: 1,
             fetch_offset: 0,
             result: response,
@@ -196,33 +196,35 @@ fn leso_rule_blocks_expansion_below_the_epoch_start() {
     };
     step_applied(
         &mut broker,
-        NodeId::Controller,
-        Message::LeaderAndIsr(second),
+        PeerId::Controller,
+        PeerMessage::LeaderAndIsr(second),
     );
     let snapshot = broker.snapshot().unwrap();
     assert_eq!(
         (snapshot.hw, snapshot.leader_epoch_start_offset),
         (0, Some(2))
     );
-    let fetch = |fetch_offset| Message::Fetch {
+    let fetch = |fetch_offset| PeerMessage::Fetch {
         leader_epoch: 2,
         fetch_offset,
         last_fetched_epoch: 1,
         broker_epoch: 0,
     };
-    let effects = step_applied(&mut broker, NodeId::Broker(3), fetch(1));
-    let proposes = |effects: &insync_impl::core::Effects| {
-        effects
-            .send
-            .iter()
-            .any(|(_, message)| matches!(message, Message::AlterPartition { .. }))
-    };
+    let effects = step_applied(&mut broker, PeerId::Broker(3), fetch(1));
     assert!(
         !proposes(&effects),
         "offset 1 >= HW 0 but below the epoch start 2"
     );
-    let effects = step_applied(&mut broker, NodeId::Broker(3), fetch(2));
+    let effects = step_applied(&mut broker, PeerId::Broker(3), fetch(2));
     assert!(proposes(&effects), "offset 2 reaches the epoch start");
+}
+
+/// Whether a broker's step proposes an ISR to the controller.
+fn proposes(effects: &insync_impl::core::Effects) -> bool {
+    effects
+        .send
+        .iter()
+        .any(|out| matches!(out, Outgoing::Peer(_, PeerMessage::AlterPartition { .. })))
 }
 
 /// `kip-966` (§4.10 ELR, election): a follower shrunk out while the remaining ISR was below

@@ -5,7 +5,7 @@ mod core_support;
 
 use core_support::{rid, Sim, CLIENT};
 use insync_impl::core::{CoreError, Variant, PRODUCE_RECORDS_MAX};
-use insync_impl::protocol::{Acks, Message, ProduceResult};
+use insync_impl::protocol::{Acks, ClientRequest, NodeId, ProduceResult};
 
 /// Leader 1 of three brokers (min ISR 2) with broker 3 cut off and broker 2 not yet fetching
 /// what follows: nothing new can commit.
@@ -48,8 +48,8 @@ fn a_retry_is_acknowledged_as_its_acks_promise() {
     assert_eq!(sim.next_produce_result(), None);
 }
 
-fn produce(values: usize, first_sequence: u32) -> Message {
-    Message::Produce {
+fn produce(values: usize, first_sequence: u32) -> ClientRequest {
+    ClientRequest::Produce {
         producer_id: 1,
         first_sequence,
         values: vec![b"v".to_vec(); values],
@@ -57,14 +57,14 @@ fn produce(values: usize, first_sequence: u32) -> Message {
     }
 }
 
-fn refusal(sim: &mut Sim, message: Message) -> &'static str {
-    match sim.broker_mut(1).step(CLIENT, message) {
+fn refusal(sim: &mut Sim, request: ClientRequest) -> &'static str {
+    match sim.broker_mut(1).step_client(CLIENT, request) {
         Err(CoreError::InvalidRequest {
             from,
             message,
             reason,
         }) => {
-            assert_eq!((from, message), (CLIENT, "Produce"));
+            assert_eq!((from, message), (NodeId::Client(CLIENT), "Produce"));
             reason
         }
         other => panic!("expected an invalid-request refusal, got {other:?}"),

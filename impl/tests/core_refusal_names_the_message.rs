@@ -5,7 +5,9 @@
 //! such message to a controller core as if a broker had sent it.
 
 use insync_impl::core::{ControllerCore, CoreError, ProtocolConfig, Variant};
-use insync_impl::protocol::{FetchResult, Message, NodeId, OffsetsForLeaderEpochResult, View};
+use insync_impl::protocol::{
+    FetchResult, NodeId, OffsetsForLeaderEpochResult, PeerId, PeerMessage, View,
+};
 
 fn controller() -> ControllerCore {
     let config = ProtocolConfig {
@@ -18,19 +20,22 @@ fn controller() -> ControllerCore {
 }
 
 /// Messages only brokers receive, each with the name protocol.md §3 gives it.
-fn broker_bound_messages(view: &View) -> Vec<(&'static str, Message)> {
+fn broker_bound_messages(view: &View) -> Vec<(&'static str, PeerMessage)> {
     vec![
-        ("LeaderAndIsr", Message::LeaderAndIsr(view.clone())),
+        ("LeaderAndIsr", PeerMessage::LeaderAndIsr(view.clone())),
         (
             "AlterPartitionResponse",
-            Message::AlterPartitionResponse {
+            PeerMessage::AlterPartitionResponse {
                 result: Ok(view.clone()),
             },
         ),
-        ("RegisterBrokerResponse", Message::RegisterBrokerResponse),
+        (
+            "RegisterBrokerResponse",
+            PeerMessage::RegisterBrokerResponse,
+        ),
         (
             "Fetch",
-            Message::Fetch {
+            PeerMessage::Fetch {
                 leader_epoch: view.leader_epoch,
                 fetch_offset: 0,
                 last_fetched_epoch: 0,
@@ -39,7 +44,7 @@ fn broker_bound_messages(view: &View) -> Vec<(&'static str, Message)> {
         ),
         (
             "FetchResponse",
-            Message::FetchResponse {
+            PeerMessage::FetchResponse {
                 leader_epoch: view.leader_epoch,
                 fetch_offset: 0,
                 result: FetchResult::NotLeader,
@@ -47,11 +52,11 @@ fn broker_bound_messages(view: &View) -> Vec<(&'static str, Message)> {
         ),
         (
             "OffsetsForLeaderEpoch",
-            Message::OffsetsForLeaderEpoch { requested_epoch: 0 },
+            PeerMessage::OffsetsForLeaderEpoch { requested_epoch: 0 },
         ),
         (
             "OffsetsForLeaderEpochResponse",
-            Message::OffsetsForLeaderEpochResponse {
+            PeerMessage::OffsetsForLeaderEpochResponse {
                 result: OffsetsForLeaderEpochResult::NotLeader,
             },
         ),
@@ -63,12 +68,12 @@ fn a_message_the_controller_never_receives_is_refused_by_name() {
     let mut core = controller();
     let view = core.state().view.clone();
     for (name, message) in broker_bound_messages(&view) {
-        let from = NodeId::Broker(2);
-        let error = core.step(from, message).expect_err(name);
+        let from = PeerId::Broker(2);
+        let error = core.step_peer(from, message).expect_err(name);
         let CoreError::UnexpectedMessage { from: got, message } = &error else {
             panic!("{name} from broker 2: refused as {error:?}");
         };
-        assert_eq!((*got, *message), (from, name));
+        assert_eq!((*got, *message), (NodeId::from(from), name));
         assert_eq!(
             error.to_string(),
             format!("{name} is not expected from {from:?}")
@@ -81,11 +86,11 @@ fn a_message_the_controller_never_receives_is_refused_by_name() {
 #[test]
 fn a_message_from_outside_the_replica_set_is_refused_by_name() {
     let mut core = controller();
-    let from = NodeId::Broker(9);
-    let message = Message::RegisterBroker { broker_epoch: 1 };
-    match core.step(from, message) {
+    let from = PeerId::Broker(9);
+    let message = PeerMessage::RegisterBroker { broker_epoch: 1 };
+    match core.step_peer(from, message) {
         Err(CoreError::UnexpectedMessage { from: got, message }) => {
-            assert_eq!((got, message), (from, "RegisterBroker"));
+            assert_eq!((got, message), (NodeId::from(from), "RegisterBroker"));
         }
         other => panic!("expected a refusal, got {other:?}"),
     }

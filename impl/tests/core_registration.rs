@@ -12,8 +12,8 @@ use std::collections::BTreeMap;
 use core_support::{broker, isr, rid, Sim, CONTROLLER};
 use insync_impl::core::{ControllerCore, ProtocolConfig, Variant};
 use insync_impl::protocol::{
-    Acks, AlterPartitionError, FetchResult, FetchState, Message, NodeId, ProduceResult, Record,
-    Timer, View,
+    Acks, AlterPartitionError, FetchResult, FetchState, Outgoing, PeerId, PeerMessage,
+    ProduceResult, Record, Timer, View,
 };
 
 fn controller(variant: Variant, brokers: u32) -> ControllerCore {
@@ -42,14 +42,14 @@ fn restarted_broker_ignores_views_until_its_registration_is_answered() {
     assert_eq!((restarted.broker_epoch, restarted.registered), (1, false));
     // A view elected before the controller heard of the restart: ignored.
     let stale = sim.view();
-    let effects = sim.step_broker(2, CONTROLLER, Message::LeaderAndIsr(stale));
+    let effects = sim.step_broker(2, CONTROLLER, PeerMessage::LeaderAndIsr(stale));
     assert!(effects.send.is_empty());
     assert_eq!(sim.snapshot(2).view, None);
 
     assert!(sim.deliver(broker(2), CONTROLLER));
     assert_eq!(
         sim.delivered.last().map(|(_, _, m)| m.clone()),
-        Some(Message::RegisterBroker { broker_epoch: 1 })
+        Some(PeerMessage::RegisterBroker { broker_epoch: 1 })
     );
     let state = sim.controller.snapshot();
     assert_eq!(state.broker_epochs, BTreeMap::from([(2, 1)]));
@@ -74,7 +74,7 @@ fn restarted_broker_ignores_views_until_its_registration_is_answered() {
     sim.produce(1, rid(1, 0), Acks::One);
     sim.run();
     let expansion = sim.delivered.iter().find_map(|(_, _, m)| match m {
-        Message::AlterPartition { broker_epochs, .. } if !broker_epochs.is_empty() => {
+        PeerMessage::AlterPartition { broker_epochs, .. } if !broker_epochs.is_empty() => {
             Some(broker_epochs.clone())
         }
         _ => None,
@@ -95,22 +95,23 @@ fn kip903_expansion_with_a_stale_broker_epoch_is_ineligible() {
         (Variant::Kip320, Ok(())),
     ] {
         let mut core = controller(variant, 3);
-        core.step(broker(3), Message::RegisterBroker { broker_epoch: 1 })
+        core.step_peer(broker(3), PeerMessage::RegisterBroker { broker_epoch: 1 })
             .unwrap();
         let view = core.state().view.clone();
         assert_eq!(view.isr, isr(&[1, 2]));
         let propose = |core: &mut ControllerCore, epoch| {
-            let message = Message::AlterPartition {
+            let message = PeerMessage::AlterPartition {
                 isr: isr(&[1, 2, 3]),
                 leader_epoch: view.leader_epoch,
                 partition_epoch: view.partition_epoch,
                 broker_epochs: vec![(3, epoch)],
             };
-            let effects = core.step(broker(1), message).unwrap();
+            let effects = core.step_peer(broker(1), message).unwrap();
             match effects.send.as_slice() {
-                [(NodeId::Broker(1), Message::AlterPartitionResponse { result })] => {
-                    result.clone().map(|_| ())
-                }
+                [Outgoing::Peer(
+                    PeerId::Broker(1),
+                    PeerMessage::AlterPartitionResponse { result },
+                )] => result.clone().map(|_| ()),
                 other => panic!("one answer to the leader expected: {other:?}"),
             }
         };
@@ -137,7 +138,7 @@ fn follower_ignores_a_fetch_response_for_another_fetch() {
         sequence: 0,
         value: b"v".to_vec(),
     };
-    let answer = |fetch_offset| Message::FetchResponse {
+    let answer = |fetch_offset| PeerMessage::FetchResponse {
         leader_epoch: 1,
         fetch_offset,
         result: FetchResult::Records {
@@ -153,14 +154,14 @@ fn follower_ignores_a_fetch_response_for_another_fetch() {
     assert!(effects.send.is_empty());
     assert_eq!(sim.log_end_offset(2), 1, "no duplicate record");
     // A fencing answer stops the follower; a later answer finds it `Idle` and is ignored.
-    let fenced = Message::FetchResponse {
+    let fenced = PeerMessage::FetchResponse {
         leader_epoch: 1,
         fetch_offset: 1,
         result: FetchResult::NotLeader,
     };
     sim.step_broker(2, broker(1), fenced);
     assert_eq!(sim.snapshot(2).fetch_state, FetchState::Idle);
-    let late = Message::FetchResponse {
+    let late = PeerMessage::FetchResponse {
         leader_epoch: 1,
         fetch_offset: 1,
         result: FetchResult::Records {
@@ -187,8 +188,8 @@ fn heartbeat_timer_lets_a_falsely_suspected_broker_back_in() {
     assert_eq!(
         effects.send,
         vec![
-            (broker(3), Message::RegisterBrokerResponse),
-            (broker(3), Message::LeaderAndIsr(view)),
+            Outgoing::Peer(broker(3), PeerMessage::RegisterBrokerResponse),
+            Outgoing::Peer(broker(3), PeerMessage::LeaderAndIsr(view)),
         ],
         "unchanged view (3 had already left the ISR): to 3 only"
     );
@@ -197,20 +198,20 @@ fn heartbeat_timer_lets_a_falsely_suspected_broker_back_in() {
     assert!(core.fire(&Timer::Heartbeat(3)).is_err(), "no longer armed");
 
     core.fire(&Timer::Expire(3)).unwrap();
-    let stale = Message::Heartbeat {
+    let stale = PeerMessage::Heartbeat {
         partition_epoch: 1,
         broker_epoch: 7,
     };
-    assert!(core.step(broker(3), stale).unwrap().send.is_empty());
+    assert!(core.step_peer(broker(3), stale).unwrap().send.is_empty());
     assert!(core.state().fenced.contains(&3));
-    let current = Message::Heartbeat {
+    let current = PeerMessage::Heartbeat {
         partition_epoch: 1,
         broker_epoch: 0,
     };
-    let effects = core.step(broker(3), current).unwrap();
+    let effects = core.step_peer(broker(3), current).unwrap();
     assert_eq!(
         effects.send[0],
-        (broker(3), Message::RegisterBrokerResponse)
+        Outgoing::Peer(broker(3), PeerMessage::RegisterBrokerResponse)
     );
     assert!(core.state().fenced.is_empty());
 }
@@ -229,7 +230,7 @@ fn reelection_after_restart_bumps_the_leader_epoch() {
         (Some(2), 2, isr(&[2]))
     );
     let effects = core
-        .step(broker(2), Message::RegisterBroker { broker_epoch: 1 })
+        .step_peer(broker(2), PeerMessage::RegisterBroker { broker_epoch: 1 })
         .unwrap();
     let view = View {
         leader: Some(2),
@@ -241,9 +242,9 @@ fn reelection_after_restart_bumps_the_leader_epoch() {
     assert_eq!(
         effects.send,
         vec![
-            (broker(2), Message::RegisterBrokerResponse),
-            (broker(1), Message::LeaderAndIsr(view.clone())),
-            (broker(2), Message::LeaderAndIsr(view)),
+            Outgoing::Peer(broker(2), PeerMessage::RegisterBrokerResponse),
+            Outgoing::Peer(broker(1), PeerMessage::LeaderAndIsr(view.clone())),
+            Outgoing::Peer(broker(2), PeerMessage::LeaderAndIsr(view)),
         ]
     );
 }
@@ -281,7 +282,7 @@ fn refused_expansion_clears_pending_isr_and_advances_the_hw() {
         Some((
             _,
             _,
-            Message::AlterPartitionResponse {
+            PeerMessage::AlterPartitionResponse {
                 result: Err(AlterPartitionError::IneligibleReplica)
             }
         ))
@@ -305,12 +306,12 @@ fn unregistered_broker_heartbeats_its_registration() {
     sim.restart(3);
     assert_eq!(
         sim.heartbeat(3),
-        Message::RegisterBroker { broker_epoch: 1 }
+        PeerMessage::RegisterBroker { broker_epoch: 1 }
     );
     sim.run();
     assert!(matches!(
         sim.heartbeat(3),
-        Message::Heartbeat {
+        PeerMessage::Heartbeat {
             broker_epoch: 1,
             ..
         }

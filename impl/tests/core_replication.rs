@@ -6,7 +6,8 @@ mod core_support;
 use core_support::{isr, rid, Sim};
 use insync_impl::core::Variant;
 use insync_impl::protocol::{
-    Acks, ConsumeResult, FetchResult, FetchState, Message, NodeId, ProduceResult, Timer, View,
+    Acks, ClientReply, ClientRequest, ConsumeResult, FetchResult, FetchState, Outgoing, PeerId,
+    PeerMessage, ProduceResult, Timer, View,
 };
 use insync_impl::storage::FsyncPolicy;
 
@@ -23,7 +24,7 @@ fn happy_path_replicates_and_advances_the_high_watermark() {
             "caught-up followers are parked"
         );
     }
-    let batch = Message::Produce {
+    let batch = ClientRequest::Produce {
         producer_id: 7,
         first_sequence: 0,
         values: vec![b"a".to_vec(), b"b".to_vec(), b"c".to_vec()],
@@ -47,36 +48,24 @@ fn happy_path_replicates_and_advances_the_high_watermark() {
     }
     // One fetch per follower carried the whole batch.
     let batches = sim.count_delivered(|message| {
-        matches!(message, Message::FetchResponse { result: FetchResult::Records { records, .. }, .. } if records.len() == 3)
+        matches!(message, PeerMessage::FetchResponse { result: FetchResult::Records { records, .. }, .. } if records.len() == 3)
     });
     assert_eq!(batches, 2);
     // Consumers see committed records only, from the leader only.
-    sim.client_send(
-        2,
-        Message::Consume {
-            fetch_offset: 0,
-            max_records: 10,
-        },
-    );
-    sim.client_send(
-        1,
-        Message::Consume {
-            fetch_offset: 1,
-            max_records: 10,
-        },
-    );
-    let answers: Vec<Message> = sim
+    sim.client_send(2, consume(0));
+    sim.client_send(1, consume(1));
+    let answers: Vec<ClientReply> = sim
         .client_inbox
         .drain(..)
         .map(|(_, message)| message)
         .collect();
     assert_eq!(
         answers[0],
-        Message::ConsumeResponse {
+        ClientReply::ConsumeResponse {
             result: ConsumeResult::NotLeader
         }
     );
-    let Message::ConsumeResponse {
+    let ClientReply::ConsumeResponse {
         result: ConsumeResult::Ok {
             records,
             high_watermark,
@@ -86,6 +75,13 @@ fn happy_path_replicates_and_advances_the_high_watermark() {
         panic!("leader answers a consume: {:?}", answers[1]);
     };
     assert_eq!((records.len(), *high_watermark), (2, 3));
+}
+
+fn consume(fetch_offset: u64) -> ClientRequest {
+    ClientRequest::Consume {
+        fetch_offset,
+        max_records: 10,
+    }
 }
 
 /// §4.5 step 4, §4.7: an acks=all produce waits until every ISR member has the record; an
@@ -277,16 +273,16 @@ fn idempotent_retry_returns_the_original_offset() {
 /// a new view. The older variants ignore the request epoch.
 #[test]
 fn fetch_fencing_by_leader_epoch() {
-    let fetch = |leader_epoch| Message::Fetch {
+    let fetch = |leader_epoch| PeerMessage::Fetch {
         leader_epoch,
         fetch_offset: 0,
         last_fetched_epoch: 0,
         broker_epoch: 0,
     };
     let answer = |sim: &mut Sim, broker, message| {
-        let effects = sim.step_broker(broker, NodeId::Broker(2), message);
+        let effects = sim.step_broker(broker, PeerId::Broker(2), message);
         match effects.send.as_slice() {
-            [(_, Message::FetchResponse { result, .. })] => result.clone(),
+            [Outgoing::Peer(_, PeerMessage::FetchResponse { result, .. })] => result.clone(),
             other => panic!("one fetch response expected: {other:?}"),
         }
     };
@@ -302,12 +298,12 @@ fn fetch_fencing_by_leader_epoch() {
     );
     assert_eq!(answer(&mut sim, 3, fetch(1)), FetchResult::NotLeader);
     // The follower stops on any of them.
-    let response = Message::FetchResponse {
+    let response = PeerMessage::FetchResponse {
         leader_epoch: 1,
         fetch_offset: 0,
         result: FetchResult::UnknownLeaderEpoch,
     };
-    sim.step_broker(2, NodeId::Broker(1), response);
+    sim.step_broker(2, PeerId::Broker(1), response);
     assert_eq!(sim.snapshot(2).fetch_state, FetchState::Idle);
     // A newer view with a new leader epoch starts it again.
     let view = View {
@@ -316,12 +312,12 @@ fn fetch_fencing_by_leader_epoch() {
         isr: isr(&[1, 2, 3]),
         partition_epoch: 2,
     };
-    let effects = sim.step_broker(2, NodeId::Controller, Message::LeaderAndIsr(view));
+    let effects = sim.step_broker(2, PeerId::Controller, PeerMessage::LeaderAndIsr(view));
     assert!(matches!(
         effects.send.as_slice(),
-        [(
-            NodeId::Broker(1),
-            Message::Fetch {
+        [Outgoing::Peer(
+            PeerId::Broker(1),
+            PeerMessage::Fetch {
                 leader_epoch: 2,
                 ..
             }
@@ -378,7 +374,7 @@ fn restarted_follower_registers_catches_up_and_rejoins() {
         "a restarted broker holds no view"
     );
     assert_eq!(sim.snapshot(3).hw, 1, "HW checkpoint survived");
-    sim.deliver(NodeId::Broker(3), NodeId::Controller);
+    sim.deliver(PeerId::Broker(3), PeerId::Controller);
     assert_eq!(
         sim.view().isr,
         isr(&[1, 2]),
@@ -389,7 +385,7 @@ fn restarted_follower_registers_catches_up_and_rejoins() {
     assert_eq!(sim.record_ids(3), vec![rid(1, 0), rid(2, 0)]);
     assert!(sim.client_inbox.iter().all(|(_, message)| matches!(
         message,
-        Message::ProduceResponse {
+        ClientReply::ProduceResponse {
             result: ProduceResult::Ok { .. },
             ..
         }

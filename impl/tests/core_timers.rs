@@ -7,10 +7,12 @@ mod core_support;
 
 use core_support::{rid, Sim};
 use insync_impl::core::{Effects, Variant};
-use insync_impl::protocol::{Acks, FetchResult, FetchState, Message, NodeId, Timer};
+use insync_impl::protocol::{
+    Acks, FetchResult, FetchState, NodeId, Outgoing, PeerId, PeerMessage, Timer,
+};
 
-fn fetch(fetch_offset: u64, last_fetched_epoch: u32) -> Message {
-    Message::Fetch {
+fn fetch(fetch_offset: u64, last_fetched_epoch: u32) -> PeerMessage {
+    PeerMessage::Fetch {
         leader_epoch: 1,
         fetch_offset,
         last_fetched_epoch,
@@ -30,19 +32,21 @@ fn lag_clock_restarts_only_when_the_follower_catches_up() {
     let mut sim = Sim::new(Variant::Kip966, 2, 2);
     sim.run();
     sim.produce(1, rid(1, 0), Acks::One);
-    let sent = sim.step_broker(1, NodeId::Broker(2), fetch(0, 0));
+    let sent = sim.step_broker(1, PeerId::Broker(2), fetch(0, 0));
     assert!(
-        sent.send.iter().any(|(to, _)| *to == NodeId::Broker(2)),
+        sent.send
+            .iter()
+            .any(|out| out.target() == NodeId::Broker(2)),
         "records"
     );
     assert!(armed(&sim, 1, &Timer::Lag(2)), "behind the LEO 1");
     sim.produce(1, rid(1, 1), Acks::One);
     // At the LEO (1) the leader had when it answered, though the LEO is now 2: caught up.
-    let caught_up: Effects = sim.step_broker(1, NodeId::Broker(2), fetch(1, 1));
+    let caught_up: Effects = sim.step_broker(1, PeerId::Broker(2), fetch(1, 1));
     assert!(armed(&sim, 1, &Timer::Lag(2)), "still behind the LEO 2");
     assert!(caught_up.arm.contains(&Timer::Lag(2)), "the clock restarts");
     // The same fetch again (a re-send) is below the LEO of the last answer (2): no restart.
-    let behind = sim.step_broker(1, NodeId::Broker(2), fetch(1, 1));
+    let behind = sim.step_broker(1, PeerId::Broker(2), fetch(1, 1));
     assert!(armed(&sim, 1, &Timer::Lag(2)));
     assert!(
         !behind.arm.contains(&Timer::Lag(2)),
@@ -64,7 +68,10 @@ fn fetch_retry_resends_the_same_fetch_and_the_twin_answer_is_ignored() {
         "its fetch is parked"
     );
     let retry = sim.broker_mut(2).fire(&Timer::FetchRetry).unwrap();
-    assert_eq!(retry.send, vec![(NodeId::Broker(1), fetch(0, 0))]);
+    assert_eq!(
+        retry.send,
+        vec![Outgoing::Peer(PeerId::Broker(1), fetch(0, 0))]
+    );
     assert_eq!(retry.arm, vec![Timer::FetchRetry], "a new period");
     sim.produce(1, rid(1, 0), Acks::All);
     sim.run();
@@ -84,7 +91,7 @@ fn parked_release_answers_empty_and_the_follower_fetches_again() {
     let mut sim = Sim::new(Variant::Kip966, 2, 2);
     sim.run();
     let released = sim.broker_mut(1).fire(&Timer::ParkedRelease(2)).unwrap();
-    let empty = Message::FetchResponse {
+    let empty = PeerMessage::FetchResponse {
         leader_epoch: 1,
         fetch_offset: 0,
         result: FetchResult::Records {
@@ -92,13 +99,19 @@ fn parked_release_answers_empty_and_the_follower_fetches_again() {
             high_watermark: 0,
         },
     };
-    assert_eq!(released.send, vec![(NodeId::Broker(2), empty.clone())]);
+    assert_eq!(
+        released.send,
+        vec![Outgoing::Peer(PeerId::Broker(2), empty.clone())]
+    );
     assert_eq!(released.cancel, vec![Timer::ParkedRelease(2)]);
     assert!(!sim.snapshot(1).replicas[&2].parked);
     // Delivered by hand (the fire bypassed the network): the follower fetches again.
-    let next = sim.step_broker(2, NodeId::Broker(1), empty);
-    assert_eq!(next.send, vec![(NodeId::Broker(1), fetch(0, 0))]);
-    let parked = sim.step_broker(1, NodeId::Broker(2), fetch(0, 0));
+    let next = sim.step_broker(2, PeerId::Broker(1), empty);
+    assert_eq!(
+        next.send,
+        vec![Outgoing::Peer(PeerId::Broker(1), fetch(0, 0))]
+    );
+    let parked = sim.step_broker(1, PeerId::Broker(2), fetch(0, 0));
     assert!(parked.send.is_empty(), "nothing new: parked");
     assert!(parked.arm.contains(&Timer::ParkedRelease(2)));
     assert!(sim.snapshot(1).replicas[&2].parked);
@@ -115,23 +128,23 @@ fn fetch_backoff_resumes_by_the_variants_rule() {
         sim.produce(1, rid(1, 0), Acks::All);
         sim.run();
         assert_eq!(sim.log_end_offset(2), 1);
-        let stop = Message::FetchResponse {
+        let stop = PeerMessage::FetchResponse {
             leader_epoch: 1,
             fetch_offset: 1,
             result: FetchResult::NotLeader,
         };
-        sim.step_broker(2, NodeId::Broker(1), stop);
+        sim.step_broker(2, PeerId::Broker(1), stop);
         assert_eq!(sim.snapshot(2).fetch_state, FetchState::Idle);
         assert!(armed(&sim, 2, &Timer::FetchBackoff));
         assert!(!armed(&sim, 2, &Timer::FetchRetry));
         let resumed = sim.broker_mut(2).fire(&Timer::FetchBackoff).unwrap();
         let expected = match looks_up {
-            true => Message::OffsetsForLeaderEpoch { requested_epoch: 1 },
+            true => PeerMessage::OffsetsForLeaderEpoch { requested_epoch: 1 },
             false => fetch(1, 1),
         };
         assert_eq!(
             resumed.send,
-            vec![(NodeId::Broker(1), expected)],
+            vec![Outgoing::Peer(PeerId::Broker(1), expected)],
             "{variant:?}"
         );
         assert!(resumed.cancel.contains(&Timer::FetchBackoff));
@@ -150,7 +163,7 @@ fn broker_heartbeat_is_always_armed_and_periodic() {
         let first = sim.heartbeat(broker);
         assert!(matches!(
             first,
-            Message::Heartbeat {
+            PeerMessage::Heartbeat {
                 broker_epoch: 0,
                 ..
             }

@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 use insync_impl::core::{ControllerState, ProtocolConfig, Variant};
 use insync_impl::fuzzing;
 use insync_impl::protocol::{
-    Acks, Control, ControlRefusal, ControlReply, FetchResult, Message, Metadata, NodeId, Timer,
-    View,
+    Acks, ClientReply, ClientRequest, ConsumeResult, Control, ControlRefusal, ControlReply,
+    FetchResult, Metadata, NodeId, PeerMessage, ProduceResult, Timer, View,
 };
 use insync_impl::storage::checkpoint::encode_checkpoint;
 use insync_impl::storage::log_format::encode_record;
@@ -95,24 +95,24 @@ fn record(offset: u64, leader_epoch: u32) -> Record {
     }
 }
 
-fn messages() -> Vec<Message> {
+fn peer_messages() -> Vec<PeerMessage> {
     vec![
-        Message::LeaderAndIsr(view()),
-        Message::AlterPartitionResponse { result: Ok(view()) },
-        Message::AlterPartition {
+        PeerMessage::LeaderAndIsr(view()),
+        PeerMessage::AlterPartitionResponse { result: Ok(view()) },
+        PeerMessage::AlterPartition {
             isr: BTreeSet::from([1, 2]),
             leader_epoch: 2,
             partition_epoch: 4,
             broker_epochs: vec![(2, 1)],
         },
-        Message::RegisterBroker { broker_epoch: 3 },
-        Message::Fetch {
+        PeerMessage::RegisterBroker { broker_epoch: 3 },
+        PeerMessage::Fetch {
             leader_epoch: 2,
             fetch_offset: 10,
             last_fetched_epoch: 1,
             broker_epoch: 0,
         },
-        Message::FetchResponse {
+        PeerMessage::FetchResponse {
             leader_epoch: 2,
             fetch_offset: 0,
             result: FetchResult::Records {
@@ -120,15 +120,36 @@ fn messages() -> Vec<Message> {
                 high_watermark: 1,
             },
         },
-        Message::Produce {
+    ]
+}
+
+fn client_requests() -> Vec<ClientRequest> {
+    vec![
+        ClientRequest::Produce {
             producer_id: 9,
             first_sequence: 0,
             values: vec![b"hello".to_vec(), b"world".to_vec()],
             acks: Acks::All,
         },
-        Message::Consume {
+        ClientRequest::Consume {
             fetch_offset: 0,
             max_records: 100,
+        },
+    ]
+}
+
+fn client_replies() -> Vec<ClientReply> {
+    vec![
+        ClientReply::ProduceResponse {
+            producer_id: 9,
+            first_sequence: 0,
+            result: ProduceResult::Ok { offset: 4 },
+        },
+        ClientReply::ConsumeResponse {
+            result: ConsumeResult::Ok {
+                records: vec![record(0, 1)],
+                high_watermark: 1,
+            },
         },
     ]
 }
@@ -162,10 +183,20 @@ fn tagged(kind: u8, bytes: Vec<u8>) -> Vec<u8> {
 }
 
 fn message_seeds() -> Vec<Vec<u8>> {
-    let mut seeds: Vec<Vec<u8>> = messages()
+    let mut seeds: Vec<Vec<u8>> = peer_messages()
         .iter()
         .map(|m| tagged(0, encode(m).unwrap()))
         .collect();
+    seeds.extend(
+        client_requests()
+            .iter()
+            .map(|r| tagged(6, encode(r).unwrap())),
+    );
+    seeds.extend(
+        client_replies()
+            .iter()
+            .map(|r| tagged(7, encode(r).unwrap())),
+    );
     let controls = [
         Control::Inspect,
         Control::FireTimer(Timer::Expire(3)),
@@ -216,7 +247,7 @@ fn handshake_seeds() -> Vec<Vec<u8>> {
     let streams = [
         [
             frame(&Hello::new("insync", PeerName::Broker(2))),
-            frame(&messages()[4]),
+            frame(&peer_messages()[4]),
         ]
         .concat(),
         [frame(&harness), frame(&operator), frame(&Control::Shutdown)].concat(),

@@ -27,7 +27,9 @@ use insync_impl::node::broker::run_broker;
 use insync_impl::node::config::{BrokerConfig, ControllerConfig, NodeOptions, Timing};
 use insync_impl::node::control_token::ControlToken;
 use insync_impl::node::controller::run_controller;
-use insync_impl::protocol::{BrokerSnapshot, FetchResult, Message, Record, Snapshot, TIMER_KINDS};
+use insync_impl::protocol::{
+    BrokerSnapshot, FetchResult, PeerMessage, Record, Snapshot, TIMER_KINDS,
+};
 use insync_impl::storage::FsyncPolicy;
 use insync_impl::wire::{handshake_client, Connection, Hello, PeerName};
 use tokio::net::TcpStream;
@@ -39,7 +41,7 @@ const CLUSTER: &str = "realtime-timers-test";
 /// Every wait gives up after this long.
 const WAIT: Duration = Duration::from_secs(20);
 
-type Frames = mpsc::UnboundedReceiver<(PeerName, Message)>;
+type Frames = mpsc::UnboundedReceiver<(PeerName, PeerMessage)>;
 
 /// Short clocks, in the relations `Timing::validate` requires.
 fn timing() -> Timing {
@@ -85,7 +87,7 @@ async fn fake_peers(names: &[PeerName], sender: PeerName) -> (BTreeMap<PeerName,
 }
 
 /// Waits for the first frame to `target` that `wanted` accepts; other frames are skipped.
-async fn frame_to(frames: &mut Frames, target: PeerName, wanted: impl Fn(&Message) -> bool) {
+async fn frame_to(frames: &mut Frames, target: PeerName, wanted: impl Fn(&PeerMessage) -> bool) {
     let found = async {
         while let Some((to, message)) = frames.recv().await {
             if to == target && wanted(&message) {
@@ -174,10 +176,10 @@ async fn follower_timers(dir: &std::path::Path) -> BTreeMap<String, u64> {
     ];
     let (peers, mut frames) = fake_peers(&names, PeerName::Broker(2)).await;
     let address = start_broker(2, &peers, dir).await;
-    let first_fetch = |message: &Message| {
+    let first_fetch = |message: &PeerMessage| {
         matches!(
             message,
-            Message::Fetch {
+            PeerMessage::Fetch {
                 leader_epoch: 1,
                 fetch_offset: 0,
                 ..
@@ -190,7 +192,7 @@ async fn follower_timers(dir: &std::path::Path) -> BTreeMap<String, u64> {
     frame_to(&mut frames, PeerName::Controller, |message| {
         matches!(
             message,
-            Message::Heartbeat {
+            PeerMessage::Heartbeat {
                 partition_epoch: 1,
                 broker_epoch: 0
             }
@@ -199,7 +201,7 @@ async fn follower_timers(dir: &std::path::Path) -> BTreeMap<String, u64> {
     .await;
     // A fencing answer stops the follower; the back-off resumes it.
     let mut leader = connect_as(&address, PeerName::Broker(1)).await;
-    let fenced = Message::FetchResponse {
+    let fenced = PeerMessage::FetchResponse {
         leader_epoch: 1,
         fetch_offset: 0,
         result: FetchResult::UnknownLeaderEpoch,
@@ -224,7 +226,7 @@ async fn durability_timers(
         sequence: 0,
         value: vec![b'v'; 4],
     };
-    let records = Message::FetchResponse {
+    let records = PeerMessage::FetchResponse {
         leader_epoch: 1,
         fetch_offset: 0,
         result: FetchResult::Records {
@@ -255,7 +257,7 @@ async fn leader_timers(dir: &std::path::Path) -> BTreeMap<String, u64> {
     let (peers, mut frames) = fake_peers(&names, PeerName::Broker(1)).await;
     let address = start_broker(1, &peers, dir).await;
     let mut follower = connect_as(&address, PeerName::Broker(2)).await;
-    let fetch = Message::Fetch {
+    let fetch = PeerMessage::Fetch {
         leader_epoch: 1,
         fetch_offset: 0,
         last_fetched_epoch: 0,
@@ -263,10 +265,10 @@ async fn leader_timers(dir: &std::path::Path) -> BTreeMap<String, u64> {
     };
     follower.write(&fetch).await.unwrap();
     // Nothing to send at first: parked, then released empty after the maximum wait.
-    let empty = |message: &Message| {
+    let empty = |message: &PeerMessage| {
         matches!(
             message,
-            Message::FetchResponse {
+            PeerMessage::FetchResponse {
                 leader_epoch: 1,
                 fetch_offset: 0,
                 result: FetchResult::Records { records, high_watermark: 0 },
@@ -278,7 +280,7 @@ async fn leader_timers(dir: &std::path::Path) -> BTreeMap<String, u64> {
     frame_to(
         &mut frames,
         PeerName::Controller,
-        |message| matches!(message, Message::AlterPartition { isr, .. } if *isr == without_3),
+        |message| matches!(message, PeerMessage::AlterPartition { isr, .. } if *isr == without_3),
     )
     .await;
     wait_fired(&address, dir, "Lag").await
@@ -318,20 +320,20 @@ async fn controller_timers(dir: &std::path::Path) -> BTreeMap<String, u64> {
     frame_to(
         &mut frames,
         PeerName::Broker(3),
-        |message| matches!(message, Message::LeaderAndIsr(view) if !view.isr.contains(&1)),
+        |message| matches!(message, PeerMessage::LeaderAndIsr(view) if !view.isr.contains(&1)),
     )
     .await;
     let fired = wait_fired(&address, dir, "Expire").await;
     assert!(fired["Expire"] >= 1);
     // Broker 3 was never down: its heartbeat, fenced, lets it back in.
     let mut broker = connect_as(&address, PeerName::Broker(3)).await;
-    let heartbeat = Message::Heartbeat {
+    let heartbeat = PeerMessage::Heartbeat {
         partition_epoch: 1,
         broker_epoch: 0,
     };
     broker.write(&heartbeat).await.unwrap();
     frame_to(&mut frames, PeerName::Broker(3), |message| {
-        matches!(message, Message::RegisterBrokerResponse)
+        matches!(message, PeerMessage::RegisterBrokerResponse)
     })
     .await;
     wait_fired(&address, dir, "Heartbeat").await

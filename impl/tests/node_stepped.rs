@@ -12,7 +12,7 @@ use insync_impl::core::{ProtocolConfig, Variant};
 use insync_impl::node::config::{ControllerConfig, NodeOptions, Timing};
 use insync_impl::node::control_token::ControlToken;
 use insync_impl::node::controller::run_controller;
-use insync_impl::protocol::{Message, NodeId, Snapshot, Timer, View};
+use insync_impl::protocol::{NodeId, PeerMessage, Snapshot, Timer, View};
 use insync_impl::storage::FsyncPolicy;
 use insync_impl::wire::{handshake_client, Connection, Hello, PeerName};
 use tokio::net::TcpStream;
@@ -24,7 +24,7 @@ const CLUSTER: &str = "stepped-test";
 const TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A fake broker address: accepts the controller's outbound channel and forwards each frame.
-async fn fake_broker(id: u32, frames: mpsc::UnboundedSender<(u32, Message)>) -> String {
+async fn fake_broker(id: u32, frames: mpsc::UnboundedSender<(u32, PeerMessage)>) -> String {
     let (name, controller) = (PeerName::Broker(id), PeerName::Controller);
     stepped_support::fake_peer(CLUSTER, name, controller, id, frames).await
 }
@@ -69,9 +69,9 @@ async fn start(config: ControllerConfig) -> (String, tokio::task::JoinHandle<()>
 }
 
 async fn next_frames(
-    frames: &mut mpsc::UnboundedReceiver<(u32, Message)>,
+    frames: &mut mpsc::UnboundedReceiver<(u32, PeerMessage)>,
     count: usize,
-) -> Vec<(u32, Message)> {
+) -> Vec<(u32, PeerMessage)> {
     let mut received = Vec::new();
     for _ in 0..count {
         let frame = tokio::time::timeout(TIMEOUT, frames.recv())
@@ -84,9 +84,9 @@ async fn next_frames(
     received
 }
 
-fn view_to_all(received: &[(u32, Message)], view: &View) {
-    let expected: Vec<(u32, Message)> = (1..=3)
-        .map(|id| (id, Message::LeaderAndIsr(view.clone())))
+fn view_to_all(received: &[(u32, PeerMessage)], view: &View) {
+    let expected: Vec<(u32, PeerMessage)> = (1..=3)
+        .map(|id| (id, PeerMessage::LeaderAndIsr(view.clone())))
         .collect();
     assert_eq!(received, expected.as_slice());
 }
@@ -128,7 +128,7 @@ async fn stepped_controller_counts_frames_fires_named_timers_and_persists_its_vi
     let (mut broker_2, _) = handshake_client(Connection::new(stream), &hello)
         .await
         .unwrap();
-    let register = Message::RegisterBroker { broker_epoch: 1 };
+    let register = PeerMessage::RegisterBroker { broker_epoch: 1 };
     broker_2.write(&register).await.unwrap();
     let received = BTreeMap::from([(NodeId::Broker(2), 1)]);
     let (emitted, dropped) = control.barrier(received, TIMEOUT).await.unwrap();
@@ -149,7 +149,7 @@ async fn stepped_controller_counts_frames_fires_named_timers_and_persists_its_vi
     };
     let mut received = next_frames(&mut frames, 4).await;
     let answer = received.remove(1);
-    assert_eq!(answer, (2, Message::RegisterBrokerResponse));
+    assert_eq!(answer, (2, PeerMessage::RegisterBrokerResponse));
     view_to_all(&received, &registered);
     let Snapshot::Controller(state) = control.inspect().await.unwrap() else {
         panic!()

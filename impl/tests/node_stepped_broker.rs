@@ -13,7 +13,7 @@ use insync_impl::core::{ProtocolConfig, Variant};
 use insync_impl::node::broker::run_broker;
 use insync_impl::node::config::{BrokerConfig, NodeOptions, Timing};
 use insync_impl::node::control_token::ControlToken;
-use insync_impl::protocol::{FetchResult, FetchState, Message, NodeId, Record, Snapshot};
+use insync_impl::protocol::{FetchResult, FetchState, NodeId, PeerMessage, Record, Snapshot};
 use insync_impl::storage::FsyncPolicy;
 use insync_impl::wire::{handshake_client, Connection, Hello, PeerName};
 use tokio::net::TcpStream;
@@ -26,7 +26,10 @@ const CLUSTER: &str = "stepped-broker-test";
 const TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Accepts the broker's outbound channel to `name` and forwards each frame.
-async fn fake_peer(name: PeerName, frames: mpsc::UnboundedSender<(PeerName, Message)>) -> String {
+async fn fake_peer(
+    name: PeerName,
+    frames: mpsc::UnboundedSender<(PeerName, PeerMessage)>,
+) -> String {
     stepped_support::fake_peer(CLUSTER, name, PeerName::Broker(2), name, frames).await
 }
 
@@ -68,8 +71,8 @@ async fn start(config: BrokerConfig) -> (String, JoinHandle<()>) {
 }
 
 async fn next_frame(
-    frames: &mut mpsc::UnboundedReceiver<(PeerName, Message)>,
-) -> (PeerName, Message) {
+    frames: &mut mpsc::UnboundedReceiver<(PeerName, PeerMessage)>,
+) -> (PeerName, PeerMessage) {
     tokio::time::timeout(TIMEOUT, frames.recv())
         .await
         .unwrap()
@@ -105,7 +108,7 @@ async fn stepped_follower_replicates_on_delivery_and_loses_unflushed_records_on_
     let mut control = operator(&address, dir.path()).await;
 
     // First start: the initial view is installed and the follower fetches from broker 1.
-    let first_fetch = Message::Fetch {
+    let first_fetch = PeerMessage::Fetch {
         leader_epoch: 1,
         fetch_offset: 0,
         last_fetched_epoch: 0,
@@ -140,7 +143,7 @@ async fn stepped_follower_replicates_on_delivery_and_loses_unflushed_records_on_
         records,
         high_watermark: 0,
     };
-    let answer = Message::FetchResponse {
+    let answer = PeerMessage::FetchResponse {
         leader_epoch: 1,
         fetch_offset: 0,
         result,
@@ -154,7 +157,7 @@ async fn stepped_follower_replicates_on_delivery_and_loses_unflushed_records_on_
         "the next fetch"
     );
     assert!(dropped.is_empty());
-    let next_fetch = Message::Fetch {
+    let next_fetch = PeerMessage::Fetch {
         leader_epoch: 1,
         fetch_offset: 2,
         last_fetched_epoch: 1,
@@ -177,7 +180,7 @@ async fn stepped_follower_replicates_on_delivery_and_loses_unflushed_records_on_
         next_frame(&mut frames).await,
         (
             PeerName::Controller,
-            Message::RegisterBroker { broker_epoch: 1 }
+            PeerMessage::RegisterBroker { broker_epoch: 1 }
         ),
         "the first restart is broker epoch 1, read back from the data directory"
     );

@@ -5,8 +5,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use insync_impl::core::Write;
-use insync_impl::protocol::{ControllerSnapshot, Message, NodeId, Record, Timer, View};
-use insync_impl::trace_log::{self, read_log, Input, LogWrite, NodeState, TraceLog, TraceOptions};
+use insync_impl::protocol::{
+    ControllerSnapshot, NodeId, Outgoing, PeerId, PeerMessage, Record, Timer, View,
+};
+use insync_impl::trace_log::{
+    self, read_log, Input, LogWrite, NodeState, TraceLog, TraceOptions, TracedMessage,
+};
 
 fn state(partition_epoch: u32) -> NodeState {
     NodeState::Controller(ControllerSnapshot {
@@ -38,20 +42,16 @@ fn record(offset: u64) -> Record {
 fn write_run(options: &TraceOptions, count: u32) {
     let mut log = TraceLog::open(options, NodeId::Broker(1)).unwrap();
     for i in 0..count {
-        let message = Message::Fetch {
+        let message = PeerMessage::Fetch {
             leader_epoch: 1,
             fetch_offset: u64::from(i),
             last_fetched_epoch: 1,
             broker_epoch: 0,
         };
-        let input = log.message_input(NodeId::Broker(2), &message);
+        let input = log.message_input(NodeId::Broker(2), TracedMessage::of_peer(&message));
         let writes = [Write::Append(vec![record(u64::from(i))])];
-        log.record(
-            input,
-            &[(NodeId::Broker(2), message)],
-            &writes,
-            Some(state(i)),
-        );
+        let send = [Outgoing::Peer(PeerId::Broker(2), message)];
+        log.record(input, &send, &writes, Some(state(i)));
     }
     log.close(Some(state(count)));
 }

@@ -7,7 +7,7 @@
 use crate::broker::{Broker, BrokerState, BrokerStorage};
 use crate::client::{Client, ClientState};
 use crate::controller::{Controller, ControllerState};
-use crate::msg::{Msg, Timer};
+use crate::msg::{ClientReply, ClientRequest, Msg, PeerMsg, Timer};
 use crate::types::BrokerId;
 use serde::Serialize;
 use stateright::actor::{Actor, Id};
@@ -16,6 +16,26 @@ use std::borrow::Cow;
 
 /// Commands an actor emits in one step.
 pub type Out = stateright::actor::Out<InsyncActor>;
+
+/// Sending by channel (docs/protocol.md §3): the caller says which kind of message it sends,
+/// so a client can only send requests and only a broker answers them.
+pub trait Emit {
+    fn send_peer(&mut self, dst: Id, msg: PeerMsg);
+    fn send_request(&mut self, dst: Id, msg: ClientRequest);
+    fn send_reply(&mut self, dst: Id, msg: ClientReply);
+}
+
+impl Emit for Out {
+    fn send_peer(&mut self, dst: Id, msg: PeerMsg) {
+        self.send(dst, Msg::Peer(msg));
+    }
+    fn send_request(&mut self, dst: Id, msg: ClientRequest) {
+        self.send(dst, Msg::Request(msg));
+    }
+    fn send_reply(&mut self, dst: Id, msg: ClientReply) {
+        self.send(dst, Msg::Reply(msg));
+    }
+}
 
 #[derive(Clone, Debug)]
 pub enum InsyncActor {

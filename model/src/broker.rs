@@ -39,9 +39,9 @@ mod leader_and_isr;
 mod produce;
 mod timers;
 
-use crate::actor::{Out, Storage};
+use crate::actor::{Emit, Out, Storage};
 use crate::config::Config;
-use crate::msg::{Msg, Timer};
+use crate::msg::{ClientRequest, Msg, PeerMsg, Timer};
 use crate::types::{epochs, BrokerId, BrokerSet, Epoch, Offset, Record, RecordId, View};
 use fetch::FetchRequest;
 use serde::Serialize;
@@ -124,9 +124,9 @@ impl BrokerState {
     pub fn is_leader(&self) -> bool {
         self.leader.is_some()
     }
-    fn fetch_request(&self) -> Msg {
+    fn fetch_request(&self) -> PeerMsg {
         let view = self.view.expect("a follower holds a view");
-        Msg::Fetch {
+        PeerMsg::Fetch {
             leader_epoch: view.leader_epoch,
             fetch_offset: self.leo(),
             last_fetched_epoch: epochs::last_epoch(&self.log),
@@ -208,25 +208,36 @@ impl Broker {
                     fetch_state: FetchState::Idle,
                 };
                 out.save(Storage::Broker(state.storage()));
-                out.send(controller(), Msg::RegisterBroker { broker_epoch });
+                out.send_peer(controller(), PeerMsg::RegisterBroker { broker_epoch });
                 state
             }
         }
     }
 
-    /// Dispatch one message; one arm per message, guards are the protocol's acceptance tests.
+    /// Dispatch one message by channel. A broker sends replies and never receives one.
     pub fn on_msg(&self, state: &mut BrokerState, src: Id, msg: Msg, out: &mut Out) {
         match msg {
-            Msg::RegisterBrokerResponse if src == controller() => state.registered = true,
+            Msg::Peer(msg) => self.on_peer_msg(state, src, msg, out),
+            Msg::Request(request) => self.on_request(state, src, request, out),
+            Msg::Reply(_) => {}
+        }
+    }
+
+    /// One arm per peer message; the guards are the protocol's acceptance tests.
+    fn on_peer_msg(&self, state: &mut BrokerState, src: Id, msg: PeerMsg, out: &mut Out) {
+        match msg {
+            PeerMsg::RegisterBrokerResponse if src == controller() => state.registered = true,
             // A view from before this incarnation registered, or an old one: ignore (§4.1.1).
-            Msg::LeaderAndIsr(view)
+            PeerMsg::LeaderAndIsr(view)
                 if !state.registered
                     || state
                         .view
                         .is_some_and(|v| v.partition_epoch >= view.partition_epoch) => {}
-            Msg::LeaderAndIsr(view) => self.install(state, view, out),
-            Msg::AlterPartitionResponse { result } => self.on_alter_response(state, result, out),
-            Msg::Fetch {
+            PeerMsg::LeaderAndIsr(view) => self.install(state, view, out),
+            PeerMsg::AlterPartitionResponse { result } => {
+                self.on_alter_response(state, result, out)
+            }
+            PeerMsg::Fetch {
                 leader_epoch,
                 fetch_offset,
                 last_fetched_epoch,
@@ -244,7 +255,7 @@ impl Broker {
             // Responses from anyone but the leader of its view, for another epoch, or for a fetch
             // other than the one it would send now (an answer to a fetch its previous
             // incarnation sent, which a leader held parked across the crash): stale (§4.3).
-            Msg::FetchResponse {
+            PeerMsg::FetchResponse {
                 leader_epoch,
                 fetch_offset,
                 ..
@@ -253,27 +264,38 @@ impl Broker {
                 || !state.view.is_some_and(|v| {
                     v.leader == Some(BrokerId::from_id(src)) && v.leader_epoch == leader_epoch
                 }) => {}
-            Msg::FetchResponse { result, .. } => self.on_fetch_response(state, src, result, out),
-            Msg::OffsetsForLeaderEpoch { requested_epoch } => {
-                let result = self.epoch_lookup(state, requested_epoch);
-                out.send(src, Msg::OffsetsForLeaderEpochResponse { result });
+            PeerMsg::FetchResponse { result, .. } => {
+                self.on_fetch_response(state, src, result, out)
             }
-            Msg::OffsetsForLeaderEpochResponse { .. }
+            PeerMsg::OffsetsForLeaderEpoch { requested_epoch } => {
+                let result = self.epoch_lookup(state, requested_epoch);
+                out.send_peer(src, PeerMsg::OffsetsForLeaderEpochResponse { result });
+            }
+            PeerMsg::OffsetsForLeaderEpochResponse { .. }
                 if state.fetch_state != FetchState::Truncating
                     || state
                         .view
                         .is_none_or(|v| v.leader != Some(BrokerId::from_id(src))) => {}
-            Msg::OffsetsForLeaderEpochResponse { result } => {
+            PeerMsg::OffsetsForLeaderEpochResponse { result } => {
                 self.on_epoch_response(state, src, result, out)
             }
-            Msg::Produce { record_id, acks } => self.on_produce(state, record_id, acks, out),
-            Msg::Consume { fetch_offset } => self.on_consume(state, src, fetch_offset, out),
-            // Messages a broker never receives (controller- or client-bound).
-            Msg::RegisterBrokerResponse
-            | Msg::AlterPartition { .. }
-            | Msg::RegisterBroker { .. }
-            | Msg::ProduceResponse { .. }
-            | Msg::ConsumeResponse { .. } => {}
+            // Messages a broker never receives (controller-bound), and a registration answer
+            // from anyone but the controller.
+            PeerMsg::RegisterBrokerResponse
+            | PeerMsg::AlterPartition { .. }
+            | PeerMsg::RegisterBroker { .. } => {}
+        }
+    }
+
+    /// The client's requests (§4.5, §4.6).
+    fn on_request(&self, state: &mut BrokerState, src: Id, request: ClientRequest, out: &mut Out) {
+        match request {
+            ClientRequest::Produce { record_id, acks } => {
+                self.on_produce(state, record_id, acks, out)
+            }
+            ClientRequest::Consume { fetch_offset } => {
+                self.on_consume(state, src, fetch_offset, out)
+            }
         }
     }
 

@@ -6,9 +6,9 @@
 //! read what is committed with `Consume { fetch_offset: 0 }` (the read budget is a fault-style
 //! bound of the model, see `Config::reads`).
 
-use crate::actor::Out;
+use crate::actor::{Emit, Out};
 use crate::config::Config;
-use crate::msg::{ConsumeResult, Msg, ProduceResult, Timer};
+use crate::msg::{ClientReply, ClientRequest, ConsumeResult, Msg, ProduceResult, Timer};
 use crate::types::{BrokerId, Offset, RecordId};
 use serde::Serialize;
 use stateright::actor::Id;
@@ -108,11 +108,11 @@ impl Client {
             Timer::Produce(broker) if state.next_record <= self.cfg.records => {
                 let record_id = state.next_record;
                 let acks = self.cfg.acks;
-                out.send(broker.id(), Msg::Produce { record_id, acks });
+                out.send_request(broker.id(), ClientRequest::Produce { record_id, acks });
                 state.in_flight = Some(Request::Produce { broker, record_id });
             }
             Timer::Consume(broker) => {
-                out.send(broker.id(), Msg::Consume { fetch_offset: 0 });
+                out.send_request(broker.id(), ClientRequest::Consume { fetch_offset: 0 });
                 state.in_flight = Some(Request::Consume { broker });
             }
             Timer::Produce(_)
@@ -127,12 +127,16 @@ impl Client {
         }
     }
 
+    /// The client hears only replies; it matches one to its request in flight.
     pub fn on_msg(&self, state: &mut ClientState, src: Id, msg: Msg, _out: &mut Out) {
+        let Msg::Reply(reply) = msg else {
+            return;
+        };
         let from = BrokerId::from_id(src);
-        match (state.in_flight, msg) {
+        match (state.in_flight, reply) {
             (
                 Some(Request::Produce { broker, record_id }),
-                Msg::ProduceResponse {
+                ClientReply::ProduceResponse {
                     record_id: answered,
                     result,
                 },
@@ -143,7 +147,7 @@ impl Client {
                     state.next_record += 1;
                 }
             }
-            (Some(Request::Consume { broker }), Msg::ConsumeResponse { result })
+            (Some(Request::Consume { broker }), ClientReply::ConsumeResponse { result })
                 if broker == from =>
             {
                 state.in_flight = None;

@@ -15,9 +15,9 @@
 mod election;
 mod handlers;
 
-use crate::actor::Out;
+use crate::actor::{Emit, Out};
 use crate::config::Config;
-use crate::msg::{Msg, Timer};
+use crate::msg::{Msg, PeerMsg, Timer};
 use crate::types::{BrokerId, BrokerSet, View};
 use serde::Serialize;
 use stateright::actor::Id;
@@ -98,32 +98,32 @@ impl Controller {
 
     pub fn on_msg(&self, state: &mut ControllerState, src: Id, msg: Msg, out: &mut Out) {
         match msg {
-            Msg::AlterPartition {
+            Msg::Peer(PeerMsg::AlterPartition {
                 isr,
                 leader_epoch,
                 partition_epoch,
                 broker_epochs,
-            } => {
+            }) => {
                 let from = BrokerId::from_id(src);
                 let epochs = (leader_epoch, partition_epoch);
                 let result = self.alter_partition(state, from, isr, epochs, &broker_epochs);
-                out.send(src, Msg::AlterPartitionResponse { result });
+                out.send_peer(src, PeerMsg::AlterPartitionResponse { result });
             }
-            Msg::RegisterBroker { broker_epoch } => {
+            Msg::Peer(PeerMsg::RegisterBroker { broker_epoch }) => {
                 self.register(state, BrokerId::from_id(src), broker_epoch, out)
             }
-            // Messages the controller never receives.
-            Msg::LeaderAndIsr(_)
-            | Msg::AlterPartitionResponse { .. }
-            | Msg::RegisterBrokerResponse
-            | Msg::Fetch { .. }
-            | Msg::FetchResponse { .. }
-            | Msg::OffsetsForLeaderEpoch { .. }
-            | Msg::OffsetsForLeaderEpochResponse { .. }
-            | Msg::Produce { .. }
-            | Msg::ProduceResponse { .. }
-            | Msg::Consume { .. }
-            | Msg::ConsumeResponse { .. } => {}
+            // Messages the controller never receives: it has no client.
+            Msg::Peer(
+                PeerMsg::LeaderAndIsr(_)
+                | PeerMsg::AlterPartitionResponse { .. }
+                | PeerMsg::RegisterBrokerResponse
+                | PeerMsg::Fetch { .. }
+                | PeerMsg::FetchResponse { .. }
+                | PeerMsg::OffsetsForLeaderEpoch { .. }
+                | PeerMsg::OffsetsForLeaderEpochResponse { .. },
+            )
+            | Msg::Request(_)
+            | Msg::Reply(_) => {}
         }
     }
 

@@ -4,8 +4,8 @@ use crate::actor::{actor_name, State};
 use crate::config::Config;
 use crate::model::{Action, InsyncModel, SystemState};
 use crate::msg::{
-    AlterPartitionResult, ConsumeResult, FetchResult, Msg, OffsetsForLeaderEpochResult,
-    ProduceResult, Timer,
+    AlterPartitionResult, ClientReply, ClientRequest, ConsumeResult, FetchResult, Msg,
+    OffsetsForLeaderEpochResult, PeerMsg, ProduceResult, Timer,
 };
 use crate::types::fmt_log;
 use serde::Serialize;
@@ -77,12 +77,20 @@ pub struct Step {
 /// A message in the protocol's words.
 pub fn fmt_msg(msg: &Msg) -> String {
     match msg {
-        Msg::LeaderAndIsr(v) => format!("LeaderAndIsr({v:?})"),
-        Msg::AlterPartitionResponse { result } => match result {
+        Msg::Peer(msg) => fmt_peer_msg(msg),
+        Msg::Request(request) => fmt_request(request),
+        Msg::Reply(reply) => fmt_reply(reply),
+    }
+}
+
+fn fmt_peer_msg(msg: &PeerMsg) -> String {
+    match msg {
+        PeerMsg::LeaderAndIsr(v) => format!("LeaderAndIsr({v:?})"),
+        PeerMsg::AlterPartitionResponse { result } => match result {
             AlterPartitionResult::Ok(v) => format!("AlterPartitionResponse(Ok {v:?})"),
             other => format!("AlterPartitionResponse({other:?})"),
         },
-        Msg::AlterPartition {
+        PeerMsg::AlterPartition {
             isr,
             leader_epoch,
             partition_epoch,
@@ -97,11 +105,11 @@ pub fn fmt_msg(msg: &Msg) -> String {
                 epochs.concat()
             )
         }
-        Msg::RegisterBroker { broker_epoch } => {
+        PeerMsg::RegisterBroker { broker_epoch } => {
             format!("RegisterBroker(broker epoch {broker_epoch})")
         }
-        Msg::RegisterBrokerResponse => "RegisterBrokerResponse".into(),
-        Msg::Fetch {
+        PeerMsg::RegisterBrokerResponse => "RegisterBrokerResponse".into(),
+        PeerMsg::Fetch {
             leader_epoch,
             fetch_offset,
             last_fetched_epoch,
@@ -109,7 +117,7 @@ pub fn fmt_msg(msg: &Msg) -> String {
         } => {
             format!("Fetch(e{leader_epoch} offset {fetch_offset} last epoch {last_fetched_epoch})")
         }
-        Msg::FetchResponse {
+        PeerMsg::FetchResponse {
             leader_epoch,
             fetch_offset,
             result,
@@ -129,10 +137,10 @@ pub fn fmt_msg(msg: &Msg) -> String {
             };
             format!("FetchResponse(e{leader_epoch} offset {fetch_offset} {result})")
         }
-        Msg::OffsetsForLeaderEpoch { requested_epoch } => {
+        PeerMsg::OffsetsForLeaderEpoch { requested_epoch } => {
             format!("OffsetsForLeaderEpoch(e{requested_epoch})")
         }
-        Msg::OffsetsForLeaderEpochResponse { result } => match result {
+        PeerMsg::OffsetsForLeaderEpochResponse { result } => match result {
             OffsetsForLeaderEpochResult::Ok { epoch, end_offset } => {
                 format!("OffsetsForLeaderEpochResponse(e{epoch} end {end_offset})")
             }
@@ -140,15 +148,25 @@ pub fn fmt_msg(msg: &Msg) -> String {
                 "OffsetsForLeaderEpochResponse(NotLeader)".into()
             }
         },
-        Msg::Produce { record_id, acks } => format!("Produce(r{record_id} acks={acks})"),
-        Msg::ProduceResponse { record_id, result } => match result {
+    }
+}
+
+fn fmt_request(request: &ClientRequest) -> String {
+    match request {
+        ClientRequest::Produce { record_id, acks } => format!("Produce(r{record_id} acks={acks})"),
+        ClientRequest::Consume { fetch_offset } => format!("Consume(offset {fetch_offset})"),
+    }
+}
+
+fn fmt_reply(reply: &ClientReply) -> String {
+    match reply {
+        ClientReply::ProduceResponse { record_id, result } => match result {
             ProduceResult::Ok { offset } => {
                 format!("ProduceResponse(r{record_id} Ok offset {offset})")
             }
             other => format!("ProduceResponse(r{record_id} {other:?})"),
         },
-        Msg::Consume { fetch_offset } => format!("Consume(offset {fetch_offset})"),
-        Msg::ConsumeResponse { result } => match result {
+        ClientReply::ConsumeResponse { result } => match result {
             ConsumeResult::Ok {
                 records,
                 high_watermark,

@@ -16,7 +16,7 @@ use crate::actor::State;
 use crate::client::Request;
 use crate::config::{Acks, Config};
 use crate::model::{Action, SystemState};
-use crate::msg::{Msg, ProduceResult};
+use crate::msg::{ClientReply, Msg, PeerMsg, ProduceResult};
 use crate::types::{BrokerId, Offset, Record, RecordId};
 use serde::Serialize;
 use stateright::actor::{ActorModelAction, Id};
@@ -83,10 +83,10 @@ impl Ghost {
         let ActorModelAction::Deliver { src, dst, msg } = action else {
             return;
         };
-        let Msg::ProduceResponse {
+        let Msg::Reply(ClientReply::ProduceResponse {
             record_id,
             result: ProduceResult::Ok { offset },
-        } = msg
+        }) = msg
         else {
             return;
         };
@@ -137,8 +137,10 @@ impl Ghost {
 fn truncates(msg: &Msg) -> bool {
     matches!(
         msg,
-        Msg::FetchResponse { .. }
-            | Msg::OffsetsForLeaderEpochResponse { .. }
-            | Msg::LeaderAndIsr(_)
+        Msg::Peer(
+            PeerMsg::FetchResponse { .. }
+                | PeerMsg::OffsetsForLeaderEpochResponse { .. }
+                | PeerMsg::LeaderAndIsr(_)
+        )
     )
 }

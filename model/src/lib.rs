@@ -4,7 +4,7 @@
 //! Module map:
 //! - [`config`]     — `Config` (variant, switches, bounds), `Variant`, `Acks`, `Fsync`.
 //! - [`types`]      — broker ids and sets, `Record`, `View`, epoch-cache lookups.
-//! - [`msg`]        — the protocol's messages and timers (docs/protocol.md §3).
+//! - [`msg`]        — the protocol's messages by channel, and timers (docs/protocol.md §3).
 //! - [`controller`] — the membership service: views, expiry, registration, elections.
 //! - [`broker`]     — leader and follower: fetch, divergence, HW, ISR changes, produce.
 //! - [`client`]     — producer and consumer, one request in flight.

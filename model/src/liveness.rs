@@ -25,7 +25,7 @@
 
 use crate::client::Request;
 use crate::model::{Action, InsyncModel, SystemState};
-use crate::msg::{Msg, Timer};
+use crate::msg::{ClientReply, ClientRequest, Msg, Timer};
 use crate::types::BrokerId;
 use stateright::actor::ActorModelAction;
 use stateright::Model;
@@ -286,11 +286,17 @@ fn produce_not_lost(model: &InsyncModel, state: &SystemState) -> bool {
         return false;
     };
     let client = stateright::actor::Id::from(model.cfg.client_index());
-    let on_wire = crate::model::messages(state).into_iter().any(|(src, dst, m)| {
-        let ends = (src == client && dst == b.id()) || (src == b.id() && dst == client);
-        let about = |id: &u8| *id == record_id;
-        ends && matches!(m, Msg::Produce { record_id: id, .. } | Msg::ProduceResponse { record_id: id, .. } if about(id))
-    });
+    let on_wire = crate::model::messages(state)
+        .into_iter()
+        .any(|(src, dst, m)| {
+            let ends = (src == client && dst == b.id()) || (src == b.id() && dst == client);
+            let about = |id: &u8| *id == record_id;
+            ends && matches!(
+                m,
+                Msg::Request(ClientRequest::Produce { record_id: id, .. })
+                    | Msg::Reply(ClientReply::ProduceResponse { record_id: id, .. }) if about(id)
+            )
+        });
     let waiting = !state.crashed[b.0 as usize]
         && broker(state, b)
             .and_then(|s| s.leader.as_ref())

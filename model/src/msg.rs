@@ -12,10 +12,24 @@ use serde::Serialize;
 use stateright::actor::Id;
 use stateright::{Rewrite, RewritePlan};
 
-/// Every message of the protocol. Controller↔broker and broker↔broker messages come first,
-/// client↔broker messages last.
+/// Every message of the protocol, by channel (docs/protocol.md §3). Stateright's actors share
+/// one message type, so this is the sum of the channels; each actor builds only its own kind.
+/// Serialised as the message itself (`untagged`): the channel is implied by the message's name,
+/// so traces and reports read `{"Fetch": ..}`, as docs/protocol.md names it.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(untagged)]
 pub enum Msg {
+    /// Controller ↔ broker and broker ↔ broker.
+    Peer(PeerMsg),
+    /// Client → broker.
+    Request(ClientRequest),
+    /// Broker → client.
+    Reply(ClientReply),
+}
+
+/// The messages between the controller and the brokers, and between brokers.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub enum PeerMsg {
     /// Controller → broker: install this view.
     LeaderAndIsr(View),
     /// Controller → leader: the answer to its `AlterPartition`.
@@ -52,17 +66,26 @@ pub enum Msg {
     OffsetsForLeaderEpoch { requested_epoch: Epoch },
     /// Leader → follower (`kip-101`, `kip-279`).
     OffsetsForLeaderEpochResponse { result: OffsetsForLeaderEpochResult },
-    /// Client → broker.
+}
+
+/// What a client asks of a broker.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub enum ClientRequest {
     Produce { record_id: RecordId, acks: Acks },
-    /// Broker → client.
+    Consume { fetch_offset: Offset },
+}
+
+/// A broker's answer to a client.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub enum ClientReply {
+    /// Echoes the request's `record_id`.
     ProduceResponse {
         record_id: RecordId,
         result: ProduceResult,
     },
-    /// Client → broker.
-    Consume { fetch_offset: Offset },
-    /// Broker → client.
-    ConsumeResponse { result: ConsumeResult },
+    ConsumeResponse {
+        result: ConsumeResult,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -183,7 +206,7 @@ impl Timer {
     }
 }
 
-/// The message type names, for coverage reports.
+/// The message type names, for coverage reports: the peer messages, then the client's.
 pub const MESSAGE_TYPES: [&str; 13] = [
     "LeaderAndIsr",
     "AlterPartitionResponse",
@@ -204,38 +227,74 @@ impl Msg {
     /// The message's type name, one of [`MESSAGE_TYPES`].
     pub fn type_name(&self) -> &'static str {
         match self {
-            Msg::LeaderAndIsr(_) => "LeaderAndIsr",
-            Msg::AlterPartitionResponse { .. } => "AlterPartitionResponse",
-            Msg::AlterPartition { .. } => "AlterPartition",
-            Msg::RegisterBroker { .. } => "RegisterBroker",
-            Msg::RegisterBrokerResponse => "RegisterBrokerResponse",
-            Msg::Fetch { .. } => "Fetch",
-            Msg::FetchResponse { .. } => "FetchResponse",
-            Msg::OffsetsForLeaderEpoch { .. } => "OffsetsForLeaderEpoch",
-            Msg::OffsetsForLeaderEpochResponse { .. } => "OffsetsForLeaderEpochResponse",
-            Msg::Produce { .. } => "Produce",
-            Msg::ProduceResponse { .. } => "ProduceResponse",
-            Msg::Consume { .. } => "Consume",
-            Msg::ConsumeResponse { .. } => "ConsumeResponse",
+            Msg::Peer(msg) => msg.type_name(),
+            Msg::Request(ClientRequest::Produce { .. }) => "Produce",
+            Msg::Request(ClientRequest::Consume { .. }) => "Consume",
+            Msg::Reply(ClientReply::ProduceResponse { .. }) => "ProduceResponse",
+            Msg::Reply(ClientReply::ConsumeResponse { .. }) => "ConsumeResponse",
         }
     }
 }
 
+impl PeerMsg {
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            PeerMsg::LeaderAndIsr(_) => "LeaderAndIsr",
+            PeerMsg::AlterPartitionResponse { .. } => "AlterPartitionResponse",
+            PeerMsg::AlterPartition { .. } => "AlterPartition",
+            PeerMsg::RegisterBroker { .. } => "RegisterBroker",
+            PeerMsg::RegisterBrokerResponse => "RegisterBrokerResponse",
+            PeerMsg::Fetch { .. } => "Fetch",
+            PeerMsg::FetchResponse { .. } => "FetchResponse",
+            PeerMsg::OffsetsForLeaderEpoch { .. } => "OffsetsForLeaderEpoch",
+            PeerMsg::OffsetsForLeaderEpochResponse { .. } => "OffsetsForLeaderEpochResponse",
+        }
+    }
+}
+
+impl From<PeerMsg> for Msg {
+    fn from(msg: PeerMsg) -> Msg {
+        Msg::Peer(msg)
+    }
+}
+
+impl From<ClientRequest> for Msg {
+    fn from(msg: ClientRequest) -> Msg {
+        Msg::Request(msg)
+    }
+}
+
+impl From<ClientReply> for Msg {
+    fn from(msg: ClientReply) -> Msg {
+        Msg::Reply(msg)
+    }
+}
+
+/// Client messages name no broker; only peer messages are rewritten.
 impl Rewrite<Id> for Msg {
     fn rewrite<S>(&self, plan: &RewritePlan<Id, S>) -> Self {
         match self {
-            Msg::LeaderAndIsr(view) => Msg::LeaderAndIsr(view.rewrite(plan)),
-            Msg::AlterPartitionResponse {
+            Msg::Peer(msg) => Msg::Peer(msg.rewrite(plan)),
+            Msg::Request(_) | Msg::Reply(_) => self.clone(),
+        }
+    }
+}
+
+impl Rewrite<Id> for PeerMsg {
+    fn rewrite<S>(&self, plan: &RewritePlan<Id, S>) -> Self {
+        match self {
+            PeerMsg::LeaderAndIsr(view) => PeerMsg::LeaderAndIsr(view.rewrite(plan)),
+            PeerMsg::AlterPartitionResponse {
                 result: AlterPartitionResult::Ok(view),
-            } => Msg::AlterPartitionResponse {
+            } => PeerMsg::AlterPartitionResponse {
                 result: AlterPartitionResult::Ok(view.rewrite(plan)),
             },
-            Msg::AlterPartition {
+            PeerMsg::AlterPartition {
                 isr,
                 leader_epoch,
                 partition_epoch,
                 broker_epochs,
-            } => Msg::AlterPartition {
+            } => PeerMsg::AlterPartition {
                 isr: isr.rewrite(plan),
                 leader_epoch: *leader_epoch,
                 partition_epoch: *partition_epoch,

@@ -22,7 +22,7 @@ use crate::broker::BrokerState;
 use crate::controller::ControllerState;
 use crate::ghost::Ghost;
 use crate::model::{in_flight, InsyncModel, SystemState};
-use crate::msg::{AlterPartitionResult, Msg, ProduceResult};
+use crate::msg::{AlterPartitionResult, ClientReply, Msg, PeerMsg, ProduceResult};
 use crate::types::{BrokerId, Offset, Record, RecordId};
 use stateright::actor::Id;
 use stateright::{Expectation, Property};
@@ -286,9 +286,9 @@ fn alter_partition_accepted(
             return false;
         };
         in_flight(state, Id::from(0), b.id(), |m| match m {
-            Msg::AlterPartitionResponse {
+            Msg::Peer(PeerMsg::AlterPartitionResponse {
                 result: AlterPartitionResult::Ok(new),
-            } => {
+            }) => {
                 leader.pending_isr == Some(new.isr)
                     && new.partition_epoch > view.partition_epoch
                     && accepted(new.isr.len(), view.isr.len())
@@ -340,10 +340,10 @@ fn not_enough_replicas(model: &InsyncModel, state: &SystemState) -> bool {
         in_flight(state, BrokerId(b).id(), client, |m| {
             matches!(
                 m,
-                Msg::ProduceResponse {
+                Msg::Reply(ClientReply::ProduceResponse {
                     result: ProduceResult::NotEnoughReplicas,
                     ..
-                }
+                })
             )
         })
     })

@@ -9,7 +9,9 @@
 
 use insync_model::checker::{self, CheckOptions, Status};
 use insync_model::model::{Action, SystemState};
-use insync_model::msg::{Msg, OffsetsForLeaderEpochResult, ProduceResult, Timer};
+use insync_model::msg::{
+    ClientReply, ClientRequest, Msg, OffsetsForLeaderEpochResult, PeerMsg, ProduceResult, Timer,
+};
 use insync_model::scenarios::{self, Scenario};
 use insync_model::types::{BrokerId, View};
 use insync_model::{Acks, Config, Fsync, InsyncModel, Variant};
@@ -82,19 +84,20 @@ fn hw_truncation_rediscovers_kip101_bug() {
     let crashed: Vec<usize> = crashes(&path).map(|(_, b)| b).collect();
     assert_eq!(crashed.len(), 1, "one follower restarts");
     let restarted = crashed[0];
-    let truncated_on_view: Vec<usize> = deliveries(&path, |m| matches!(m, Msg::LeaderAndIsr(_)))
-        .filter(|(i, _, dst, _)| {
-            broker_log_len(&path[i + 1].0, *dst) < broker_log_len(&path[*i].0, *dst)
-        })
-        .map(|(i, _, dst, _)| {
-            let view = controller_view(&path[i].0);
-            assert!(
-                view.isr.contains(BrokerId(dst as u8)),
-                "the restarted follower is still in the ISR when it truncates"
-            );
-            dst
-        })
-        .collect();
+    let truncated_on_view: Vec<usize> =
+        deliveries(&path, |m| matches!(m, Msg::Peer(PeerMsg::LeaderAndIsr(_))))
+            .filter(|(i, _, dst, _)| {
+                broker_log_len(&path[i + 1].0, *dst) < broker_log_len(&path[*i].0, *dst)
+            })
+            .map(|(i, _, dst, _)| {
+                let view = controller_view(&path[i].0);
+                assert!(
+                    view.isr.contains(BrokerId(dst as u8)),
+                    "the restarted follower is still in the ISR when it truncates"
+                );
+                dst
+            })
+            .collect();
     assert_eq!(
         truncated_on_view,
         vec![restarted],
@@ -158,9 +161,9 @@ fn flush_divergence(path: &Path) -> bool {
     });
     let last = &path.last().unwrap().0;
     let leader = controller_view(last).leader;
-    let refollowed =
-        deliveries(path, |m| matches!(m, Msg::LeaderAndIsr(_))).any(|(i, _, dst, msg)| {
-            let Msg::LeaderAndIsr(view) = msg else {
+    let refollowed = deliveries(path, |m| matches!(m, Msg::Peer(PeerMsg::LeaderAndIsr(_)))).any(
+        |(i, _, dst, msg)| {
+            let Msg::Peer(PeerMsg::LeaderAndIsr(view)) = msg else {
                 unreachable!()
             };
             let before = path[i].0.actor_states[dst].as_broker().unwrap();
@@ -168,7 +171,8 @@ fn flush_divergence(path: &Path) -> bool {
                 && view.leader == Some(BrokerId(crashed as u8))
                 && before.view.is_some_and(|v| v.leader != view.leader)
                 && broker_log_len(&path[i + 1].0, dst) > 0
-        });
+        },
+    );
     lost && leader == Some(BrokerId(crashed as u8)) && refollowed
 }
 
@@ -231,11 +235,12 @@ fn hw_truncation_on_a_leader_change_loses_an_acked_record() {
     let path = checker::shortest_path(&model, "no_acked_record_lost").expect("a loss");
     let last = &path.last().unwrap().0;
     let leader = controller_view(last).leader.unwrap();
-    let truncated =
-        deliveries(&path, |m| matches!(m, Msg::LeaderAndIsr(_))).any(|(i, _, dst, _)| {
+    let truncated = deliveries(&path, |m| matches!(m, Msg::Peer(PeerMsg::LeaderAndIsr(_)))).any(
+        |(i, _, dst, _)| {
             dst == leader.0 as usize
                 && broker_log_len(&path[i + 1].0, dst) < broker_log_len(&path[i].0, dst)
-        });
+        },
+    );
     assert!(
         truncated,
         "the new leader truncated to its HW on a new view"
@@ -254,15 +259,15 @@ fn kip101_rediscovers_kip279_bug() {
     let answered_unknown_epoch = deliveries(&path, |m| {
         matches!(
             m,
-            Msg::OffsetsForLeaderEpochResponse {
+            Msg::Peer(PeerMsg::OffsetsForLeaderEpochResponse {
                 result: OffsetsForLeaderEpochResult::Ok { .. }
-            }
+            })
         )
     })
     .any(|(i, src, _, msg)| {
-        let Msg::OffsetsForLeaderEpochResponse {
+        let Msg::Peer(PeerMsg::OffsetsForLeaderEpochResponse {
             result: OffsetsForLeaderEpochResult::Ok { epoch, .. },
-        } = msg
+        }) = msg
         else {
             unreachable!()
         };
@@ -319,8 +324,8 @@ fn kip279_rediscovers_kip320_bug() {
 
 /// A `Fetch` stamped with an epoch below the receiving leader's own is served.
 fn kip320_shape(path: &Path) -> bool {
-    deliveries(path, |m| matches!(m, Msg::Fetch { .. })).any(|(i, _, dst, msg)| {
-        let Msg::Fetch { leader_epoch, .. } = msg else {
+    deliveries(path, |m| matches!(m, Msg::Peer(PeerMsg::Fetch { .. }))).any(|(i, _, dst, msg)| {
+        let Msg::Peer(PeerMsg::Fetch { leader_epoch, .. }) = msg else {
             unreachable!()
         };
         let leader = path[i].0.actor_states[dst].as_broker().unwrap();
@@ -373,10 +378,10 @@ fn kip320_rediscovers_kip966_bug() {
     let acked_at = deliveries(&path, |m| {
         matches!(
             m,
-            Msg::ProduceResponse {
+            Msg::Reply(ClientReply::ProduceResponse {
                 result: ProduceResult::Ok { .. },
                 ..
-            }
+            })
         )
     })
     .map(|(i, ..)| i)
@@ -427,7 +432,7 @@ fn shrink_after_append_is_not_acknowledged() {
             matches!(
                 a,
                 ActorModelAction::Deliver {
-                    msg: Msg::Produce { .. },
+                    msg: Msg::Request(ClientRequest::Produce { .. }),
                     ..
                 }
             )
@@ -437,7 +442,7 @@ fn shrink_after_append_is_not_acknowledged() {
             matches!(
                 a,
                 ActorModelAction::Deliver {
-                    msg: Msg::AlterPartition { .. },
+                    msg: Msg::Peer(PeerMsg::AlterPartition { .. }),
                     ..
                 }
             )
@@ -446,7 +451,7 @@ fn shrink_after_append_is_not_acknowledged() {
             matches!(
                 a,
                 ActorModelAction::Deliver {
-                    msg: Msg::AlterPartitionResponse { .. },
+                    msg: Msg::Peer(PeerMsg::AlterPartitionResponse { .. }),
                     ..
                 }
             )
@@ -471,10 +476,10 @@ fn shrink_after_append_is_not_acknowledged() {
         .collect();
     assert_eq!(
         answers,
-        [&Msg::ProduceResponse {
+        [&Msg::Reply(ClientReply::ProduceResponse {
             record_id: 1,
             result: ProduceResult::NotEnoughReplicasAfterAppend
-        }]
+        })]
     );
 }
 

@@ -19,8 +19,8 @@
 
 use std::collections::BTreeMap;
 
-use insync_impl::protocol::{Message, NodeId};
-use insync_impl::trace_log::Input;
+use insync_impl::protocol::NodeId;
+use insync_impl::trace_log::{Input, TracedMessage};
 
 use super::read::NodeLog;
 
@@ -46,7 +46,7 @@ pub enum MergeError {
 }
 
 /// Sends on one channel, in the sender's order: where each is and what it carried.
-type Sends<'a> = Vec<(At, &'a Message)>;
+type Sends<'a> = Vec<(At, &'a TracedMessage)>;
 
 fn sends_by_channel(logs: &[NodeLog]) -> BTreeMap<(NodeId, NodeId), Sends<'_>> {
     let mut channels: BTreeMap<(NodeId, NodeId), Sends<'_>> = BTreeMap::new();
@@ -185,16 +185,16 @@ mod tests {
         })
     }
 
-    fn fetch(offset: u64) -> Message {
-        Message::Fetch {
+    fn fetch(offset: u64) -> TracedMessage {
+        TracedMessage::Peer(insync_impl::protocol::PeerMessage::Fetch {
             leader_epoch: 1,
             fetch_offset: offset,
             last_fetched_epoch: 1,
             broker_epoch: 0,
-        }
+        })
     }
 
-    fn log(node: NodeId, events: Vec<(Input, Vec<(NodeId, Message)>)>) -> NodeLog {
+    fn log(node: NodeId, events: Vec<(Input, Vec<(NodeId, TracedMessage)>)>) -> NodeLog {
         let events = events
             .into_iter()
             .enumerate()
@@ -214,7 +214,7 @@ mod tests {
         }
     }
 
-    fn receive(from: NodeId, message: Message) -> Input {
+    fn receive(from: NodeId, message: TracedMessage) -> Input {
         Input::Message {
             from,
             received: 0,

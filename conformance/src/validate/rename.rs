@@ -8,9 +8,11 @@
 
 use std::collections::BTreeMap;
 
-use insync_impl::protocol::{self as imp, Message, RecordId};
+use insync_impl::protocol::{self as imp, ClientReply, ClientRequest, PeerMessage, RecordId};
+use insync_impl::trace_log::TracedMessage;
 
 use crate::mapping::{payload, HARNESS_PRODUCER_ID};
+use crate::router::Frame;
 
 /// The model's record ids are `u8`, and 0 is not one.
 pub const RECORDS_MAX: usize = u8::MAX as usize;
@@ -61,43 +63,27 @@ impl Renaming {
         records.iter().map(|r| self.record(r)).collect()
     }
 
-    /// `message` as the harness's producer would have caused it. A batch keeps its length;
-    /// only its first record is named (the mapping refuses batches of more than one).
-    pub fn message(&mut self, message: &Message) -> Result<Message, TooManyRecords> {
+    fn named(&mut self, producer_id: u64, sequence: u32) -> Result<RecordId, TooManyRecords> {
+        self.id(RecordId {
+            producer_id,
+            sequence,
+        })
+    }
+
+    /// `message` as the harness's producer would have caused it, as the frame the mapping
+    /// reads. A batch keeps its length; only its first record is named (the mapping refuses
+    /// batches of more than one).
+    pub fn message(&mut self, message: &TracedMessage) -> Result<Frame, TooManyRecords> {
         Ok(match message {
-            Message::Produce {
-                producer_id,
-                first_sequence,
-                values,
-                acks,
-            } => {
-                let id = self.id(RecordId {
-                    producer_id: *producer_id,
-                    sequence: *first_sequence,
-                })?;
-                Message::Produce {
-                    producer_id: id.producer_id,
-                    first_sequence: id.sequence,
-                    values: vec![payload(id.sequence as u8); values.len()],
-                    acks: *acks,
-                }
-            }
-            Message::ProduceResponse {
-                producer_id,
-                first_sequence,
-                result,
-            } => {
-                let id = self.id(RecordId {
-                    producer_id: *producer_id,
-                    sequence: *first_sequence,
-                })?;
-                Message::ProduceResponse {
-                    producer_id: id.producer_id,
-                    first_sequence: id.sequence,
-                    result: result.clone(),
-                }
-            }
-            Message::FetchResponse {
+            TracedMessage::Peer(message) => Frame::Peer(self.peer(message)?),
+            TracedMessage::Request(request) => Frame::Request(self.request(request)?),
+            TracedMessage::Reply(reply) => Frame::Reply(self.reply(reply)?),
+        })
+    }
+
+    fn peer(&mut self, message: &PeerMessage) -> Result<PeerMessage, TooManyRecords> {
+        Ok(match message {
+            PeerMessage::FetchResponse {
                 leader_epoch,
                 fetch_offset,
                 result:
@@ -105,7 +91,7 @@ impl Renaming {
                         records,
                         high_watermark,
                     },
-            } => Message::FetchResponse {
+            } => PeerMessage::FetchResponse {
                 leader_epoch: *leader_epoch,
                 fetch_offset: *fetch_offset,
                 result: imp::FetchResult::Records {
@@ -113,13 +99,51 @@ impl Renaming {
                     high_watermark: *high_watermark,
                 },
             },
-            Message::ConsumeResponse {
+            other => other.clone(),
+        })
+    }
+
+    fn request(&mut self, request: &ClientRequest) -> Result<ClientRequest, TooManyRecords> {
+        Ok(match request {
+            ClientRequest::Produce {
+                producer_id,
+                first_sequence,
+                values,
+                acks,
+            } => {
+                let id = self.named(*producer_id, *first_sequence)?;
+                ClientRequest::Produce {
+                    producer_id: id.producer_id,
+                    first_sequence: id.sequence,
+                    values: vec![payload(id.sequence as u8); values.len()],
+                    acks: *acks,
+                }
+            }
+            other => other.clone(),
+        })
+    }
+
+    fn reply(&mut self, reply: &ClientReply) -> Result<ClientReply, TooManyRecords> {
+        Ok(match reply {
+            ClientReply::ProduceResponse {
+                producer_id,
+                first_sequence,
+                result,
+            } => {
+                let id = self.named(*producer_id, *first_sequence)?;
+                ClientReply::ProduceResponse {
+                    producer_id: id.producer_id,
+                    first_sequence: id.sequence,
+                    result: result.clone(),
+                }
+            }
+            ClientReply::ConsumeResponse {
                 result:
                     imp::ConsumeResult::Ok {
                         records,
                         high_watermark,
                     },
-            } => Message::ConsumeResponse {
+            } => ClientReply::ConsumeResponse {
                 result: imp::ConsumeResult::Ok {
                     records: self.records(records)?,
                     high_watermark: *high_watermark,

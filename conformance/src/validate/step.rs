@@ -13,7 +13,7 @@ use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
 use insync_impl::protocol::{self as imp, NodeId, RecordId};
-use insync_impl::trace_log::{Event, Input, LogWrite, NodeState};
+use insync_impl::trace_log::{Event, Input, LogWrite, NodeState, TracedMessage};
 use insync_model::actor::{InsyncActor, State, Storage};
 use insync_model::broker::Broker;
 use insync_model::client::Client;
@@ -25,6 +25,7 @@ use stateright::actor::{Actor, Command, Id};
 
 use super::rename::{Renaming, TooManyRecords};
 use crate::mapping::{self, MappingError};
+use crate::router::Frame;
 
 mod judge;
 
@@ -189,7 +190,7 @@ impl ModelRun {
             Input::Start(_) => vec![Candidate::Start],
             Input::Message { from, message, .. } => {
                 let src = self.actor_of(*from).map_err(out_of_scope)?;
-                if let imp::Message::Heartbeat { .. } = message {
+                if let TracedMessage::Peer(imp::PeerMessage::Heartbeat { .. }) = message {
                     // A heartbeat from a fenced broker is the controller's `Heartbeat(b)`;
                     // from any other it moves no model state (protocol.md §4.10).
                     let b = mapping::broker_from_impl(match from {
@@ -334,9 +335,9 @@ fn down(actor: Id) -> Outcome {
 }
 
 /// Where a message's records start: a `FetchResponse` echoes the offset it answers.
-fn first_offset(message: &imp::Message) -> Option<u64> {
-    match message {
-        imp::Message::FetchResponse { fetch_offset, .. } => Some(*fetch_offset),
+fn first_offset(frame: &Frame) -> Option<u64> {
+    match frame {
+        Frame::Peer(imp::PeerMessage::FetchResponse { fetch_offset, .. }) => Some(*fetch_offset),
         _ => None,
     }
 }

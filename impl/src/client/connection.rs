@@ -6,7 +6,7 @@ use std::time::Duration;
 use tokio::net::TcpStream;
 
 use super::ClientError;
-use crate::protocol::{BrokerId, Message};
+use crate::protocol::{BrokerId, ClientReply, ClientRequest};
 use crate::wire::{handshake_client, Connection, Hello, PeerName};
 
 #[derive(Debug)]
@@ -47,20 +47,20 @@ impl BrokerConnection {
         })
     }
 
-    pub async fn send(&mut self, message: &Message) -> Result<(), ClientError> {
+    pub async fn send(&mut self, request: &ClientRequest) -> Result<(), ClientError> {
         self.connection
-            .write(message)
+            .write(request)
             .await
             .map_err(|error| ClientError::wire(&self.address, error))
     }
 
-    /// The next message from the broker, waiting at most `timeout`.
-    pub async fn receive(&mut self, timeout: Duration) -> Result<Message, ClientError> {
-        match tokio::time::timeout(timeout, self.connection.read::<Message>()).await {
+    /// The broker's next reply, waiting at most `timeout`.
+    pub async fn receive(&mut self, timeout: Duration) -> Result<ClientReply, ClientError> {
+        match tokio::time::timeout(timeout, self.connection.read::<ClientReply>()).await {
             Err(_) => Err(ClientError::Timeout {
                 what: format!("waiting for broker {} at {}", self.broker, self.address),
             }),
-            Ok(Ok(Some(message))) => Ok(message),
+            Ok(Ok(Some(reply))) => Ok(reply),
             Ok(Ok(None)) => Err(ClientError::Closed {
                 address: self.address.clone(),
             }),

@@ -8,7 +8,9 @@ use tracing::debug;
 use super::connection::BrokerConnection;
 use super::{random_id, ClientConfig, ClientError, Discovery};
 use crate::core::{CONSUME_RECORDS_MAX, PRODUCE_RECORDS_MAX};
-use crate::protocol::{Acks, ConsumeResult, Message, Offset, ProduceResult, Record};
+use crate::protocol::{
+    Acks, ClientReply, ClientRequest, ConsumeResult, Offset, ProduceResult, Record,
+};
 
 /// Answers from a broker that belong to an earlier, abandoned request are skipped; at most this
 /// many in a row before the connection is treated as broken.
@@ -131,7 +133,7 @@ impl Producer {
         // Bounded: each attempt either returns, waits a back-off (bounded by the delivery
         // timeout), or shortens the batch.
         loop {
-            let request = Message::Produce {
+            let request = ClientRequest::Produce {
                 producer_id: self.producer_id,
                 first_sequence,
                 values: values.clone(),
@@ -185,7 +187,7 @@ impl Producer {
 
     async fn attempt(
         &mut self,
-        request: &Message,
+        request: &ClientRequest,
         first_sequence: u32,
     ) -> Result<Attempt, ClientError> {
         let timeout = self.config.request_timeout;
@@ -197,7 +199,7 @@ impl Producer {
         }
         for _ in 0..STALE_ANSWERS_MAX {
             let answer = connection.receive(timeout).await?;
-            let Message::ProduceResponse {
+            let ClientReply::ProduceResponse {
                 producer_id,
                 first_sequence: answered,
                 result,
@@ -347,13 +349,13 @@ impl Consumer {
             self.connection = Some(connection);
         }
         let connection = self.connection.as_mut().expect("connected above");
-        let request = Message::Consume {
+        let request = ClientRequest::Consume {
             fetch_offset: self.position,
             max_records: CONSUME_RECORDS_MAX as u32,
         };
         connection.send(&request).await?;
         for _ in 0..STALE_ANSWERS_MAX {
-            if let Message::ConsumeResponse { result } = connection.receive(timeout).await? {
+            if let ClientReply::ConsumeResponse { result } = connection.receive(timeout).await? {
                 return Ok(match result {
                     ConsumeResult::Ok { records, .. } => Some(records),
                     ConsumeResult::NotLeader => None,

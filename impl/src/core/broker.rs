@@ -39,8 +39,8 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use super::staged::{Overlay, Staged};
 use super::{CoreError, Effects, ProtocolConfig, ReplicaRead};
 use crate::protocol::{
-    BrokerEpoch, BrokerId, BrokerSnapshot, Epoch, FetchState, Message, NodeId, Offset, Record,
-    RecordId, ReplicaProgress, Timer, View,
+    BrokerEpoch, BrokerId, BrokerSnapshot, ClientId, ClientReply, ClientRequest, Epoch, FetchState,
+    NodeId, Offset, Outgoing, PeerId, PeerMessage, Record, RecordId, ReplicaProgress, Timer, View,
 };
 use producers::ProducerTable;
 
@@ -79,7 +79,7 @@ struct Replica {
 /// One acks=all produce request waiting for the HW.
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Waiting {
-    client: NodeId,
+    client: ClientId,
     /// The batch's first record id, as in the request.
     record_id: RecordId,
     base_offset: Offset,
@@ -123,7 +123,7 @@ pub struct BrokerCore<L: ReplicaRead> {
     /// How many times each timer kind fired (observability: `BrokerSnapshot::timers_fired`).
     fired: BTreeMap<&'static str, u64>,
     /// Messages emitted by the input being handled, in order; drained by `finish`.
-    outbox: Vec<(NodeId, Message)>,
+    outbox: Vec<Outgoing>,
 }
 
 type BrokerResult<T, L> = Result<T, CoreError<<L as ReplicaRead>::Error>>;
@@ -172,18 +172,37 @@ impl<L: ReplicaRead> BrokerCore<L> {
                 core.validate_view(NodeId::Controller, &view)?;
                 core.install_view(view)?;
             }
-            BrokerStart::Restart { broker_epoch } => {
-                core.send(NodeId::Controller, Message::RegisterBroker { broker_epoch })
-            }
+            BrokerStart::Restart { broker_epoch } => core.send(
+                PeerId::Controller,
+                PeerMessage::RegisterBroker { broker_epoch },
+            ),
         }
         let effects = core.finish(before);
         Ok((core, effects))
     }
 
-    /// Handles one message from a peer. A message that makes no sense from `from` is an
-    /// error (the runtime closes that connection); fencing outcomes are responses. The
-    /// runtime must have applied the previous input's writes (asserted).
-    pub fn step(&mut self, from: NodeId, message: Message) -> BrokerResult<Effects, L> {
+    /// Handles one message from the controller or another broker. A message that makes no
+    /// sense from `from` is an error (the runtime closes that connection); fencing outcomes are
+    /// responses.
+    pub fn step_peer(&mut self, from: PeerId, message: PeerMessage) -> BrokerResult<Effects, L> {
+        self.handle(|core| core.dispatch_peer(from, message))
+    }
+
+    /// Handles one request from a client connection (§4.5, §4.6).
+    pub fn step_client(
+        &mut self,
+        client: ClientId,
+        request: ClientRequest,
+    ) -> BrokerResult<Effects, L> {
+        self.handle(|core| core.dispatch_client(client, request))
+    }
+
+    /// Runs one input's handler and turns what it did into the input's `Effects`. The runtime
+    /// must have applied the previous input's writes (asserted).
+    fn handle(
+        &mut self,
+        dispatch: impl FnOnce(&mut Self) -> BrokerResult<(), L>,
+    ) -> BrokerResult<Effects, L> {
         self.staged.assert_applied(&self.storage);
         let before = self.armed.clone();
         debug_assert!(
@@ -191,7 +210,7 @@ impl<L: ReplicaRead> BrokerCore<L> {
             "outbox left over from an earlier input"
         );
         self.outbox.clear();
-        let result = self.dispatch(from, message);
+        let result = dispatch(self);
         let effects = self.finish(before);
         debug_assert!(
             !matches!(result, Err(CoreError::InvalidRequest { .. })) || effects.writes.is_empty(),
@@ -200,29 +219,29 @@ impl<L: ReplicaRead> BrokerCore<L> {
         result.map(|()| effects)
     }
 
-    fn dispatch(&mut self, from: NodeId, message: Message) -> BrokerResult<(), L> {
+    fn dispatch_peer(&mut self, from: PeerId, message: PeerMessage) -> BrokerResult<(), L> {
         match message {
-            Message::RegisterBrokerResponse => {
+            PeerMessage::RegisterBrokerResponse => {
                 self.expect_controller(from, "RegisterBrokerResponse")?;
                 self.registered = true;
                 Ok(())
             }
-            Message::LeaderAndIsr(view) => {
+            PeerMessage::LeaderAndIsr(view) => {
                 self.expect_controller(from, "LeaderAndIsr")?;
-                self.validate_view(from, &view)?;
+                self.validate_view(NodeId::from(from), &view)?;
                 self.on_leader_and_isr(view)
             }
-            Message::AlterPartitionResponse { result } => {
+            PeerMessage::AlterPartitionResponse { result } => {
                 self.expect_controller(from, "AlterPartitionResponse")?;
                 self.on_alter_partition_response(result)
             }
-            Message::Fetch {
+            PeerMessage::Fetch {
                 leader_epoch,
                 fetch_offset,
                 last_fetched_epoch,
                 broker_epoch,
             } => {
-                let follower = self.expect_peer(from, "Fetch")?;
+                let follower = self.expect_replica(from, "Fetch")?;
                 let request = fetch::FetchRequest {
                     leader_epoch,
                     fetch_offset,
@@ -231,33 +250,44 @@ impl<L: ReplicaRead> BrokerCore<L> {
                 };
                 self.on_fetch(follower, request)
             }
-            Message::FetchResponse {
+            PeerMessage::FetchResponse {
                 leader_epoch,
                 fetch_offset,
                 result,
             } => {
-                let sender = self.expect_peer(from, "FetchResponse")?;
+                let sender = self.expect_replica(from, "FetchResponse")?;
                 self.on_fetch_response(sender, (leader_epoch, fetch_offset), result)
             }
-            Message::OffsetsForLeaderEpoch { requested_epoch } => {
-                let follower = self.expect_peer(from, "OffsetsForLeaderEpoch")?;
+            PeerMessage::OffsetsForLeaderEpoch { requested_epoch } => {
+                let follower = self.expect_replica(from, "OffsetsForLeaderEpoch")?;
                 self.expect_epoch_lookup(from, "OffsetsForLeaderEpoch")?;
                 self.on_offsets_for_leader_epoch(follower, requested_epoch)
             }
-            Message::OffsetsForLeaderEpochResponse { result } => {
-                let sender = self.expect_peer(from, "OffsetsForLeaderEpochResponse")?;
+            PeerMessage::OffsetsForLeaderEpochResponse { result } => {
+                let sender = self.expect_replica(from, "OffsetsForLeaderEpochResponse")?;
                 self.expect_epoch_lookup(from, "OffsetsForLeaderEpochResponse")?;
                 self.on_offsets_for_leader_epoch_response(sender, result)
             }
-            Message::Produce {
+            // Controller-bound messages.
+            PeerMessage::AlterPartition { .. }
+            | PeerMessage::RegisterBroker { .. }
+            | PeerMessage::Heartbeat { .. } => Err(CoreError::UnexpectedMessage {
+                from: NodeId::from(from),
+                message: message.name(),
+            }),
+        }
+    }
+
+    fn dispatch_client(&mut self, client: ClientId, request: ClientRequest) -> BrokerResult<(), L> {
+        match request {
+            ClientRequest::Produce {
                 producer_id,
                 first_sequence,
                 values,
                 acks,
             } => {
-                self.expect_client(from, "Produce")?;
                 let request = produce::ProduceRequest {
-                    client: from,
+                    client,
                     producer_id,
                     first_sequence,
                     values,
@@ -265,17 +295,10 @@ impl<L: ReplicaRead> BrokerCore<L> {
                 };
                 self.on_produce(request)
             }
-            Message::Consume {
+            ClientRequest::Consume {
                 fetch_offset,
                 max_records,
-            } => {
-                self.expect_client(from, "Consume")?;
-                self.on_consume(from, fetch_offset, max_records)
-            }
-            other => Err(CoreError::UnexpectedMessage {
-                from,
-                message: message_name(&other),
-            }),
+            } => self.on_consume(client, fetch_offset, max_records),
         }
     }
 
@@ -454,8 +477,12 @@ impl<L: ReplicaRead> BrokerCore<L> {
 
     // ----- shared helpers -------------------------------------------------------------------
 
-    fn send(&mut self, to: NodeId, message: Message) {
-        self.outbox.push((to, message));
+    fn send(&mut self, to: PeerId, message: PeerMessage) {
+        self.outbox.push(Outgoing::Peer(to, message));
+    }
+
+    fn reply(&mut self, client: ClientId, reply: ClientReply) {
+        self.outbox.push(Outgoing::Client(client, reply));
     }
 
     /// Drains the outbox, recomputes the armed timers and diffs them against `before`: `arm`
@@ -530,32 +557,37 @@ impl<L: ReplicaRead> BrokerCore<L> {
 
     // ----- sender checks --------------------------------------------------------------------
 
-    fn expect_controller(&self, from: NodeId, message: &'static str) -> BrokerResult<(), L> {
+    // Which peer may send which message: the controller's to a broker come from the
+    // controller, replication messages from another broker of the replica set.
+
+    fn expect_controller(&self, from: PeerId, message: &'static str) -> BrokerResult<(), L> {
         match from {
-            NodeId::Controller => Ok(()),
-            _ => Err(CoreError::UnexpectedMessage { from, message }),
+            PeerId::Controller => Ok(()),
+            PeerId::Broker(_) => Err(CoreError::UnexpectedMessage {
+                from: NodeId::from(from),
+                message,
+            }),
         }
     }
 
-    fn expect_peer(&self, from: NodeId, message: &'static str) -> BrokerResult<BrokerId, L> {
+    fn expect_replica(&self, from: PeerId, message: &'static str) -> BrokerResult<BrokerId, L> {
         match from {
-            NodeId::Broker(peer) if peer != self.id && self.config.is_broker(peer) => Ok(peer),
-            _ => Err(CoreError::UnexpectedMessage { from, message }),
+            PeerId::Broker(peer) if peer != self.id && self.config.is_broker(peer) => Ok(peer),
+            _ => Err(CoreError::UnexpectedMessage {
+                from: NodeId::from(from),
+                message,
+            }),
         }
     }
 
-    fn expect_client(&self, from: NodeId, message: &'static str) -> BrokerResult<(), L> {
-        match from {
-            NodeId::Client(_) => Ok(()),
-            _ => Err(CoreError::UnexpectedMessage { from, message }),
-        }
-    }
-
-    fn expect_epoch_lookup(&self, from: NodeId, message: &'static str) -> BrokerResult<(), L> {
+    fn expect_epoch_lookup(&self, from: PeerId, message: &'static str) -> BrokerResult<(), L> {
         if self.config.variant.uses_epoch_lookup() {
             Ok(())
         } else {
-            Err(CoreError::UnexpectedMessage { from, message })
+            Err(CoreError::UnexpectedMessage {
+                from: NodeId::from(from),
+                message,
+            })
         }
     }
 
@@ -580,25 +612,5 @@ pub(crate) fn record_id(record: &crate::protocol::Record) -> RecordId {
     RecordId {
         producer_id: record.producer_id,
         sequence: record.sequence,
-    }
-}
-
-/// The message's name, for error reports.
-pub(crate) fn message_name(message: &Message) -> &'static str {
-    match message {
-        Message::LeaderAndIsr(_) => "LeaderAndIsr",
-        Message::AlterPartitionResponse { .. } => "AlterPartitionResponse",
-        Message::AlterPartition { .. } => "AlterPartition",
-        Message::RegisterBroker { .. } => "RegisterBroker",
-        Message::RegisterBrokerResponse => "RegisterBrokerResponse",
-        Message::Heartbeat { .. } => "Heartbeat",
-        Message::Fetch { .. } => "Fetch",
-        Message::FetchResponse { .. } => "FetchResponse",
-        Message::OffsetsForLeaderEpoch { .. } => "OffsetsForLeaderEpoch",
-        Message::OffsetsForLeaderEpochResponse { .. } => "OffsetsForLeaderEpochResponse",
-        Message::Produce { .. } => "Produce",
-        Message::ProduceResponse { .. } => "ProduceResponse",
-        Message::Consume { .. } => "Consume",
-        Message::ConsumeResponse { .. } => "ConsumeResponse",
     }
 }

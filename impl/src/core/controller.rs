@@ -26,7 +26,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use super::{ControllerError, Effects, ProtocolConfig};
-use crate::protocol::{BrokerEpoch, BrokerId, ControllerSnapshot, Message, NodeId, Timer, View};
+use crate::protocol::{
+    BrokerEpoch, BrokerId, ControllerSnapshot, NodeId, Outgoing, PeerId, PeerMessage, Timer, View,
+};
 
 /// The controller's persistent state. See the module documentation for when the runtime
 /// must write it.
@@ -71,7 +73,7 @@ pub struct ControllerCore {
     restarted: BTreeSet<Timer>,
     /// How many times each timer kind fired (`ControllerSnapshot::timers_fired`).
     fired: BTreeMap<&'static str, u64>,
-    outbox: Vec<(NodeId, Message)>,
+    outbox: Vec<Outgoing>,
 }
 
 impl ControllerCore {
@@ -95,13 +97,17 @@ impl ControllerCore {
         (core, effects)
     }
 
-    /// Handles one message from a broker. Messages from anyone else, or that a controller
-    /// never receives, are errors. Any message from b is a sign of life: `Expire(b)`'s clock
-    /// restarts.
-    pub fn step(&mut self, from: NodeId, message: Message) -> Result<Effects, ControllerError> {
+    /// Handles one message from a broker (a controller has no clients). Messages from anyone
+    /// else, or that a controller never receives, are errors. Any message from b is a sign of
+    /// life: `Expire(b)`'s clock restarts.
+    pub fn step_peer(
+        &mut self,
+        from: PeerId,
+        message: PeerMessage,
+    ) -> Result<Effects, ControllerError> {
         let before_timers = self.armed.clone();
         let before_state = self.state.clone();
-        if let NodeId::Broker(broker) = from {
+        if let PeerId::Broker(broker) = from {
             self.restarted.insert(Timer::Expire(broker));
         }
         let result = self.dispatch(from, message);
@@ -160,18 +166,18 @@ impl ControllerCore {
         }
     }
 
-    fn dispatch(&mut self, from: NodeId, message: Message) -> Result<(), ControllerError> {
+    fn dispatch(&mut self, from: PeerId, message: PeerMessage) -> Result<(), ControllerError> {
         let broker = match from {
-            NodeId::Broker(broker) if self.config.is_broker(broker) => broker,
+            PeerId::Broker(broker) if self.config.is_broker(broker) => broker,
             _ => {
                 return Err(ControllerError::UnexpectedMessage {
-                    from,
-                    message: crate::core::broker::message_name(&message),
+                    from: NodeId::from(from),
+                    message: message.name(),
                 })
             }
         };
         match message {
-            Message::AlterPartition {
+            PeerMessage::AlterPartition {
                 isr,
                 leader_epoch,
                 partition_epoch,
@@ -180,26 +186,36 @@ impl ControllerCore {
                 let epochs = (leader_epoch, partition_epoch);
                 self.on_alter_partition(broker, isr, epochs, &broker_epochs)
             }
-            Message::RegisterBroker { broker_epoch } => {
+            PeerMessage::RegisterBroker { broker_epoch } => {
                 self.on_register_broker(broker, broker_epoch);
                 Ok(())
             }
-            Message::Heartbeat {
+            PeerMessage::Heartbeat {
                 partition_epoch,
                 broker_epoch,
             } => {
                 self.on_heartbeat(broker, partition_epoch, broker_epoch);
                 Ok(())
             }
-            other => Err(ControllerError::UnexpectedMessage {
-                from,
-                message: crate::core::broker::message_name(&other),
-            }),
+            // Broker-bound messages.
+            PeerMessage::LeaderAndIsr(_)
+            | PeerMessage::AlterPartitionResponse { .. }
+            | PeerMessage::RegisterBrokerResponse
+            | PeerMessage::Fetch { .. }
+            | PeerMessage::FetchResponse { .. }
+            | PeerMessage::OffsetsForLeaderEpoch { .. }
+            | PeerMessage::OffsetsForLeaderEpochResponse { .. } => {
+                Err(ControllerError::UnexpectedMessage {
+                    from: NodeId::from(from),
+                    message: message.name(),
+                })
+            }
         }
     }
 
-    fn send(&mut self, to: NodeId, message: Message) {
-        self.outbox.push((to, message));
+    fn send(&mut self, to: BrokerId, message: PeerMessage) {
+        self.outbox
+            .push(Outgoing::Peer(PeerId::Broker(to), message));
     }
 
     /// Sends the current view to every broker, in id order.
@@ -209,7 +225,7 @@ impl ControllerCore {
         brokers.sort_unstable();
         for broker in brokers {
             let view = self.state.view.clone();
-            self.send(NodeId::Broker(broker), Message::LeaderAndIsr(view));
+            self.send(broker, PeerMessage::LeaderAndIsr(view));
         }
     }
 

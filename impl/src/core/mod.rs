@@ -1,6 +1,7 @@
 //! The sans-I/O protocol core: the broker's and the controller's state machines.
 //!
-//! Inputs go in through `step` (a message from a peer) and `fire` (a timer); what to do comes
+//! Inputs go in through `step_peer` (a message from the controller or a broker),
+//! `step_client` (a client's request: brokers only) and `fire` (a timer); what to do comes
 //! out as `Effects`. The core never touches a socket, a clock or a file; the node runtime
 //! (`node/`) owns those. Persistence is an effect, as in raft-rs's `Ready`: the broker reads
 //! its replica through the read-only `ReplicaRead` trait (`storage`), and every change it
@@ -33,7 +34,7 @@ pub use storage::{ReplicaApply, ReplicaRead, Write};
 
 use std::collections::BTreeSet;
 
-use crate::protocol::{BrokerId, Message, NodeId, Timer};
+use crate::protocol::{BrokerId, Outgoing, Timer};
 
 /// The most records one `FetchResponse` carries. Replication pipelines batches of up to this
 /// many records per round trip; a follower further behind fetches again at once.
@@ -134,8 +135,8 @@ pub struct Effects {
     /// Broker only: writes to the replica's storage, to be applied in this order
     /// (`ReplicaApply`) before the next input.
     pub writes: Vec<Write>,
-    /// Messages to send, in the order they must be sent.
-    pub send: Vec<(NodeId, Message)>,
+    /// Messages to send, in the order they must be sent, each on its channel.
+    pub send: Vec<Outgoing>,
     /// Timers whose clock starts now: newly armed ones, and armed ones the input restarts
     /// (docs/protocol.md §6 "clock restarts on"). An armed timer in neither list keeps its
     /// deadline.

@@ -32,7 +32,9 @@ use super::{bind, claim_data_dir, open_trace, run_node, NodeError, Wiring};
 use crate::core::{
     BrokerCore, BrokerStart, ControllerState, CoreError, Effects, ReplicaApply, Write,
 };
-use crate::protocol::{BrokerEpoch, Message, Metadata, NodeId, Snapshot, Timer};
+use crate::protocol::{
+    BrokerEpoch, ClientId, ClientRequest, Metadata, NodeId, PeerId, PeerMessage, Snapshot, Timer,
+};
 use crate::storage::log::LOG_FILE_NAME;
 use crate::storage::{
     read_checkpoint, simulate_power_loss, write_checkpoint, Storage, StorageError, StorageOptions,
@@ -90,6 +92,24 @@ impl BrokerRole {
 }
 
 impl BrokerRole {
+    /// What one input's result asks of the runtime: its writes performed and its messages
+    /// handed on; a refused input is logged and answered with nothing; a storage failure
+    /// stops the node.
+    fn outcome(
+        &mut self,
+        from: NodeId,
+        result: Result<Effects, CoreError<StorageError>>,
+    ) -> Result<Output, NodeError> {
+        match result {
+            Ok(effects) => self.perform(effects),
+            Err(CoreError::Storage(error)) => Err(NodeError::Storage(error)),
+            Err(error) => {
+                warn!(?from, %error, "input refused by the broker core");
+                Ok(Output::default())
+            }
+        }
+    }
+
     /// Applies the step's writes in order, each durable when applied if it is a durable one
     /// (`Write::is_durable`); only then are the step's messages handed on, which is what
     /// `Effects::must_sync` asks. An I/O error is fatal: the process exits and recovers.
@@ -138,15 +158,18 @@ impl Role for BrokerRole {
         self.perform(initial)
     }
 
-    fn step(&mut self, from: NodeId, message: Message) -> Result<Output, NodeError> {
-        match self.core.step(from, message) {
-            Ok(effects) => self.perform(effects),
-            Err(CoreError::Storage(error)) => Err(NodeError::Storage(error)),
-            Err(error) => {
-                warn!(?from, %error, "input refused by the broker core");
-                Ok(Output::default())
-            }
-        }
+    fn step_peer(&mut self, from: PeerId, message: PeerMessage) -> Result<Output, NodeError> {
+        let result = self.core.step_peer(from, message);
+        self.outcome(NodeId::from(from), result)
+    }
+
+    fn step_client(
+        &mut self,
+        client: ClientId,
+        request: ClientRequest,
+    ) -> Result<Output, NodeError> {
+        let result = self.core.step_client(client, request);
+        self.outcome(NodeId::Client(client), result)
     }
 
     fn fire(&mut self, timer: &Timer) -> Result<Option<Output>, NodeError> {

@@ -15,7 +15,9 @@ use super::event_loop::{Output, Role};
 use super::shutdown::{shutdown_pair, spawn_signal_handler};
 use super::{bind, claim_data_dir, open_trace, run_node, NodeError, Wiring};
 use crate::core::{ControllerCore, ControllerState, CoreError, Effects};
-use crate::protocol::{Metadata, NodeId, Snapshot, Timer};
+use crate::protocol::{
+    ClientId, ClientRequest, Metadata, NodeId, PeerId, PeerMessage, Snapshot, Timer,
+};
 use crate::storage::{read_checkpoint, write_checkpoint};
 use crate::trace_log::NodeState;
 use crate::wire::PeerName;
@@ -73,18 +75,28 @@ impl Role for ControllerRole {
         self.apply(initial)
     }
 
-    fn step(
-        &mut self,
-        from: NodeId,
-        message: crate::protocol::Message,
-    ) -> Result<Output, NodeError> {
-        match self.core.step(from, message) {
+    fn step_peer(&mut self, from: PeerId, message: PeerMessage) -> Result<Output, NodeError> {
+        match self.core.step_peer(from, message) {
             Ok(effects) => self.apply(effects),
             Err(error) => {
                 warn!(?from, %error, "input refused by the controller core");
                 Ok(Output::default())
             }
         }
+    }
+
+    /// The controller's listener admits no client (`listener::admit`), so no request reaches
+    /// it; one that did would be refused like any input that makes no sense.
+    fn step_client(
+        &mut self,
+        client: ClientId,
+        _request: ClientRequest,
+    ) -> Result<Output, NodeError> {
+        warn!(
+            client,
+            "a client request reached the controller, which serves none"
+        );
+        Ok(Output::default())
     }
 
     fn fire(&mut self, timer: &Timer) -> Result<Option<Output>, NodeError> {

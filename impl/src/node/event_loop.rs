@@ -33,7 +33,8 @@ use super::shutdown::{Shutdown, ShutdownTrigger};
 use super::NodeError;
 use crate::core::{Effects, Write};
 use crate::protocol::{
-    Control, ControlRefusal, ControlReply, Message, Metadata, NodeId, Snapshot, Timer,
+    ClientId, ClientReply, ClientRequest, Control, ControlRefusal, ControlReply, Metadata, NodeId,
+    Outgoing, PeerId, PeerMessage, Snapshot, Timer,
 };
 use crate::trace_log::{self, NodeState, TraceHeader, TraceLog};
 
@@ -47,14 +48,11 @@ pub const CLIENT_QUEUE_MAX: usize = 1024;
 /// Pending `Barrier` requests a node holds at once; more are refused by closing the reply.
 pub const BARRIERS_PENDING_MAX: usize = 64;
 
-/// Messages the core asks to send, in order.
-pub type Outgoing = Vec<(NodeId, Message)>;
-
 /// What one input asks of the runtime once the role has made durable what must be: the
 /// messages to send, in order, and the core's timer changes (`Effects::arm`, `cancel`).
 #[derive(Debug, Default, PartialEq)]
 pub struct Output {
-    pub send: Outgoing,
+    pub send: Vec<Outgoing>,
     pub arm: Vec<Timer>,
     pub cancel: Vec<Timer>,
     /// The writes the role applied for this input, kept for the trace log only.
@@ -82,7 +80,14 @@ pub trait Role: Send + 'static {
     /// One protocol message from `from`. The core's writes are applied when this returns, and
     /// whatever must be durable before the answers leave (`Effects::must_sync`: the
     /// controller's state, a broker's truncation, flush or HW checkpoint) is durable.
-    fn step(&mut self, from: NodeId, message: Message) -> Result<Output, NodeError>;
+    fn step_peer(&mut self, from: PeerId, message: PeerMessage) -> Result<Output, NodeError>;
+    /// One request from a client connection (only nodes that admit clients receive any), under
+    /// the same rule.
+    fn step_client(
+        &mut self,
+        client: ClientId,
+        request: ClientRequest,
+    ) -> Result<Output, NodeError>;
     /// Fires `timer`; `Ok(None)` when it is not armed.
     fn fire(&mut self, timer: &Timer) -> Result<Option<Output>, NodeError>;
     fn snapshot(&self) -> Result<Snapshot, NodeError>;
@@ -98,15 +103,20 @@ pub trait Role: Send + 'static {
 #[derive(Debug)]
 pub enum Input {
     /// A protocol frame read from an inbound connection.
-    Message {
-        from: NodeId,
-        message: Message,
+    Peer {
+        from: PeerId,
+        message: PeerMessage,
+    },
+    /// A request read from a client connection.
+    Client {
+        client: ClientId,
+        request: ClientRequest,
     },
     /// A client connected; replies to `NodeId::Client(client)` go to `replies`.
     ClientOpened {
         client: u64,
         connection: u64,
-        replies: mpsc::Sender<Message>,
+        replies: mpsc::Sender<ClientReply>,
     },
     ClientClosed {
         client: u64,
@@ -131,7 +141,7 @@ pub struct Counters {
 
 struct ClientChannel {
     connection: u64,
-    replies: mpsc::Sender<Message>,
+    replies: mpsc::Sender<ClientReply>,
 }
 
 /// Where outbound frames go: one bounded queue per peer, one per connected client.
@@ -152,14 +162,15 @@ impl Outbound {
 
     /// Hands one frame to its channel. Counted as emitted always; as dropped too when the
     /// channel cannot take it (see `ControlReply::Barrier`).
-    fn send(&mut self, target: NodeId, message: Message) {
+    fn send(&mut self, outgoing: Outgoing) {
+        let target = outgoing.target();
         *self.counters.emitted.entry(target).or_insert(0) += 1;
-        let accepted = match target {
-            NodeId::Client(client) => match self.clients.get(&client) {
-                Some(channel) => channel.replies.try_send(message).is_ok(),
+        let accepted = match outgoing {
+            Outgoing::Client(client, reply) => match self.clients.get(&client) {
+                Some(channel) => channel.replies.try_send(reply).is_ok(),
                 None => false,
             },
-            peer => match self.peers.get(&peer) {
+            Outgoing::Peer(peer, message) => match self.peers.get(&target) {
                 Some(handle) => handle.try_send(message),
                 None => {
                     warn!(?peer, "no address configured for this peer; frame dropped");
@@ -173,9 +184,9 @@ impl Outbound {
         }
     }
 
-    fn send_all(&mut self, outgoing: Outgoing) {
-        for (target, message) in outgoing {
-            self.send(target, message);
+    fn send_all(&mut self, outgoing: Vec<Outgoing>) {
+        for frame in outgoing {
+            self.send(frame);
         }
     }
 }
@@ -355,18 +366,30 @@ impl<R: Role> EventLoop<R> {
         }
     }
 
+    /// One protocol frame from `from` was handled: count it, perform what it asked.
+    fn received(&mut self, from: NodeId, output: Output) {
+        *self.outbound.counters.received.entry(from).or_insert(0) += 1;
+        self.perform(output);
+        self.answer_barriers();
+    }
+
     fn handle(&mut self, input: Input) -> Result<(), NodeError> {
         match input {
-            Input::Message { from, message } => {
-                let traced = self
-                    .trace
-                    .as_mut()
-                    .map(|(trace, _)| trace.message_input(from, &message));
-                let output = self.role.step(from, message)?;
+            Input::Peer { from, message } => {
+                let traced = self.trace_input(NodeId::from(from), || {
+                    trace_log::TracedMessage::of_peer(&message)
+                });
+                let output = self.role.step_peer(from, message)?;
                 self.record(traced, &output)?;
-                *self.outbound.counters.received.entry(from).or_insert(0) += 1;
-                self.perform(output);
-                self.answer_barriers();
+                self.received(NodeId::from(from), output);
+            }
+            Input::Client { client, request } => {
+                let traced = self.trace_input(NodeId::Client(client), || {
+                    trace_log::TracedMessage::of_request(&request)
+                });
+                let output = self.role.step_client(client, request)?;
+                self.record(traced, &output)?;
+                self.received(NodeId::Client(client), output);
             }
             Input::ClientOpened {
                 client,
@@ -452,6 +475,16 @@ impl<R: Role> EventLoop<R> {
         Ok(())
     }
 
+    /// The input record of a message, built only when recording (payloads left out).
+    fn trace_input(
+        &mut self,
+        from: NodeId,
+        message: impl FnOnce() -> trace_log::TracedMessage,
+    ) -> Option<trace_log::Input> {
+        let (trace, _) = self.trace.as_mut()?;
+        Some(trace.message_input(from, message()))
+    }
+
     fn trace_timer(&self, timer: &Timer) -> Option<trace_log::Input> {
         self.trace
             .as_ref()
@@ -502,14 +535,21 @@ mod tests {
         fn start(&mut self) -> Result<Output, NodeError> {
             Ok(Output::default())
         }
-        fn step(&mut self, _from: NodeId, _message: Message) -> Result<Output, NodeError> {
+        fn step_peer(&mut self, _from: PeerId, _message: PeerMessage) -> Result<Output, NodeError> {
             Ok(Output {
-                send: vec![(
-                    NodeId::Broker(9),
-                    Message::RegisterBroker { broker_epoch: 0 },
+                send: vec![Outgoing::Peer(
+                    PeerId::Broker(9),
+                    PeerMessage::RegisterBroker { broker_epoch: 0 },
                 )],
                 ..Output::default()
             })
+        }
+        fn step_client(
+            &mut self,
+            _client: ClientId,
+            _request: ClientRequest,
+        ) -> Result<Output, NodeError> {
+            Ok(Output::default())
         }
         fn fire(&mut self, _timer: &Timer) -> Result<Option<Output>, NodeError> {
             Ok(None)
@@ -600,10 +640,10 @@ mod tests {
             "nothing from broker 2 processed yet"
         );
 
-        let message = Message::RegisterBroker { broker_epoch: 1 };
+        let message = PeerMessage::RegisterBroker { broker_epoch: 1 };
         inputs
-            .send(Input::Message {
-                from: NodeId::Broker(2),
+            .send(Input::Peer {
+                from: PeerId::Broker(2),
                 message,
             })
             .await

@@ -25,7 +25,9 @@ use tracing::{debug, info, warn};
 use super::control_token::ControlToken;
 use super::event_loop::{Input, CLIENT_QUEUE_MAX};
 use super::shutdown::Shutdown;
-use crate::protocol::{BrokerId, Control, ControlReply, Message, NodeId};
+use crate::protocol::{
+    BrokerId, ClientReply, ClientRequest, Control, ControlReply, PeerId, PeerMessage,
+};
 use crate::wire::{handshake_server_control, Accepted, Connection, FrameReader, PeerName};
 
 /// Connections served at once; the accept loop waits for a slot beyond that.
@@ -123,12 +125,8 @@ async fn serve_connection(
     debug!(%address, ?peer, "connection accepted");
     let (reader, writer) = connection.into_split_with(TcpStream::into_split);
     let outcome = match peer {
-        PeerName::Controller => {
-            serve_protocol(reader, NodeId::Controller, &context, shutdown).await
-        }
-        PeerName::Broker(id) => {
-            serve_protocol(reader, NodeId::Broker(id), &context, shutdown).await
-        }
+        PeerName::Controller => serve_peer(reader, PeerId::Controller, &context, shutdown).await,
+        PeerName::Broker(id) => serve_peer(reader, PeerId::Broker(id), &context, shutdown).await,
         PeerName::Client(client) => serve_client(reader, writer, client, &context, shutdown).await,
         PeerName::Harness => serve_control(reader, writer, operator, &context, shutdown).await,
     };
@@ -155,23 +153,24 @@ fn admit(context: &ListenerContext, peer: PeerName) -> Result<(), &'static str> 
 type Reader = FrameReader<tokio::net::tcp::OwnedReadHalf>;
 type Writer = crate::wire::FrameWriter<tokio::net::tcp::OwnedWriteHalf>;
 
-/// An inbound protocol channel. The write half is held (not dropped) so the peer does not
-/// see a half-close, which it would take for the end of the connection.
-async fn serve_protocol(
+/// An inbound peer channel: only peer messages decode on it. The write half is held (not
+/// dropped) so the peer does not see a half-close, which it would take for the end of the
+/// connection.
+async fn serve_peer(
     mut reader: Reader,
-    from: NodeId,
+    from: PeerId,
     context: &ListenerContext,
     mut shutdown: Shutdown,
 ) -> Result<(), String> {
     loop {
         let message = tokio::select! {
             _ = shutdown.recv() => return Ok(()),
-            read = reader.read::<Message>() => read.map_err(|error| error.to_string())?,
+            read = reader.read::<PeerMessage>() => read.map_err(|error| error.to_string())?,
         };
         let Some(message) = message else {
             return Ok(());
         };
-        let input = Input::Message { from, message };
+        let input = Input::Peer { from, message };
         if context.inputs.send(input).await.is_err() {
             return Ok(());
         }
@@ -186,7 +185,7 @@ async fn serve_client(
     mut shutdown: Shutdown,
 ) -> Result<(), String> {
     let connection = context.connection_serial.fetch_add(1, Ordering::Relaxed);
-    let (replies, mut reply_queue) = mpsc::channel::<Message>(CLIENT_QUEUE_MAX);
+    let (replies, mut reply_queue) = mpsc::channel::<ClientReply>(CLIENT_QUEUE_MAX);
     let opened = Input::ClientOpened {
         client,
         connection,
@@ -203,19 +202,20 @@ async fn serve_client(
         }
         Ok(())
     });
-    let from = NodeId::Client(client);
+    // A client connection is read as client requests only: whatever a client writes reaches
+    // the core as a `ClientRequest` or closes the connection as an undecodable frame.
     let result = loop {
-        let message = tokio::select! {
+        let request = tokio::select! {
             _ = shutdown.recv() => break Ok(()),
-            read = reader.read::<Message>() => match read {
-                Ok(Some(message)) => message,
+            read = reader.read::<ClientRequest>() => match read {
+                Ok(Some(request)) => request,
                 Ok(None) => break Ok(()),
                 Err(error) => break Err(error.to_string()),
             },
         };
         if context
             .inputs
-            .send(Input::Message { from, message })
+            .send(Input::Client { client, request })
             .await
             .is_err()
         {

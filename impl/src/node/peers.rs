@@ -19,7 +19,7 @@ use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
 use super::shutdown::Shutdown;
-use crate::protocol::{Message, NodeId};
+use crate::protocol::{NodeId, PeerMessage};
 use crate::wire::{handshake_client, Connection, Hello};
 
 /// Frames queued for one peer while its connection is down or slow.
@@ -31,12 +31,12 @@ pub const RECONNECT_BACKOFF_MAX: Duration = Duration::from_millis(500);
 /// The event loop's end of one outbound channel.
 #[derive(Debug, Clone)]
 pub struct PeerHandle {
-    queue: mpsc::Sender<Message>,
+    queue: mpsc::Sender<PeerMessage>,
 }
 
 impl PeerHandle {
     /// Queues a frame; `false` if the queue is full (the frame is dropped).
-    pub fn try_send(&self, message: Message) -> bool {
+    pub fn try_send(&self, message: PeerMessage) -> bool {
         self.queue.try_send(message).is_ok()
     }
 }
@@ -52,7 +52,7 @@ async fn run_peer(
     target: NodeId,
     address: String,
     hello: Hello,
-    mut queue: mpsc::Receiver<Message>,
+    mut queue: mpsc::Receiver<PeerMessage>,
     mut shutdown: Shutdown,
 ) {
     let mut backoff = RECONNECT_BACKOFF_MIN;
@@ -96,7 +96,7 @@ async fn run_peer(
                     }
                 }
                 // The peer never writes after the handshake: anything here is its close.
-                read = reader.read::<Message>() => {
+                read = reader.read::<PeerMessage>() => {
                     match read {
                         Ok(None) => info!(?target, "peer closed the connection; reconnecting"),
                         Ok(Some(_)) => warn!(?target, "peer wrote on an outbound channel; reconnecting"),

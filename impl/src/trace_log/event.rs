@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::core::{ProtocolConfig, Write};
 use crate::protocol::{
-    ConsumeResult, ControllerSnapshot, Epoch, FetchResult, Message, NodeId, Offset, Record,
-    RecordId, Timer,
+    ClientReply, ClientRequest, ConsumeResult, ControllerSnapshot, Epoch, FetchResult, NodeId,
+    Offset, Outgoing, PeerMessage, Record, RecordId, Timer,
 };
 
 /// The first record of every incarnation's part of a log: who wrote it and under which rules.
@@ -36,7 +36,7 @@ pub enum Input {
     Message {
         from: NodeId,
         received: u64,
-        message: Message,
+        message: TracedMessage,
     },
     /// A timer whose deadline passed (or the clean stop's `Flush` and `HwCheckpoint`).
     Timer(Timer),
@@ -95,61 +95,91 @@ pub struct Event {
     pub input: Input,
     /// Messages handed to the network, in order, each with its sender-side sequence number on
     /// its channel (how many this incarnation had sent to that destination before it).
-    pub sent: Vec<(NodeId, u64, Message)>,
+    pub sent: Vec<(NodeId, u64, TracedMessage)>,
     pub writes: Vec<LogWrite>,
     /// `None` for `Stop`, `Gap` and `Full`.
     pub state: Option<NodeState>,
 }
 
-/// `message` with every record payload left out (see the module doc).
-pub fn without_payloads(message: &Message) -> Message {
-    let strip = |records: &[Record]| -> Vec<Record> {
-        let empty = |r: &Record| Record {
-            value: Vec::new(),
-            ..r.clone()
-        };
-        records.iter().map(empty).collect()
+/// A message of any of the three channels (docs/protocol.md §3), payloads left out.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TracedMessage {
+    Peer(PeerMessage),
+    Request(ClientRequest),
+    Reply(ClientReply),
+}
+
+fn strip(records: &[Record]) -> Vec<Record> {
+    let empty = |r: &Record| Record {
+        value: Vec::new(),
+        ..r.clone()
     };
-    match message {
-        Message::FetchResponse {
-            leader_epoch,
-            fetch_offset,
-            result:
-                FetchResult::Records {
-                    records,
-                    high_watermark,
+    records.iter().map(empty).collect()
+}
+
+impl TracedMessage {
+    pub fn of_peer(message: &PeerMessage) -> Self {
+        TracedMessage::Peer(match message {
+            PeerMessage::FetchResponse {
+                leader_epoch,
+                fetch_offset,
+                result:
+                    FetchResult::Records {
+                        records,
+                        high_watermark,
+                    },
+            } => PeerMessage::FetchResponse {
+                leader_epoch: *leader_epoch,
+                fetch_offset: *fetch_offset,
+                result: FetchResult::Records {
+                    records: strip(records),
+                    high_watermark: *high_watermark,
                 },
-        } => Message::FetchResponse {
-            leader_epoch: *leader_epoch,
-            fetch_offset: *fetch_offset,
-            result: FetchResult::Records {
-                records: strip(records),
-                high_watermark: *high_watermark,
             },
-        },
-        Message::ConsumeResponse {
-            result:
-                ConsumeResult::Ok {
-                    records,
-                    high_watermark,
+            other => other.clone(),
+        })
+    }
+
+    pub fn of_request(request: &ClientRequest) -> Self {
+        TracedMessage::Request(match request {
+            ClientRequest::Produce {
+                producer_id,
+                first_sequence,
+                values,
+                acks,
+            } => ClientRequest::Produce {
+                producer_id: *producer_id,
+                first_sequence: *first_sequence,
+                values: vec![Vec::new(); values.len()],
+                acks: *acks,
+            },
+            other => other.clone(),
+        })
+    }
+
+    pub fn of_reply(reply: &ClientReply) -> Self {
+        TracedMessage::Reply(match reply {
+            ClientReply::ConsumeResponse {
+                result:
+                    ConsumeResult::Ok {
+                        records,
+                        high_watermark,
+                    },
+            } => ClientReply::ConsumeResponse {
+                result: ConsumeResult::Ok {
+                    records: strip(records),
+                    high_watermark: *high_watermark,
                 },
-        } => Message::ConsumeResponse {
-            result: ConsumeResult::Ok {
-                records: strip(records),
-                high_watermark: *high_watermark,
             },
-        },
-        Message::Produce {
-            producer_id,
-            first_sequence,
-            values,
-            acks,
-        } => Message::Produce {
-            producer_id: *producer_id,
-            first_sequence: *first_sequence,
-            values: vec![Vec::new(); values.len()],
-            acks: *acks,
-        },
-        other => other.clone(),
+            other => other.clone(),
+        })
+    }
+
+    /// An outgoing message's channel and content.
+    pub fn of_outgoing(outgoing: &Outgoing) -> (NodeId, Self) {
+        match outgoing {
+            Outgoing::Peer(peer, message) => (NodeId::from(*peer), Self::of_peer(message)),
+            Outgoing::Client(client, reply) => (NodeId::Client(*client), Self::of_reply(reply)),
+        }
     }
 }

@@ -16,7 +16,7 @@ pub mod event;
 pub mod file;
 pub mod writer;
 
-pub use event::{Event, Input, LogWrite, NodeState, TraceHeader};
+pub use event::{Event, Input, LogWrite, NodeState, TraceHeader, TracedMessage};
 pub use file::{read_log, ReadLog, TraceFileError};
 pub use writer::{TraceLog, TraceOptions};
 

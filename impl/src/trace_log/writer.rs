@@ -23,10 +23,10 @@ use std::thread::JoinHandle;
 
 use tracing::warn;
 
-use super::event::{without_payloads, Event, Input, LogWrite, NodeState};
+use super::event::{Event, Input, LogWrite, NodeState, TracedMessage};
 use super::file::{encode_frame, open_for_append, TraceFileError};
 use crate::core::Write;
-use crate::protocol::{Message, NodeId};
+use crate::protocol::{NodeId, Outgoing};
 
 /// Records queued between the event loop and the writer thread.
 pub const TRACE_QUEUE_MAX: usize = 16 * 1024;
@@ -97,14 +97,14 @@ impl TraceLog {
     }
 
     /// The input record of a message from `from`, with its receive sequence number.
-    pub fn message_input(&mut self, from: NodeId, message: &Message) -> Input {
+    pub fn message_input(&mut self, from: NodeId, message: TracedMessage) -> Input {
         let count = self.received.entry(from).or_insert(0);
         let received = *count;
         *count += 1;
         Input::Message {
             from,
             received,
-            message: without_payloads(message),
+            message,
         }
     }
 
@@ -112,16 +112,17 @@ impl TraceLog {
     pub fn record(
         &mut self,
         input: Input,
-        send: &[(NodeId, Message)],
+        send: &[Outgoing],
         writes: &[Write],
         state: Option<NodeState>,
     ) {
         let sent = send
             .iter()
-            .map(|(target, message)| {
-                let count = self.sent.entry(*target).or_insert(0);
+            .map(|outgoing| {
+                let (target, message) = TracedMessage::of_outgoing(outgoing);
+                let count = self.sent.entry(target).or_insert(0);
                 *count += 1;
-                (*target, *count - 1, without_payloads(message))
+                (target, *count - 1, message)
             })
             .collect();
         let writes = writes.iter().map(LogWrite::of).collect();
@@ -131,7 +132,7 @@ impl TraceLog {
     fn enqueue(
         &mut self,
         input: Input,
-        sent: Vec<(NodeId, u64, Message)>,
+        sent: Vec<(NodeId, u64, TracedMessage)>,
         writes: Vec<LogWrite>,
         state: Option<NodeState>,
     ) {
@@ -149,7 +150,7 @@ impl TraceLog {
     fn try_queue(
         &mut self,
         input: Input,
-        sent: Vec<(NodeId, u64, Message)>,
+        sent: Vec<(NodeId, u64, TracedMessage)>,
         writes: Vec<LogWrite>,
         state: Option<NodeState>,
     ) -> bool {
@@ -318,15 +319,17 @@ mod tests {
     #[test]
     fn sequence_numbers_are_per_channel() {
         let (mut log, records) = held(8);
-        let message = Message::RegisterBrokerResponse;
+        use crate::protocol::{PeerId, PeerMessage};
+        let message = PeerMessage::RegisterBrokerResponse;
         let send = vec![
-            (NodeId::Broker(2), message.clone()),
-            (NodeId::Broker(3), message.clone()),
-            (NodeId::Broker(2), message.clone()),
+            Outgoing::Peer(PeerId::Broker(2), message.clone()),
+            Outgoing::Peer(PeerId::Broker(3), message.clone()),
+            Outgoing::Peer(PeerId::Broker(2), message.clone()),
         ];
-        let input = log.message_input(NodeId::Controller, &message);
+        let traced = || TracedMessage::of_peer(&message);
+        let input = log.message_input(NodeId::Controller, traced());
         log.record(input, &send, &[], None);
-        let input = log.message_input(NodeId::Controller, &message);
+        let input = log.message_input(NodeId::Controller, traced());
         log.record(input, &[], &[], None);
         let events: Vec<Event> = records.try_iter().collect();
         let numbers: Vec<(NodeId, u64)> = events[0].sent.iter().map(|(n, s, _)| (*n, *s)).collect();

@@ -33,8 +33,10 @@ use super::error::WireError;
 /// encoding of a message; peers with different versions refuse each other.
 /// Version 3: the control handshake's [`ControlHello`] and `ControlReply::Refused`. Version 4:
 /// the core's named timers (`FetchRetry`, `FetchBackoff`, `ParkedRelease`, `BrokerHeartbeat`) and
-/// the snapshots' `timers_fired`.
-pub const PROTOCOL_VERSION: u16 = 4;
+/// the snapshots' `timers_fired`. Version 5: one message type per channel (`PeerMessage` on
+/// peer connections, `ClientRequest` / `ClientReply` on client connections) in place of the
+/// one `Message` enum, whose variant tags both encodings renumber.
+pub const PROTOCOL_VERSION: u16 = 5;
 
 /// How long either side waits for the whole handshake before giving up on the peer.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);

@@ -18,21 +18,22 @@ use insync_impl::core::{
     Variant,
 };
 use insync_impl::protocol::{
-    Acks, BrokerEpoch, BrokerId, BrokerSnapshot, Message, NodeId, Offset, ProduceResult, Record,
-    RecordId, Timer, View,
+    Acks, BrokerEpoch, BrokerId, BrokerSnapshot, ClientId, ClientReply, ClientRequest, Offset,
+    Outgoing, PeerId, PeerMessage, ProduceResult, Record, RecordId, Timer, View,
 };
 use insync_impl::storage::FsyncPolicy;
 
-pub const CLIENT: NodeId = NodeId::Client(1);
-pub const CONTROLLER: NodeId = NodeId::Controller;
+pub const CLIENT: ClientId = 1;
+pub const CONTROLLER: PeerId = PeerId::Controller;
 
-pub const fn broker(id: BrokerId) -> NodeId {
-    NodeId::Broker(id)
+pub const fn broker(id: BrokerId) -> PeerId {
+    PeerId::Broker(id)
 }
 /// `run` gives up after this many deliveries: a protocol that never goes quiet is a bug.
 const RUN_DELIVERIES_MAX: usize = 100_000;
 
-pub type Channel = (NodeId, NodeId);
+/// A peer channel; client requests and replies bypass the network.
+pub type Channel = (PeerId, PeerId);
 
 pub struct Sim {
     pub config: ProtocolConfig,
@@ -42,13 +43,13 @@ pub struct Sim {
     crashed: BTreeMap<BrokerId, MemLog>,
     /// Each broker's current broker epoch: its number of restarts.
     broker_epochs: BTreeMap<BrokerId, BrokerEpoch>,
-    net: BTreeMap<Channel, VecDeque<Message>>,
+    net: BTreeMap<Channel, VecDeque<PeerMessage>>,
     /// Brokers cut off by `block`: `run` delivers nothing to or from them.
     blocked: BTreeSet<BrokerId>,
     /// Every message delivered so far, in order.
-    pub delivered: Vec<(NodeId, NodeId, Message)>,
-    /// Responses that reached the client, in order.
-    pub client_inbox: VecDeque<(NodeId, Message)>,
+    pub delivered: Vec<(PeerId, PeerId, PeerMessage)>,
+    /// Replies that reached the client, in order, with the broker that sent each.
+    pub client_inbox: VecDeque<(BrokerId, ClientReply)>,
     cursor: usize,
 }
 
@@ -96,37 +97,42 @@ impl Sim {
             let (core, effects) = BrokerCore::new(id, config.clone(), MemLog::new(fsync), start)
                 .expect("memlog does not fail");
             sim.brokers.insert(id, core);
-            sim.perform(NodeId::Broker(id), effects);
+            sim.perform(PeerId::Broker(id), effects);
         }
         sim
     }
 
     /// What the runtime does with a step's effects: a broker's writes are applied to its
     /// `MemLog` in order, then the messages are queued.
-    fn perform(&mut self, source: NodeId, effects: Effects) {
-        if let NodeId::Broker(id) = source {
+    fn perform(&mut self, source: PeerId, effects: Effects) {
+        if let PeerId::Broker(id) = source {
             let core = self.brokers.get_mut(&id).expect("a running broker stepped");
             let applied = core.storage_mut().apply_all(&effects.writes);
             applied.expect("the core issues only writes the log accepts");
         }
         assert!(
-            effects.writes.is_empty() || matches!(source, NodeId::Broker(_)),
+            effects.writes.is_empty() || matches!(source, PeerId::Broker(_)),
             "only a broker writes a replica log"
         );
-        for (target, message) in effects.send {
-            if let NodeId::Client(_) = target {
-                self.client_inbox.push_back((source, message));
-            } else {
-                self.net
+        for outgoing in effects.send {
+            match (outgoing, source) {
+                (Outgoing::Client(_, reply), PeerId::Broker(broker)) => {
+                    self.client_inbox.push_back((broker, reply))
+                }
+                (Outgoing::Client(..), PeerId::Controller) => {
+                    panic!("the controller has no clients")
+                }
+                (Outgoing::Peer(target, message), _) => self
+                    .net
                     .entry((source, target))
                     .or_default()
-                    .push_back(message);
+                    .push_back(message),
             }
         }
     }
 
     /// Delivers the head of one channel; false when it is empty.
-    pub fn deliver(&mut self, source: NodeId, target: NodeId) -> bool {
+    pub fn deliver(&mut self, source: PeerId, target: PeerId) -> bool {
         let Some(message) = self
             .net
             .get_mut(&(source, target))
@@ -136,18 +142,17 @@ impl Sim {
         };
         self.delivered.push((source, target, message.clone()));
         let effects = match target {
-            NodeId::Controller => self
+            PeerId::Controller => self
                 .controller
-                .step(source, message)
+                .step_peer(source, message)
                 .expect("controller step"),
-            NodeId::Broker(id) => {
+            PeerId::Broker(id) => {
                 let core = self
                     .brokers
                     .get_mut(&id)
                     .expect("deliver to a running broker");
-                core.step(source, message).expect("broker step")
+                core.step_peer(source, message).expect("broker step")
             }
-            NodeId::Client(_) => unreachable!("client messages bypass the network"),
         };
         self.perform(target, effects);
         true
@@ -163,7 +168,7 @@ impl Sim {
     }
 
     fn deliverable(&self, (source, target): Channel) -> bool {
-        let cut = |node: NodeId| matches!(node, NodeId::Broker(id) if self.blocked.contains(&id));
+        let cut = |node: PeerId| matches!(node, PeerId::Broker(id) if self.blocked.contains(&id));
         !cut(source) && !cut(target)
     }
 
@@ -195,29 +200,29 @@ impl Sim {
 
     /// The client sends a one-record batch.
     pub fn produce(&mut self, broker: BrokerId, record: RecordId, acks: Acks) {
-        let message = Message::Produce {
+        let request = ClientRequest::Produce {
             producer_id: record.producer_id,
             first_sequence: record.sequence,
             values: vec![format!("value-{}-{}", record.producer_id, record.sequence).into()],
             acks,
         };
-        self.client_send(broker, message);
+        self.client_send(broker, request);
     }
 
-    pub fn client_send(&mut self, broker: BrokerId, message: Message) {
+    pub fn client_send(&mut self, broker: BrokerId, request: ClientRequest) {
         let core = self.brokers.get_mut(&broker).expect("running broker");
-        let effects = core.step(CLIENT, message).expect("client request");
-        self.perform(NodeId::Broker(broker), effects);
+        let effects = core.step_client(CLIENT, request).expect("client request");
+        self.perform(PeerId::Broker(broker), effects);
     }
 
     /// The next produce result the client received.
     pub fn next_produce_result(&mut self) -> Option<(RecordId, ProduceResult)> {
-        while let Some((_, message)) = self.client_inbox.pop_front() {
-            if let Message::ProduceResponse {
+        while let Some((_, reply)) = self.client_inbox.pop_front() {
+            if let ClientReply::ProduceResponse {
                 producer_id,
                 first_sequence,
                 result,
-            } = message
+            } = reply
             {
                 let record = RecordId {
                     producer_id,
@@ -232,24 +237,24 @@ impl Sim {
     pub fn fire_broker(&mut self, broker: BrokerId, timer: Timer) {
         let core = self.brokers.get_mut(&broker).expect("running broker");
         let effects = core.fire(&timer).expect("armed timer");
-        self.perform(NodeId::Broker(broker), effects);
+        self.perform(PeerId::Broker(broker), effects);
     }
 
     pub fn fire_controller(&mut self, timer: Timer) {
         let effects = self.controller.fire(&timer).expect("armed timer");
-        self.perform(NodeId::Controller, effects);
+        self.perform(PeerId::Controller, effects);
     }
 
     /// Fires a running broker's `BrokerHeartbeat` timer (always armed) and delivers what it
     /// sends the controller at once; returns that message.
-    pub fn heartbeat(&mut self, broker: BrokerId) -> Message {
+    pub fn heartbeat(&mut self, broker: BrokerId) -> PeerMessage {
         let core = self.brokers.get_mut(&broker).expect("running broker");
         let effects = core.fire(&Timer::BrokerHeartbeat).expect("always armed");
         assert!(
             effects.arm.contains(&Timer::BrokerHeartbeat),
             "a new period starts"
         );
-        let [(NodeId::Controller, message)] = effects.send.as_slice() else {
+        let [Outgoing::Peer(PeerId::Controller, message)] = effects.send.as_slice() else {
             panic!(
                 "a heartbeat is one message to the controller: {:?}",
                 effects.send
@@ -258,16 +263,16 @@ impl Sim {
         let message = message.clone();
         let effects = self
             .controller
-            .step(NodeId::Broker(broker), message.clone())
+            .step_peer(PeerId::Broker(broker), message.clone())
             .expect("heartbeat");
-        self.perform(NodeId::Controller, effects);
+        self.perform(PeerId::Controller, effects);
         message
     }
 
     pub fn crash(&mut self, broker: BrokerId) {
         let core = self.brokers.remove(&broker).expect("running broker");
         self.crashed.insert(broker, core.into_storage().crash());
-        let node = NodeId::Broker(broker);
+        let node = PeerId::Broker(broker);
         self.net
             .retain(|(source, target), _| *source != node && *target != node);
     }
@@ -282,7 +287,7 @@ impl Sim {
         let (core, effects) =
             BrokerCore::new(broker, self.config.clone(), log, start).expect("memlog does not fail");
         self.brokers.insert(broker, core);
-        self.perform(NodeId::Broker(broker), effects);
+        self.perform(PeerId::Broker(broker), effects);
     }
 
     pub fn is_running(&self, broker: BrokerId) -> bool {
@@ -299,8 +304,21 @@ impl Sim {
 
     /// Steps a broker directly with a message from `source` (bypassing the network), applies
     /// its writes, and returns its effects (the messages are not queued).
-    pub fn step_broker(&mut self, broker: BrokerId, source: NodeId, message: Message) -> Effects {
+    pub fn step_broker(
+        &mut self,
+        broker: BrokerId,
+        source: PeerId,
+        message: PeerMessage,
+    ) -> Effects {
         step_applied(self.broker_mut(broker), source, message)
+    }
+
+    /// Steps a broker directly with a client request (the reply is not queued), applies its
+    /// writes, and returns its effects.
+    pub fn step_client(&mut self, broker: BrokerId, request: ClientRequest) -> Effects {
+        let core = self.broker_mut(broker);
+        let effects = core.step_client(CLIENT, request).expect("client request");
+        applied(core, effects)
     }
 
     pub fn snapshot(&self, broker: BrokerId) -> BrokerSnapshot {
@@ -334,7 +352,7 @@ impl Sim {
     }
 
     /// How many delivered messages match `predicate`.
-    pub fn count_delivered(&self, predicate: impl Fn(&Message) -> bool) -> usize {
+    pub fn count_delivered(&self, predicate: impl Fn(&PeerMessage) -> bool) -> usize {
         self.delivered
             .iter()
             .filter(|(_, _, message)| predicate(message))
@@ -344,16 +362,19 @@ impl Sim {
 
 /// Steps a broker core outside any `Sim` as the runtime would: the input, then its writes
 /// applied to the core's `MemLog` in order. Returns the effects.
-pub fn step_applied(core: &mut BrokerCore<MemLog>, from: NodeId, message: Message) -> Effects {
-    let effects = core.step(from, message).expect("broker step");
-    let applied = core.storage_mut().apply_all(&effects.writes);
-    applied.expect("the core issues only writes the log accepts");
-    effects
+pub fn step_applied(core: &mut BrokerCore<MemLog>, from: PeerId, message: PeerMessage) -> Effects {
+    let effects = core.step_peer(from, message).expect("broker step");
+    applied(core, effects)
 }
 
 /// Fires an armed timer of a broker core outside any `Sim`, applying its writes.
 pub fn fire_applied(core: &mut BrokerCore<MemLog>, timer: &Timer) -> Effects {
     let effects = core.fire(timer).expect("armed timer");
+    applied(core, effects)
+}
+
+/// Applies a step's writes to the core's `MemLog` in order, as the runtime would.
+fn applied(core: &mut BrokerCore<MemLog>, effects: Effects) -> Effects {
     let applied = core.storage_mut().apply_all(&effects.writes);
     applied.expect("the core issues only writes the log accepts");
     effects

@@ -1,7 +1,7 @@
 //! Shared by the stepped-node tests: a fake peer that owns one of the node's outbound
 //! addresses, as the conformance harness does, and hands the test every frame it receives.
 
-use insync_impl::protocol::Message;
+use insync_impl::protocol::PeerMessage;
 use insync_impl::wire::{handshake_server, Connection, PeerName};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
@@ -13,7 +13,7 @@ pub async fn fake_peer<T: Clone + Send + 'static>(
     name: PeerName,
     expected_sender: PeerName,
     tag: T,
-    frames: mpsc::UnboundedSender<(T, Message)>,
+    frames: mpsc::UnboundedSender<(T, PeerMessage)>,
 ) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap().to_string();
@@ -26,7 +26,7 @@ pub async fn fake_peer<T: Clone + Send + 'static>(
                 let (mut connection, sender) =
                     handshake_server(connection, cluster, name).await.unwrap();
                 assert_eq!(sender, expected_sender, "the channel names its source");
-                while let Ok(Some(message)) = connection.read::<Message>().await {
+                while let Ok(Some(message)) = connection.read::<PeerMessage>().await {
                     let _ = frames.send((tag.clone(), message));
                 }
             });

@@ -1,8 +1,8 @@
 //! `AlterPartition`: the leader proposes an ISR, and the controller answers (§4.9).
 
 use super::{controller, Broker, BrokerState, LeaderState};
-use crate::actor::Out;
-use crate::msg::{AlterPartitionResult, Msg};
+use crate::actor::{Emit, Out};
+use crate::msg::{AlterPartitionResult, PeerMsg};
 use crate::types::{BrokerId, BrokerSet, View};
 
 impl LeaderState {
@@ -16,9 +16,9 @@ impl LeaderState {
         out: &mut Out,
     ) {
         self.pending_isr = Some(isr);
-        out.send(
+        out.send_peer(
             controller(),
-            Msg::AlterPartition {
+            PeerMsg::AlterPartition {
                 isr,
                 leader_epoch: view.leader_epoch,
                 partition_epoch: view.partition_epoch,

@@ -1,8 +1,8 @@
 //! `Consume`: the leader serves committed records, below its HW (§4.6).
 
 use super::{Broker, BrokerState};
-use crate::actor::Out;
-use crate::msg::{ConsumeResult, Msg};
+use crate::actor::{Emit, Out};
+use crate::msg::{ClientReply, ConsumeResult};
 use crate::types::Offset;
 use stateright::actor::Id;
 
@@ -22,6 +22,6 @@ impl Broker {
                 high_watermark: state.hw,
             },
         };
-        out.send(src, Msg::ConsumeResponse { result });
+        out.send_reply(src, ClientReply::ConsumeResponse { result });
     }
 }

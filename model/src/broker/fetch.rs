@@ -1,8 +1,8 @@
 //! `Fetch`, the leader's side: fencing, divergence, progress, ISR expansion, parking (§4.2).
 
 use super::{Broker, BrokerState};
-use crate::actor::Out;
-use crate::msg::{FetchResult, Msg};
+use crate::actor::{Emit, Out};
+use crate::msg::{FetchResult, PeerMsg};
 use crate::types::{epochs, BrokerId, Epoch, Offset, Record, View};
 
 /// One `Fetch` as the leader received it.
@@ -88,12 +88,12 @@ impl Broker {
 
 /// A fetch answered at once; the answer echoes the request's epoch and offset (§4.3).
 fn answer_fetch(out: &mut Out, request: &FetchRequest, result: FetchResult) {
-    let response = Msg::FetchResponse {
+    let response = PeerMsg::FetchResponse {
         leader_epoch: request.leader_epoch,
         fetch_offset: request.fetch_offset,
         result,
     };
-    out.send(request.follower.id(), response);
+    out.send_peer(request.follower.id(), response);
 }
 
 /// Answers a parked fetch: the leader's records from `fetch_offset` and its HW. The answer
@@ -112,10 +112,10 @@ pub(super) fn send_records(
         records,
         high_watermark: hw,
     };
-    let response = Msg::FetchResponse {
+    let response = PeerMsg::FetchResponse {
         leader_epoch,
         fetch_offset,
         result,
     };
-    out.send(follower.id(), response);
+    out.send_peer(follower.id(), response);
 }

@@ -2,9 +2,9 @@
 
 use super::fetch::send_records;
 use super::{Broker, BrokerState};
-use crate::actor::Out;
+use crate::actor::{Emit, Out};
 use crate::config::Variant;
-use crate::msg::{Msg, ProduceResult};
+use crate::msg::{ClientReply, ProduceResult};
 use crate::types::Offset;
 
 impl Broker {
@@ -41,7 +41,7 @@ impl Broker {
                 } else {
                     ProduceResult::NotEnoughReplicasAfterAppend
                 };
-                out.send(client, Msg::ProduceResponse { record_id, result });
+                out.send_reply(client, ClientReply::ProduceResponse { record_id, result });
             }
             offset >= candidate
         });

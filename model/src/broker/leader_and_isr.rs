@@ -1,9 +1,9 @@
 //! `LeaderAndIsr`: installing a newer view, becoming leader or follower (§4.1).
 
 use super::{Broker, BrokerState, FetchState, LeaderState, ReplicaProgress};
-use crate::actor::Out;
+use crate::actor::{Emit, Out};
 use crate::config::Variant;
-use crate::msg::{Msg, ProduceResult};
+use crate::msg::{ClientReply, PeerMsg, ProduceResult};
 use crate::types::{epochs, BrokerId, Offset, RecordId, View};
 use stateright::actor::Id;
 
@@ -93,14 +93,14 @@ impl Broker {
 
     /// Sends the `Fetch` its log calls for; one request is in flight from now on.
     pub(super) fn send_fetch(&self, state: &mut BrokerState, leader: Id, out: &mut Out) {
-        out.send(leader, state.fetch_request());
+        out.send_peer(leader, state.fetch_request());
         state.fetch_state = FetchState::Fetching;
     }
 
     /// Asks the leader where its last epoch ends (§4.4, `kip-101`, `kip-279`).
     pub(super) fn send_epoch_lookup(&self, state: &mut BrokerState, leader: Id, out: &mut Out) {
         let requested_epoch = epochs::last_epoch(&state.log);
-        out.send(leader, Msg::OffsetsForLeaderEpoch { requested_epoch });
+        out.send_peer(leader, PeerMsg::OffsetsForLeaderEpoch { requested_epoch });
         state.fetch_state = FetchState::Truncating;
     }
 
@@ -108,7 +108,10 @@ impl Broker {
     fn reject_waiting(&self, waiting: Vec<(RecordId, Offset)>, out: &mut Out) {
         for (record_id, _) in waiting {
             let result = ProduceResult::NotLeader;
-            out.send(self.client(), Msg::ProduceResponse { record_id, result });
+            out.send_reply(
+                self.client(),
+                ClientReply::ProduceResponse { record_id, result },
+            );
         }
     }
 }

@@ -1,9 +1,9 @@
 //! `Produce`: the leader appends a client record, once per record id (§4.5).
 
 use super::{Broker, BrokerState};
-use crate::actor::Out;
+use crate::actor::{Emit, Out};
 use crate::config::Acks;
-use crate::msg::{Msg, ProduceResult};
+use crate::msg::{ClientReply, ProduceResult};
 use crate::types::{Offset, Record, RecordId};
 
 impl Broker {
@@ -18,7 +18,7 @@ impl Broker {
     ) {
         let client = self.client();
         let respond = |result: ProduceResult, out: &mut Out| {
-            out.send(client, Msg::ProduceResponse { record_id, result });
+            out.send_reply(client, ClientReply::ProduceResponse { record_id, result });
         };
         let (Some(_), Some(view)) = (&state.leader, state.view) else {
             return respond(ProduceResult::NotLeader, out);

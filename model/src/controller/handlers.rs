@@ -2,9 +2,9 @@
 //! `Heartbeat(b)` timer, and publishing a changed view (impl/src/core/controller/handlers.rs).
 
 use super::{Controller, ControllerState};
-use crate::actor::Out;
+use crate::actor::{Emit, Out};
 use crate::config::Variant;
-use crate::msg::{AlterPartitionResult, Msg};
+use crate::msg::{AlterPartitionResult, PeerMsg};
 use crate::types::{BrokerId, BrokerSet, Epoch, View};
 
 impl Controller {
@@ -80,9 +80,9 @@ impl Controller {
         if before.leader == Some(b) || before.leader.is_none() {
             self.elect(state);
         }
-        out.send(b.id(), Msg::RegisterBrokerResponse);
+        out.send_peer(b.id(), PeerMsg::RegisterBrokerResponse);
         if state.view == before {
-            out.send(b.id(), Msg::LeaderAndIsr(state.view));
+            out.send_peer(b.id(), PeerMsg::LeaderAndIsr(state.view));
         } else {
             self.publish(state, before, out);
         }
@@ -101,7 +101,7 @@ impl Controller {
         }
         state.view.partition_epoch = before.partition_epoch + 1;
         for b in self.all().iter() {
-            out.send(b.id(), Msg::LeaderAndIsr(state.view));
+            out.send_peer(b.id(), PeerMsg::LeaderAndIsr(state.view));
         }
     }
 }

@@ -4,9 +4,9 @@
 use std::collections::BTreeMap;
 
 use insync_impl::protocol::{self as imp, NodeId};
-use insync_impl::trace_log::{Event, NodeState};
+use insync_impl::trace_log::{Event, NodeState, TracedMessage};
 use insync_model::actor::{State, Storage};
-use insync_model::msg::Msg;
+use insync_model::msg::{Msg, PeerMsg};
 use insync_model::types::Record;
 use stateright::actor::Id;
 
@@ -29,7 +29,7 @@ impl ModelRun {
     ) -> Result<Vec<String>, Outcome> {
         let mut real: BTreeMap<Id, Vec<Msg>> = BTreeMap::new();
         for (target, _, message) in &event.sent {
-            if let imp::Message::Heartbeat { .. } = message {
+            if let TracedMessage::Peer(imp::PeerMessage::Heartbeat { .. }) = message {
                 continue;
             }
             let dst = self.actor_of(*target).map_err(out_of_scope)?;
@@ -157,10 +157,12 @@ impl ModelRun {
 /// broker's registration while it waits for the answer, the controller's current view.
 fn is_retransmission(run: &ActorRun, msg: &Msg) -> bool {
     match (&run.state, msg) {
-        (Some(State::Broker(state)), Msg::RegisterBroker { broker_epoch }) => {
+        (Some(State::Broker(state)), Msg::Peer(PeerMsg::RegisterBroker { broker_epoch })) => {
             !state.registered && *broker_epoch == state.broker_epoch
         }
-        (Some(State::Controller(state)), Msg::LeaderAndIsr(view)) => *view == state.view,
+        (Some(State::Controller(state)), Msg::Peer(PeerMsg::LeaderAndIsr(view))) => {
+            *view == state.view
+        }
         _ => false,
     }
 }

@@ -2,14 +2,14 @@
 
 use super::{BrokerCore, BrokerResult};
 use crate::core::{CoreError, ReplicaRead, CONSUME_RECORDS_MAX};
-use crate::protocol::{ConsumeResult, Message, NodeId, Offset};
+use crate::protocol::{ClientId, ClientReply, ConsumeResult, Offset};
 
 impl<L: ReplicaRead> BrokerCore<L> {
     /// Not leader → `NotLeader`; otherwise `log[fetch_offset..hw]`, at most `max_records`
     /// (capped by `CONSUME_RECORDS_MAX`), and the HW.
     pub(super) fn on_consume(
         &mut self,
-        client: NodeId,
+        client: ClientId,
         fetch_offset: Offset,
         max_records: u32,
     ) -> BrokerResult<(), L> {
@@ -37,7 +37,7 @@ impl<L: ReplicaRead> BrokerCore<L> {
                 high_watermark: self.hw,
             }
         };
-        self.send(client, Message::ConsumeResponse { result });
+        self.reply(client, ClientReply::ConsumeResponse { result });
         Ok(())
     }
 }

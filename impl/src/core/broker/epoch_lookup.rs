@@ -4,7 +4,7 @@
 use super::{BrokerCore, BrokerResult};
 use crate::core::{ReplicaRead, Variant};
 use crate::protocol::{
-    BrokerId, Epoch, FetchState, Message, NodeId, Offset, OffsetsForLeaderEpochResult,
+    BrokerId, Epoch, FetchState, Offset, OffsetsForLeaderEpochResult, PeerId, PeerMessage,
 };
 
 impl<L: ReplicaRead> BrokerCore<L> {
@@ -35,8 +35,8 @@ impl<L: ReplicaRead> BrokerCore<L> {
                 OffsetsForLeaderEpochResult::Ok { epoch, end_offset }
             }
         };
-        let message = Message::OffsetsForLeaderEpochResponse { result };
-        self.send(NodeId::Broker(follower), message);
+        let message = PeerMessage::OffsetsForLeaderEpochResponse { result };
+        self.send(PeerId::Broker(follower), message);
         Ok(())
     }
 

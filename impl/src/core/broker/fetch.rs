@@ -3,7 +3,9 @@
 
 use super::{BrokerCore, BrokerResult};
 use crate::core::{CoreError, ReplicaRead, FETCH_RECORDS_MAX};
-use crate::protocol::{BrokerEpoch, BrokerId, Epoch, FetchResult, Message, NodeId, Offset, Timer};
+use crate::protocol::{
+    BrokerEpoch, BrokerId, Epoch, FetchResult, Offset, PeerId, PeerMessage, Timer,
+};
 
 /// The fields of a `Fetch`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -109,14 +111,7 @@ impl<L: ReplicaRead> BrokerCore<L> {
         }
         let mut isr = view.isr.clone();
         isr.insert(follower);
-        let message = Message::AlterPartition {
-            isr: isr.clone(),
-            leader_epoch: view.leader_epoch,
-            partition_epoch: view.partition_epoch,
-            broker_epochs: vec![(follower, request.broker_epoch)],
-        };
-        self.leader_state_mut().pending_isr = Some(isr);
-        self.send(NodeId::Controller, message);
+        self.propose_isr(isr, vec![(follower, request.broker_epoch)]);
     }
 
     /// Answers a fetch at `fetch_offset` with records (at most `FETCH_RECORDS_MAX`) and the
@@ -141,22 +136,22 @@ impl<L: ReplicaRead> BrokerCore<L> {
             records,
             high_watermark: hw,
         };
-        let message = Message::FetchResponse {
+        let message = PeerMessage::FetchResponse {
             leader_epoch,
             fetch_offset,
             result,
         };
-        self.send(NodeId::Broker(follower), message);
+        self.send(PeerId::Broker(follower), message);
         Ok(())
     }
 
     fn answer_fetch(&mut self, follower: BrokerId, request: &FetchRequest, result: FetchResult) {
-        let message = Message::FetchResponse {
+        let message = PeerMessage::FetchResponse {
             leader_epoch: request.leader_epoch,
             fetch_offset: request.fetch_offset,
             result,
         };
-        self.send(NodeId::Broker(follower), message);
+        self.send(PeerId::Broker(follower), message);
     }
 
     pub(super) fn replica_mut(&mut self, follower: BrokerId) -> &mut super::Replica {

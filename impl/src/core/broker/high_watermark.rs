@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 
 use super::{BrokerCore, BrokerResult, Waiting};
 use crate::core::{ReplicaRead, Variant};
-use crate::protocol::{BrokerId, Message, Offset, ProduceResult};
+use crate::protocol::{BrokerId, ClientReply, Offset, ProduceResult};
 
 impl<L: ReplicaRead> BrokerCore<L> {
     /// `maximal_isr = view.isr ∪ pending_isr`; candidate = min over it of (own LEO for the
@@ -71,9 +71,9 @@ impl<L: ReplicaRead> BrokerCore<L> {
             .partition(|waiting| waiting.last_offset < hw);
         state.waiting = still.into();
         for waiting in done {
-            self.send(
+            self.reply(
                 waiting.client,
-                Message::ProduceResponse {
+                ClientReply::ProduceResponse {
                     producer_id: waiting.record_id.producer_id,
                     first_sequence: waiting.record_id.sequence,
                     result: match enough {

@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 
 use super::BrokerCore;
 use crate::core::ReplicaRead;
-use crate::protocol::{BrokerId, Message, NodeId, Timer};
+use crate::protocol::{BrokerId, Timer};
 
 impl<L: ReplicaRead> BrokerCore<L> {
     /// `Lag(f)` is armed while f is in `view.isr`, f's `fetch_offset` is `None` or below LEO,
@@ -50,13 +50,6 @@ impl<L: ReplicaRead> BrokerCore<L> {
         );
         let mut isr = view.isr.clone();
         isr.remove(&follower);
-        let message = Message::AlterPartition {
-            isr: isr.clone(),
-            leader_epoch: view.leader_epoch,
-            partition_epoch: view.partition_epoch,
-            broker_epochs: Vec::new(),
-        };
-        self.leader_state_mut().pending_isr = Some(isr);
-        self.send(NodeId::Controller, message);
+        self.propose_isr(isr, Vec::new());
     }
 }

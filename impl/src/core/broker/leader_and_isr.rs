@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 
 use super::{BrokerCore, BrokerResult, LeaderState, Replica};
 use crate::core::{ReplicaRead, Variant};
-use crate::protocol::{BrokerId, FetchState, Message, NodeId, ProduceResult, Timer, View};
+use crate::protocol::{
+    BrokerId, ClientReply, FetchState, PeerId, PeerMessage, ProduceResult, Timer, View,
+};
 
 impl<L: ReplicaRead> BrokerCore<L> {
     /// §4.1 step 0: a restarted broker ignores every view until the controller answered its
@@ -111,9 +113,9 @@ impl<L: ReplicaRead> BrokerCore<L> {
             return;
         };
         for waiting in state.waiting {
-            self.send(
+            self.reply(
                 waiting.client,
-                Message::ProduceResponse {
+                ClientReply::ProduceResponse {
                     producer_id: waiting.record_id.producer_id,
                     first_sequence: waiting.record_id.sequence,
                     result: ProduceResult::NotLeader,
@@ -152,14 +154,14 @@ impl<L: ReplicaRead> BrokerCore<L> {
         let view = self.installed_view();
         let leader = view.leader.expect("a follower fetches only from a leader");
         assert_ne!(leader, self.id, "a leader does not fetch from itself");
-        let message = Message::Fetch {
+        let message = PeerMessage::Fetch {
             leader_epoch: view.leader_epoch,
             fetch_offset: self.log().log_end_offset(),
             last_fetched_epoch: self.log().last_epoch(),
             broker_epoch: self.broker_epoch,
         };
         self.fetch_state = FetchState::Fetching;
-        self.send(NodeId::Broker(leader), message);
+        self.send(PeerId::Broker(leader), message);
         self.restart(Timer::FetchRetry);
     }
 
@@ -168,8 +170,8 @@ impl<L: ReplicaRead> BrokerCore<L> {
         let requested_epoch = self.log().last_epoch();
         self.fetch_state = FetchState::Truncating;
         self.send(
-            NodeId::Broker(leader),
-            Message::OffsetsForLeaderEpoch { requested_epoch },
+            PeerId::Broker(leader),
+            PeerMessage::OffsetsForLeaderEpoch { requested_epoch },
         );
         self.restart(Timer::FetchRetry);
     }

@@ -5,12 +5,14 @@
 use super::producers::SequenceCheck;
 use super::{BrokerCore, BrokerResult, Waiting};
 use crate::core::{CoreError, ReplicaRead, PRODUCE_RECORDS_MAX, WAITING_REQUESTS_MAX};
-use crate::protocol::{Acks, Message, NodeId, Offset, ProduceResult, Record, RecordId};
+use crate::protocol::{
+    Acks, ClientId, ClientReply, NodeId, Offset, ProduceResult, Record, RecordId,
+};
 
 /// The fields of a `Produce`, with its sender.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) struct ProduceRequest {
-    pub client: NodeId,
+    pub client: ClientId,
     pub producer_id: u64,
     pub first_sequence: u32,
     pub values: Vec<Vec<u8>>,
@@ -125,12 +127,12 @@ impl<L: ReplicaRead> BrokerCore<L> {
         request: &ProduceRequest,
         result: ProduceResult,
     ) -> BrokerResult<(), L> {
-        let message = Message::ProduceResponse {
+        let message = ClientReply::ProduceResponse {
             producer_id: request.producer_id,
             first_sequence: request.first_sequence,
             result,
         };
-        self.send(request.client, message);
+        self.reply(request.client, message);
         Ok(())
     }
 }
@@ -138,7 +140,7 @@ impl<L: ReplicaRead> BrokerCore<L> {
 /// A batch holds 1..=`PRODUCE_RECORDS_MAX` records whose sequences fit in `u32`.
 fn validate_batch<E>(request: &ProduceRequest) -> Result<u32, CoreError<E>> {
     let invalid = |reason| CoreError::InvalidRequest {
-        from: request.client,
+        from: NodeId::Client(request.client),
         message: "Produce",
         reason,
     };

@@ -8,7 +8,7 @@
 
 use super::{BrokerCore, BrokerResult};
 use crate::core::{ReplicaRead, Variant};
-use crate::protocol::{BrokerId, FetchState, Message, NodeId, Timer};
+use crate::protocol::{BrokerId, FetchState, PeerId, PeerMessage, Timer};
 
 impl<L: ReplicaRead> BrokerCore<L> {
     /// Arms exactly the wait timers the state calls for (§4.12): `BrokerHeartbeat` always;
@@ -107,13 +107,13 @@ impl<L: ReplicaRead> BrokerCore<L> {
     pub(super) fn on_broker_heartbeat(&mut self) {
         let broker_epoch = self.broker_epoch;
         let message = match self.registered {
-            false => Message::RegisterBroker { broker_epoch },
-            true => Message::Heartbeat {
+            false => PeerMessage::RegisterBroker { broker_epoch },
+            true => PeerMessage::Heartbeat {
                 partition_epoch: self.view.as_ref().map_or(0, |view| view.partition_epoch),
                 broker_epoch,
             },
         };
-        self.send(NodeId::Controller, message);
+        self.send(PeerId::Controller, message);
     }
 
     /// Restarts `timer`'s clock if it is armed once the input has been handled (§2 "Timers").

@@ -5,7 +5,9 @@ use std::collections::BTreeSet;
 
 use super::ControllerCore;
 use crate::core::{ControllerError, Variant};
-use crate::protocol::{AlterPartitionError, BrokerEpoch, BrokerId, Epoch, Message, NodeId, View};
+use crate::protocol::{
+    AlterPartitionError, BrokerEpoch, BrokerId, Epoch, NodeId, PeerMessage, View,
+};
 
 impl ControllerCore {
     /// `FencedLeaderEpoch` unless b is the view's leader at `leader_epoch`;
@@ -50,8 +52,8 @@ impl ControllerCore {
             self.state.view.partition_epoch += 1;
             Ok(self.state.view.clone())
         };
-        let response = Message::AlterPartitionResponse { result };
-        self.send(NodeId::Broker(broker), response);
+        let response = PeerMessage::AlterPartitionResponse { result };
+        self.send(broker, response);
         Ok(())
     }
 
@@ -102,12 +104,12 @@ impl ControllerCore {
         if before.leader == Some(broker) || before.leader.is_none() {
             self.elect();
         }
-        self.send(NodeId::Broker(broker), Message::RegisterBrokerResponse);
+        self.send(broker, PeerMessage::RegisterBrokerResponse);
         if self.state.view != before {
             self.publish(&before);
         } else {
             let view = self.state.view.clone();
-            self.send(NodeId::Broker(broker), Message::LeaderAndIsr(view));
+            self.send(broker, PeerMessage::LeaderAndIsr(view));
         }
     }
 
@@ -141,7 +143,7 @@ impl ControllerCore {
             self.on_heartbeat_timer(broker);
         } else if partition_epoch < self.state.view.partition_epoch {
             let view = self.state.view.clone();
-            self.send(NodeId::Broker(broker), Message::LeaderAndIsr(view));
+            self.send(broker, PeerMessage::LeaderAndIsr(view));
         }
     }
 
