@@ -9,6 +9,7 @@
 //! - `cli::client`   — `produce`, `consume`: the command-line client.
 //! - `cli::bench`    — `bench`: throughput and latency of a local cluster.
 //! - `cli::chaos`    — `chaos`: a cluster under seeded faults, judged by a history checker.
+//! - `cli::validate` — `validate`: a real run's trace logs checked against the model.
 //!
 //! Exit codes: 0 success, 1 a checked property failed or a run found a divergence, 2 usage.
 
@@ -58,6 +59,8 @@ enum Command {
     Traces(cli::traces::TracesArgs),
     /// Replay model traces on real processes, step by step, and report divergences.
     Conform(cli::traces::ConformArgs),
+    /// Check a real run's trace logs (--trace-log) against the model, event by event.
+    Validate(cli::validate::ValidateArgs),
 }
 
 fn main() {
@@ -80,6 +83,7 @@ fn main() {
         Command::Chaos(args) => cli::node::with_logs("warn", || cli::chaos::run_chaos(args)),
         Command::Traces(args) => cli::traces::run_traces(args),
         Command::Conform(args) => cli::traces::run_conform(args),
+        Command::Validate(args) => cli::validate::run_validate(args),
     };
     std::process::exit(code);
 }

@@ -18,7 +18,8 @@
 //! - `evidence`    — a counterexample's violated invariant read from the real nodes' state;
 //! - `fuzzing`     — the trace-file reader's fuzz entry point;
 //! - `history`     — `insync chaos`'s client-side checks: lost, duplicated, skipped, gone;
-//! - `chaos`       — `insync chaos`: the seeded fault schedule, the fault proxy, the run.
+//! - `chaos`       — `insync chaos`: the seeded fault schedule, the fault proxy, the run;
+//! - `validate`    — trace validation: real nodes' trace logs checked against the model.
 pub mod abstraction;
 pub mod chaos;
 pub mod client;
@@ -36,3 +37,4 @@ pub mod router;
 pub mod sources;
 pub mod step;
 pub mod trace;
+pub mod validate;

@@ -88,6 +88,16 @@ pub fn variant_to_impl(variant: Variant) -> ImplVariant {
     }
 }
 
+pub fn variant_from_impl(variant: ImplVariant) -> Variant {
+    match variant {
+        ImplVariant::Kip966 => Variant::Kip966,
+        ImplVariant::Kip320 => Variant::Kip320,
+        ImplVariant::Kip279 => Variant::Kip279,
+        ImplVariant::Kip101 => Variant::Kip101,
+        ImplVariant::HwTruncation => Variant::HwTruncation,
+    }
+}
+
 pub fn acks_to_impl(acks: Acks) -> imp::Acks {
     match acks {
         Acks::All => imp::Acks::All,

@@ -9,10 +9,12 @@
 //! - `node`     — the tokio runtime: listener, peers, event loop, broker and controller processes.
 //! - `client`   — the client library: leader discovery, idempotent producer, consumer.
 //! - `fuzzing`  — the fuzz targets' entry points (`fuzz/`, docs/fuzzing.md).
+//! - `trace_log` — trace logs of real runs, for validation against the model (docs/validation.md).
 pub mod client;
 pub mod core;
 pub mod fuzzing;
 pub mod node;
 pub mod protocol;
 pub mod storage;
+pub mod trace_log;
 pub mod wire;

@@ -69,6 +69,7 @@ fn options() -> NodeOptions {
         stepped: false,
         timing: timing(),
         control_token_file: None,
+        trace_log: None,
     }
 }
 

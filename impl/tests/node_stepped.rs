@@ -45,6 +45,7 @@ fn config(brokers: &BTreeMap<u32, String>, dir: &std::path::Path) -> ControllerC
             fsync: FsyncPolicy::Always,
             stepped: true,
             control_token_file: None,
+            trace_log: None,
             // Absurdly short clocks: in stepped mode none of them may fire.
             timing: Timing {
                 session_timeout: Duration::from_millis(5),

@@ -51,6 +51,7 @@ fn config(dir: &std::path::Path, peers: &BTreeMap<u32, String>, controller: &str
             fsync: FsyncPolicy::Lazy,
             stepped: true,
             control_token_file: None,
+            trace_log: None,
             timing: Timing::default(),
         },
         simulate_power_loss_on_start: false,

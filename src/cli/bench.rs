@@ -38,13 +38,26 @@ pub struct BenchArgs {
     pub batch: u32,
     #[arg(long, default_value_t = 3)]
     pub brokers: u32,
+    /// Trace logs (`--trace-log`) off, on, or both (`off,on`: the cost of recording, measured
+    /// in one run on the same machine).
+    #[arg(long, value_delimiter = ',', default_value = "off", value_parser = parse_on_off)]
+    pub trace_log: Vec<bool>,
     /// Print one JSON object per row instead of a table.
     #[arg(long)]
     pub json: bool,
 }
 
+fn parse_on_off(text: &str) -> Result<bool, String> {
+    match text {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        other => Err(format!("expected on or off, not {other:?}")),
+    }
+}
+
 struct Row {
     fsync: FsyncPolicy,
+    traced: bool,
     size: usize,
     records: u64,
     elapsed: Duration,
@@ -76,18 +89,27 @@ pub fn run_bench(args: BenchArgs) -> i32 {
 async fn bench(args: &BenchArgs) -> Result<Vec<Row>, String> {
     let binary = std::env::current_exe().map_err(|error| error.to_string())?;
     let mut rows = Vec::new();
-    for fsync in &args.fsync {
+    let runs = args
+        .fsync
+        .iter()
+        .flat_map(|fsync| args.trace_log.iter().map(move |traced| (fsync, *traced)));
+    for (fsync, traced) in runs {
         // Removed when dropped, on every way out of this loop.
         let dir = tempfile::Builder::new()
             .prefix(&format!("insync-bench-{fsync}-"))
             .tempdir()
             .map_err(|error| format!("temporary directory: {error}"))?;
+        let mut node_args = vec!["--fsync".into(), fsync.to_string()];
+        if traced {
+            let trace = dir.path().join("trace").display().to_string();
+            node_args.extend(["--trace-log".into(), trace]);
+        }
         let spec = LocalClusterSpec {
             binary: binary.clone(),
             brokers: args.brokers,
             dir: dir.path().to_owned(),
             cluster_id: "insync-bench".into(),
-            node_args: vec!["--fsync".into(), fsync.to_string()],
+            node_args,
             broker_args: Vec::new(),
             base_port: None,
             logs: ChildLogs::Files,
@@ -97,9 +119,13 @@ async fn bench(args: &BenchArgs) -> Result<Vec<Row>, String> {
             .map_err(|error| error.to_string())?;
         cluster.wait_ready(Duration::from_secs(20)).await?;
         for size in &args.sizes {
-            eprintln!("bench: fsync={fsync} size={size} records={}", args.records);
+            eprintln!(
+                "bench: fsync={fsync} trace-log={} size={size} records={}",
+                on_off(traced),
+                args.records
+            );
             let ticker = Ticker::start("bench", false);
-            let row = run_one(args, &cluster, *fsync, *size, &ticker).await;
+            let row = run_one(args, &cluster, (*fsync, traced), *size, &ticker).await;
             drop(ticker);
             rows.push(row?);
         }
@@ -113,7 +139,7 @@ async fn bench(args: &BenchArgs) -> Result<Vec<Row>, String> {
 async fn run_one(
     args: &BenchArgs,
     cluster: &LocalCluster,
-    fsync: FsyncPolicy,
+    (fsync, traced): (FsyncPolicy, bool),
     size: usize,
     ticker: &Ticker,
 ) -> Result<Row, String> {
@@ -161,6 +187,7 @@ async fn run_one(
     let percentile = |p: f64| latencies[((latencies.len() - 1) as f64 * p).round() as usize];
     Ok(Row {
         fsync,
+        traced,
         size,
         records: per_producer * u64::from(args.producers),
         elapsed,
@@ -176,8 +203,8 @@ fn print_rows(args: &BenchArgs, rows: &[Row]) {
             args.brokers, args.producers, args.batch
         );
         println!(
-            "{:<7} {:>6} {:>9} {:>12} {:>8} {:>9} {:>9}",
-            "fsync", "bytes", "records", "records/s", "MB/s", "p50 ms", "p99 ms"
+            "{:<7} {:<5} {:>6} {:>9} {:>12} {:>8} {:>9} {:>9}",
+            "fsync", "trace", "bytes", "records", "records/s", "MB/s", "p50 ms", "p99 ms"
         );
     }
     for row in rows {
@@ -188,15 +215,17 @@ fn print_rows(args: &BenchArgs, rows: &[Row]) {
         let p99 = row.p99.as_secs_f64() * 1e3;
         if args.json {
             let line = serde_json::json!({
-                "fsync": row.fsync.to_string(), "record_bytes": row.size, "records": row.records,
+                "fsync": row.fsync.to_string(), "trace_log": row.traced,
+                "record_bytes": row.size, "records": row.records,
                 "records_per_s": rate, "mb_per_s": megabytes, "p50_ms": p50, "p99_ms": p99,
                 "brokers": args.brokers, "producers": args.producers, "batch": args.batch,
             });
             println!("{line}");
         } else {
             println!(
-                "{:<7} {:>6} {:>9} {:>12.0} {:>8.1} {:>9.2} {:>9.2}",
+                "{:<7} {:<5} {:>6} {:>9} {:>12.0} {:>8.1} {:>9.2} {:>9.2}",
                 row.fsync.to_string(),
+                on_off(row.traced),
                 row.size,
                 row.records,
                 rate,
@@ -205,5 +234,12 @@ fn print_rows(args: &BenchArgs, rows: &[Row]) {
                 p99
             );
         }
+    }
+}
+
+fn on_off(on: bool) -> &'static str {
+    match on {
+        true => "on",
+        false => "off",
     }
 }

@@ -8,6 +8,7 @@ pub mod progress;
 pub mod shard;
 pub mod show;
 pub mod traces;
+pub mod validate;
 
 /// A usage error: the message on stderr and exit code 2, as every model-side command reports
 /// a bad flag or file (`insync check --help` documents the exit codes).

@@ -94,6 +94,11 @@ pub struct ProtocolArgs {
     /// it, FireTimer and Barrier are refused.
     #[arg(long)]
     pub stepped: bool,
+    /// Record every input the node's core handles, with what it sent and wrote and the state
+    /// after it, in DIR (one file per node; `cluster up` passes it to every node). Check the
+    /// run against the model with `insync validate DIR`.
+    #[arg(long, value_name = "DIR")]
+    pub trace_log: Option<PathBuf>,
     #[command(flatten)]
     pub timing: TimingArgs,
 }
@@ -178,6 +183,7 @@ impl ProtocolArgs {
             stepped: self.stepped,
             timing: self.timing.timing(),
             control_token_file: None,
+            trace_log: self.trace_log.clone(),
         }
     }
 
@@ -197,6 +203,11 @@ impl ProtocolArgs {
         }
         if self.stepped {
             flags.push("--stepped".into());
+        }
+        if let Some(dir) = &self.trace_log {
+            // Absolute, so every child writes into the same directory wherever it runs.
+            let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.clone());
+            flags.extend(["--trace-log".to_string(), dir.display().to_string()]);
         }
         flags.extend(self.timing.flags());
         flags

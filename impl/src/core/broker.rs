@@ -394,8 +394,17 @@ impl<L: ReplicaRead> BrokerCore<L> {
     /// Observable state with the model's field names. Reads the whole log, so it is meant for
     /// inspection (the harness, operators), not for the data path.
     pub fn snapshot(&self) -> BrokerResult<BrokerSnapshot, L> {
-        self.staged.assert_applied(&self.storage);
         let log = self.read_log_summary()?;
+        Ok(BrokerSnapshot {
+            log,
+            ..self.snapshot_without_log()
+        })
+    }
+
+    /// [`Self::snapshot`] with `log` left empty: cheap enough for every input (trace logs,
+    /// `trace_log::event`), since it reads nothing from storage.
+    pub fn snapshot_without_log(&self) -> BrokerSnapshot {
+        self.staged.assert_applied(&self.storage);
         let leader = self.leader.as_ref();
         let replicas = leader
             .map(|state| {
@@ -412,12 +421,12 @@ impl<L: ReplicaRead> BrokerCore<L> {
                     .collect()
             })
             .unwrap_or_default();
-        Ok(BrokerSnapshot {
+        BrokerSnapshot {
             id: self.id,
             broker_epoch: self.broker_epoch,
             registered: self.registered,
             view: self.view.clone(),
-            log,
+            log: Vec::new(),
             log_end_offset: self.log().log_end_offset(),
             hw: self.hw,
             durable_end_offset: self.log().durable_end_offset(),
@@ -441,7 +450,7 @@ impl<L: ReplicaRead> BrokerCore<L> {
                 .iter()
                 .map(|(kind, count)| ((*kind).to_owned(), *count))
                 .collect(),
-        })
+        }
     }
 
     fn read_log_summary(&self) -> BrokerResult<Vec<(Offset, Epoch, RecordId)>, L> {

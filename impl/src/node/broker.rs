@@ -28,7 +28,7 @@ use tracing::{info, warn};
 use super::config::BrokerConfig;
 use super::event_loop::{Output, Role};
 use super::shutdown::{shutdown_pair, spawn_signal_handler};
-use super::{bind, claim_data_dir, run_node, NodeError, Wiring};
+use super::{bind, claim_data_dir, open_trace, run_node, NodeError, Wiring};
 use crate::core::{
     BrokerCore, BrokerStart, ControllerState, CoreError, Effects, ReplicaApply, Write,
 };
@@ -39,6 +39,7 @@ use crate::storage::log::LOG_FILE_NAME;
 use crate::storage::{
     read_checkpoint, simulate_power_loss, write_checkpoint, Storage, StorageError, StorageOptions,
 };
+use crate::trace_log::NodeState;
 use crate::wire::PeerName;
 
 /// File name of the broker-epoch checkpoint inside the data directory.
@@ -197,6 +198,14 @@ impl Role for BrokerRole {
         }
     }
 
+    fn trace_state(&self, with_log: bool) -> Result<NodeState, NodeError> {
+        let snapshot = match with_log {
+            true => self.core.snapshot().map_err(core_failure)?,
+            false => self.core.snapshot_without_log(),
+        };
+        Ok(NodeState::Broker(Box::new(snapshot)))
+    }
+
     fn close(&mut self) -> Result<(), NodeError> {
         // A graceful stop keeps everything appended and the current HW, as if both timers had
         // fired; in stepped mode only the harness fires timers, as the model has no clean stop.
@@ -226,6 +235,7 @@ pub async fn run_broker(
         .map(|(id, address)| (NodeId::Broker(*id), address.clone()))
         .collect();
     peers.insert(NodeId::Controller, config.controller.clone());
+    let trace = open_trace(NodeId::Broker(config.id), &config.options)?;
     let wiring = Wiring {
         name: PeerName::Broker(config.id),
         cluster_id: config.options.cluster_id.clone(),
@@ -235,6 +245,7 @@ pub async fn run_broker(
         accepts_controller: true,
         accepts_clients: true,
         claim,
+        trace,
     };
     let (trigger, shutdown) = shutdown_pair();
     spawn_signal_handler(trigger.clone());

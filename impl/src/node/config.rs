@@ -105,6 +105,9 @@ pub struct NodeOptions {
     /// The operator's control token (docs/runtime.md); `None`: `<data-dir>/control.token`.
     /// Created with a fresh secret when the file is absent.
     pub control_token_file: Option<PathBuf>,
+    /// Record a trace log of every input the core handles in this directory (one file per
+    /// node, `trace_log`); `None`: no recording.
+    pub trace_log: Option<PathBuf>,
 }
 
 /// `insync broker`.

@@ -13,12 +13,13 @@ use tracing::{info, warn};
 use super::config::ControllerConfig;
 use super::event_loop::{Output, Role};
 use super::shutdown::{shutdown_pair, spawn_signal_handler};
-use super::{bind, claim_data_dir, run_node, NodeError, Wiring};
+use super::{bind, claim_data_dir, open_trace, run_node, NodeError, Wiring};
 use crate::core::{ControllerCore, ControllerState, CoreError, Effects};
 use crate::protocol::{
     ClientId, ClientRequest, Metadata, NodeId, PeerId, PeerMessage, Snapshot, Timer,
 };
 use crate::storage::{read_checkpoint, write_checkpoint};
+use crate::trace_log::NodeState;
 use crate::wire::PeerName;
 
 /// File name of the controller's persisted state inside its data directory.
@@ -119,6 +120,10 @@ impl Role for ControllerRole {
         }
     }
 
+    fn trace_state(&self, _with_log: bool) -> Result<NodeState, NodeError> {
+        Ok(NodeState::Controller(self.core.snapshot()))
+    }
+
     fn close(&mut self) -> Result<(), NodeError> {
         Ok(())
     }
@@ -134,6 +139,7 @@ pub async fn run_controller(
     let claim = claim_data_dir(&config.data_dir, &config.options)?;
     let listener = bind(&config.listen, on_bound).await?;
     let role = ControllerRole::open(config.clone())?;
+    let trace = open_trace(NodeId::Controller, &config.options)?;
     let wiring = Wiring {
         name: PeerName::Controller,
         cluster_id: config.options.cluster_id.clone(),
@@ -147,6 +153,7 @@ pub async fn run_controller(
         accepts_controller: false,
         accepts_clients: false,
         claim,
+        trace,
     };
     let (trigger, shutdown) = shutdown_pair();
     spawn_signal_handler(trigger.clone());

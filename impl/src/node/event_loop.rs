@@ -31,11 +31,12 @@ use super::config::Timing;
 use super::peers::PeerHandle;
 use super::shutdown::{Shutdown, ShutdownTrigger};
 use super::NodeError;
-use crate::core::Effects;
+use crate::core::{Effects, Write};
 use crate::protocol::{
     ClientId, ClientReply, ClientRequest, Control, ControlRefusal, ControlReply, Metadata, NodeId,
     Outgoing, PeerId, PeerMessage, Snapshot, Timer,
 };
+use crate::trace_log::{self, NodeState, TraceHeader, TraceLog};
 
 /// Bound of the queue from connection tasks into the event loop. A full queue slows readers
 /// down (TCP back-pressure) rather than growing memory.
@@ -54,6 +55,8 @@ pub struct Output {
     pub send: Vec<Outgoing>,
     pub arm: Vec<Timer>,
     pub cancel: Vec<Timer>,
+    /// The writes the role applied for this input, kept for the trace log only.
+    pub writes: Vec<Write>,
 }
 
 impl Output {
@@ -63,6 +66,7 @@ impl Output {
             send: effects.send,
             arm: effects.arm,
             cancel: effects.cancel,
+            writes: effects.writes,
         }
     }
 }
@@ -88,6 +92,9 @@ pub trait Role: Send + 'static {
     fn fire(&mut self, timer: &Timer) -> Result<Option<Output>, NodeError>;
     fn snapshot(&self) -> Result<Snapshot, NodeError>;
     fn metadata(&self) -> Metadata;
+    /// The state after an input, for the trace log: `with_log` only at a start (what recovery
+    /// found); otherwise without the log, which the validator rebuilds from the writes.
+    fn trace_state(&self, with_log: bool) -> Result<NodeState, NodeError>;
     /// Graceful stop: make durable what should be (e.g. flush a lazy log).
     fn close(&mut self) -> Result<(), NodeError>;
 }
@@ -236,6 +243,8 @@ pub struct EventLoop<R: Role> {
     /// Absent in stepped mode: nothing fires by itself.
     clock: Option<Clock>,
     shutdown_trigger: ShutdownTrigger,
+    /// `--trace-log`: one record per input (`trace_log`), and the header of this incarnation.
+    trace: Option<(TraceLog, TraceHeader)>,
 }
 
 impl<R: Role> EventLoop<R> {
@@ -257,7 +266,29 @@ impl<R: Role> EventLoop<R> {
                 deadlines: BTreeMap::new(),
             }),
             shutdown_trigger,
+            trace: None,
         }
+    }
+
+    /// Records every input this loop hands the core in `trace`.
+    pub fn with_trace(mut self, trace: TraceLog, header: TraceHeader) -> Self {
+        self.trace = Some((trace, header));
+        self
+    }
+
+    /// The one recording call per core input: what it sent and wrote, and the state after.
+    fn record(
+        &mut self,
+        input: Option<trace_log::Input>,
+        output: &Output,
+    ) -> Result<(), NodeError> {
+        let (Some((trace, _)), Some(input)) = (self.trace.as_mut(), input) else {
+            return Ok(());
+        };
+        let with_log = matches!(input, trace_log::Input::Start(_));
+        let state = self.role.trace_state(with_log)?;
+        trace.record(input, &output.send, &output.writes, Some(state));
+        Ok(())
     }
 
     /// Runs until shutdown. An error (storage I/O) is fatal for the process.
@@ -268,11 +299,24 @@ impl<R: Role> EventLoop<R> {
         // A clean stop closes the role (a broker flushes and checkpoints). After an error the
         // storage is not where the core expects it (a write failed half-way, the disk full):
         // stop as a crash does, with the error, and let recovery sort the files out.
-        result.and_then(|()| self.role.close())
+        let result = result.and_then(|()| self.role.close());
+        if let Some((trace, _)) = self.trace.take() {
+            // Only a clean stop is recorded as one; an error ends the log like a crash.
+            match &result {
+                Ok(()) => trace.close(self.role.trace_state(false).ok()),
+                Err(_) => drop(trace),
+            }
+        }
+        result
     }
 
     async fn run_inner(&mut self, shutdown: &mut Shutdown) -> Result<(), NodeError> {
         let start = self.role.start()?;
+        let input = self
+            .trace
+            .as_ref()
+            .map(|(_, header)| trace_log::Input::Start(header.clone()));
+        self.record(input, &start)?;
         self.perform(start);
         loop {
             let next_deadline = self.clock.as_ref().and_then(Clock::next_deadline);
@@ -311,7 +355,10 @@ impl<R: Role> EventLoop<R> {
             };
             debug!(?timer, "deadline passed; firing");
             match self.role.fire(&timer)? {
-                Some(output) => self.perform(output),
+                Some(output) => {
+                    self.record(self.trace_timer(&timer), &output)?;
+                    self.perform(output)
+                }
                 // The clock mirrors the core's armed set through every output, so this is a
                 // bookkeeping error; the deadline is gone, which is the safe side.
                 None => debug_assert!(false, "{timer:?} was on the clock but not armed"),
@@ -338,11 +385,19 @@ impl<R: Role> EventLoop<R> {
     fn handle(&mut self, input: Input) -> Result<(), NodeError> {
         match input {
             Input::Peer { from, message } => {
+                let traced = self.trace_input(NodeId::from(from), || {
+                    trace_log::TracedMessage::of_peer(&message)
+                });
                 let output = self.role.step_peer(from, message)?;
+                self.record(traced, &output)?;
                 self.received(NodeId::from(from), output);
             }
             Input::Client { client, request } => {
+                let traced = self.trace_input(NodeId::Client(client), || {
+                    trace_log::TracedMessage::of_request(&request)
+                });
                 let output = self.role.step_client(client, request)?;
+                self.record(traced, &output)?;
                 self.received(NodeId::Client(client), output);
             }
             Input::ClientOpened {
@@ -403,6 +458,7 @@ impl<R: Role> EventLoop<R> {
             Control::Metadata => ControlReply::Metadata(self.role.metadata()),
             Control::FireTimer(timer) => match self.role.fire(&timer)? {
                 Some(output) => {
+                    self.record(self.trace_timer(&timer), &output)?;
                     self.perform(output);
                     ControlReply::TimerFired
                 }
@@ -426,6 +482,22 @@ impl<R: Role> EventLoop<R> {
         // The requester may have gone; nothing to do then.
         let _ = reply.send(answer);
         Ok(())
+    }
+
+    /// The input record of a message, built only when recording (payloads left out).
+    fn trace_input(
+        &mut self,
+        from: NodeId,
+        message: impl FnOnce() -> trace_log::TracedMessage,
+    ) -> Option<trace_log::Input> {
+        let (trace, _) = self.trace.as_mut()?;
+        Some(trace.message_input(from, message()))
+    }
+
+    fn trace_timer(&self, timer: &Timer) -> Option<trace_log::Input> {
+        self.trace
+            .as_ref()
+            .map(|_| trace_log::Input::Timer(timer.clone()))
     }
 
     fn answer_barriers(&mut self) {
@@ -517,6 +589,12 @@ mod tests {
                 view: None,
                 brokers: BTreeMap::new(),
                 controller: None,
+            }
+        }
+        fn trace_state(&self, _with_log: bool) -> Result<NodeState, NodeError> {
+            match self.snapshot()? {
+                Snapshot::Broker(snapshot) => Ok(NodeState::Broker(Box::new(snapshot))),
+                Snapshot::Controller(snapshot) => Ok(NodeState::Controller(snapshot)),
             }
         }
         fn close(&mut self) -> Result<(), NodeError> {

@@ -70,6 +70,8 @@ pub enum NodeError {
     DataDir(#[from] LockError),
     #[error(transparent)]
     ControlToken(#[from] TokenError),
+    #[error("cannot record the trace log: {0}")]
+    Trace(#[from] crate::trace_log::TraceFileError),
 }
 
 /// What a node holds for its whole life: its data directory's lock and its control token.
@@ -77,6 +79,25 @@ pub enum NodeError {
 pub(crate) struct Claim {
     _lock: DataDirLock,
     token: ControlToken,
+}
+
+/// Opens `node`'s trace log when `--trace-log` asked for one.
+pub(crate) fn open_trace(
+    node: NodeId,
+    options: &NodeOptions,
+) -> Result<Option<(crate::trace_log::TraceLog, crate::trace_log::TraceHeader)>, NodeError> {
+    let Some(dir) = &options.trace_log else {
+        return Ok(None);
+    };
+    let trace =
+        crate::trace_log::TraceLog::open(&crate::trace_log::TraceOptions::new(dir.clone()), node)?;
+    let header = crate::trace_log::TraceHeader {
+        node,
+        protocol: options.protocol.clone(),
+        fsync_always: options.fsync == crate::storage::FsyncPolicy::Always,
+    };
+    info!(dir = %dir.display(), "recording a trace log");
+    Ok(Some((trace, header)))
 }
 
 /// Locks `data_dir` (before anything in it is read), then loads or creates the control token
@@ -122,6 +143,8 @@ pub(crate) struct Wiring {
     pub accepts_controller: bool,
     pub accepts_clients: bool,
     pub claim: Claim,
+    /// `--trace-log`: the recorder and this incarnation's header.
+    pub trace: Option<(crate::trace_log::TraceLog, crate::trace_log::TraceHeader)>,
 }
 
 /// Runs a node until shutdown (a signal, `Control::Shutdown`, or a fatal error).
@@ -159,13 +182,16 @@ pub(crate) async fn run_node<R: Role>(
     let accepting = tokio::spawn(listener::serve(listener, context, shutdown.clone()));
     let stepped = wiring.timing.is_none();
     info!(name = ?wiring.name, %local, stepped, "node serving");
-    let event_loop = EventLoop::new(
+    let mut event_loop = EventLoop::new(
         role,
         receiver,
         Outbound::new(handles),
         wiring.timing,
         trigger,
     );
+    if let Some((trace, header)) = wiring.trace {
+        event_loop = event_loop.with_trace(trace, header);
+    }
     let result = event_loop.run(shutdown).await;
     let _ = accepting.await;
     info!(name = ?wiring.name, "node stopped");

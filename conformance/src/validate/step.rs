@@ -1,0 +1,343 @@
+//! Stepping the model's actor of a node along that node's events, and judging each one.
+//!
+//! The model is driven actor by actor (validation-notes "One order is enough"): an event of
+//! node n is a step of actor n only, so the model's network is not simulated; the merge
+//! (`merge`) already showed that every receive follows a send that carried it. Budgets do not
+//! exist at this level: actors have no fault counters (those live in `InsyncModel`), so no
+//! rule refuses a real crash, expiry or shrink for budget reasons.
+//!
+//! One event may have more than one model reading (`Candidate`); the first that explains the
+//! event is taken, and when none does the differences of the first are reported.
+
+use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet};
+
+use insync_impl::protocol::{self as imp, NodeId, RecordId};
+use insync_impl::trace_log::{Event, Input, LogWrite, NodeState, TracedMessage};
+use insync_model::actor::{InsyncActor, State, Storage};
+use insync_model::broker::Broker;
+use insync_model::client::Client;
+use insync_model::controller::Controller;
+use insync_model::msg::{Msg, Timer};
+use insync_model::types::BrokerId;
+use insync_model::Config;
+use stateright::actor::{Actor, Command, Id};
+
+use super::rename::{Renaming, TooManyRecords};
+use crate::mapping::{self, MappingError};
+use crate::router::Frame;
+
+mod judge;
+
+type Out = stateright::actor::Out<InsyncActor>;
+type RealLog = Vec<(u64, u32, RecordId)>;
+
+/// What became of one event.
+#[derive(Debug)]
+pub enum Outcome {
+    Explained,
+    /// No model step explains it: one line per difference, the model's side first.
+    Refused(Vec<String>),
+    /// The event is outside what the model can say (a bound, a batch, a gap): undecided.
+    OutOfScope(String),
+}
+
+/// A model reading of one event.
+#[derive(Clone, Debug)]
+enum Candidate {
+    Start,
+    Deliver(Id, Msg),
+    Fire(Timer),
+    /// No model step: an implementation-only input (its heartbeat clock, a heartbeat that
+    /// changes nothing). The state must not move; only retransmissions may be sent.
+    Stutter,
+    /// The clean stop: the broker flushes and checkpoints as if both timers fired.
+    CleanStop,
+}
+
+/// One actor's model side.
+#[derive(Clone, Debug, Default)]
+struct ActorRun {
+    state: Option<State>,
+    timers: BTreeSet<Timer>,
+    storage: Option<Storage>,
+    /// Whether it ever started (a second start is a restart).
+    started: bool,
+}
+
+/// The model along the run, and the real logs rebuilt from the writes.
+pub struct ModelRun {
+    cfg: Config,
+    actors: Vec<InsyncActor>,
+    runs: Vec<ActorRun>,
+    logs: BTreeMap<NodeId, RealLog>,
+    renaming: Renaming,
+    pub notes: Vec<String>,
+}
+
+fn out_of_scope(error: MappingError) -> Outcome {
+    Outcome::OutOfScope(format!("outside the model's vocabulary or bounds: {error}"))
+}
+
+fn too_many(_: TooManyRecords) -> Outcome {
+    Outcome::OutOfScope(format!(
+        "more than {} distinct records: the model's record ids are u8",
+        super::rename::RECORDS_MAX
+    ))
+}
+
+impl ModelRun {
+    pub fn new(cfg: Config) -> Self {
+        let mut actors = vec![InsyncActor::Controller(Controller { cfg })];
+        actors.extend((1..=cfg.brokers).map(|b| {
+            InsyncActor::Broker(Broker {
+                id: BrokerId(b),
+                cfg,
+            })
+        }));
+        actors.push(InsyncActor::Client(Client { cfg }));
+        let runs = vec![ActorRun::default(); actors.len()];
+        ModelRun {
+            cfg,
+            actors,
+            runs,
+            logs: BTreeMap::new(),
+            renaming: Renaming::default(),
+            notes: Vec::new(),
+        }
+    }
+
+    fn actor_of(&self, node: NodeId) -> Result<Id, MappingError> {
+        match node {
+            NodeId::Client(_) => Ok(Id::from(self.cfg.client_index())),
+            other => mapping::actor_of_node(&self.cfg, other),
+        }
+    }
+
+    /// Judges one event of `node`, and moves the model on when it is explained.
+    pub fn event(&mut self, node: NodeId, name: &str, event: &Event) -> Outcome {
+        let actor = match self.actor_of(node) {
+            Ok(actor) => actor,
+            Err(error) => return out_of_scope(error),
+        };
+        if let Err(outcome) = self.rebuild_log(node, event) {
+            return outcome;
+        }
+        let candidates = match self.candidates(actor, event) {
+            Ok(candidates) => candidates,
+            Err(outcome) => return outcome,
+        };
+        let mut first_refusal = None;
+        for candidate in candidates {
+            match self.attempt(node, actor, name, &candidate, event) {
+                Ok(run) => {
+                    self.runs[usize::from(actor)] = run;
+                    return Outcome::Explained;
+                }
+                Err(Outcome::Refused(lines)) => {
+                    first_refusal.get_or_insert(lines);
+                }
+                Err(other) => return other,
+            }
+        }
+        Outcome::Refused(first_refusal.unwrap_or_default())
+    }
+
+    /// Applies the event's writes to the node's rebuilt log (a start takes the log recovery
+    /// found) and checks it against the log end offset the storage reported.
+    fn rebuild_log(&mut self, node: NodeId, event: &Event) -> Result<(), Outcome> {
+        let Some(NodeState::Broker(snapshot)) = &event.state else {
+            return Ok(());
+        };
+        if let Input::Start(_) = event.input {
+            // The state after a start is after its writes, and carries the whole log.
+            self.logs.insert(node, snapshot.log.clone());
+        }
+        let log = self.logs.entry(node).or_default();
+        let writes = match event.input {
+            Input::Start(_) => &[][..],
+            _ => &event.writes[..],
+        };
+        for write in writes {
+            match write {
+                LogWrite::Append(records) => log.extend(records.iter().copied()),
+                LogWrite::TruncateTo(offset) => log.truncate(*offset as usize),
+                LogWrite::Flush | LogWrite::CheckpointHighWatermark(_) => {}
+            }
+        }
+        if log.len() as u64 != snapshot.log_end_offset {
+            return Err(Outcome::Refused(vec![format!(
+                "the recorded writes leave a log of {} records, the storage reports a log end \
+                 offset of {}",
+                log.len(),
+                snapshot.log_end_offset
+            )]));
+        }
+        Ok(())
+    }
+}
+
+impl ModelRun {
+    /// The model readings of an event, most direct first.
+    fn candidates(&mut self, actor: Id, event: &Event) -> Result<Vec<Candidate>, Outcome> {
+        let run = &self.runs[usize::from(actor)];
+        Ok(match &event.input {
+            Input::Start(_) if run.started && usize::from(actor) == 0 => {
+                return Err(Outcome::OutOfScope(
+                    "the controller restarted: the model's controller never crashes".into(),
+                ))
+            }
+            Input::Start(_) => vec![Candidate::Start],
+            Input::Message { from, message, .. } => {
+                let src = self.actor_of(*from).map_err(out_of_scope)?;
+                if let TracedMessage::Peer(imp::PeerMessage::Heartbeat { .. }) = message {
+                    // A heartbeat from a fenced broker is the controller's `Heartbeat(b)`;
+                    // from any other it moves no model state (protocol.md §4.10).
+                    let b = mapping::broker_from_impl(match from {
+                        NodeId::Broker(b) => *b,
+                        _ => {
+                            return Err(Outcome::Refused(vec![
+                                "a heartbeat from a non-broker".into()
+                            ]))
+                        }
+                    })
+                    .map_err(out_of_scope)?;
+                    let mut candidates = Vec::new();
+                    if run.timers.contains(&Timer::Heartbeat(b)) {
+                        candidates.push(Candidate::Fire(Timer::Heartbeat(b)));
+                    }
+                    candidates.push(Candidate::Stutter);
+                    return Ok(candidates);
+                }
+                let renamed = self.renaming.message(message).map_err(too_many)?;
+                let msg = mapping::msg_from_impl(&renamed, first_offset(&renamed))
+                    .map_err(out_of_scope)?;
+                vec![Candidate::Deliver(src, msg)]
+            }
+            Input::Timer(timer) => match mapping::timer_from_impl(timer).map_err(out_of_scope)? {
+                Some(timer) if run.timers.contains(&timer) => vec![Candidate::Fire(timer)],
+                Some(timer) => {
+                    return Err(Outcome::Refused(vec![format!(
+                        "{timer:?} fired, but the model has it not armed (armed: {:?})",
+                        run.timers
+                    )]))
+                }
+                None => vec![Candidate::Stutter],
+            },
+            Input::Stop => vec![Candidate::CleanStop],
+            Input::Gap { lost } => {
+                return Err(Outcome::OutOfScope(format!(
+                    "the node's log lost {lost} record(s) here (its writer's queue was full)"
+                )))
+            }
+            Input::Full { bytes } => {
+                return Err(Outcome::OutOfScope(format!(
+                    "the node's log reached its bound ({bytes} bytes) and stopped here"
+                )))
+            }
+        })
+    }
+
+    /// Runs one candidate on a copy of the actor's model side and compares it with the
+    /// event; the copy is the new model side when it matches.
+    fn attempt(
+        &mut self,
+        node: NodeId,
+        actor: Id,
+        name: &str,
+        candidate: &Candidate,
+        event: &Event,
+    ) -> Result<ActorRun, Outcome> {
+        let mut run = self.runs[usize::from(actor)].clone();
+        let mut out = Out::new();
+        self.run_candidate(actor, &mut run, candidate, event, &mut out)?;
+        let mut sent: BTreeMap<Id, Vec<Msg>> = BTreeMap::new();
+        for command in out {
+            match command {
+                Command::Send(dst, msg) => sent.entry(dst).or_default().push(msg),
+                Command::SetTimer(timer, _) => {
+                    run.timers.insert(timer);
+                }
+                Command::CancelTimer(timer) => {
+                    run.timers.remove(&timer);
+                }
+                Command::Save(storage) => run.storage = Some(storage),
+                Command::ChooseRandom(..) => {}
+            }
+        }
+        let mut lines = self.compare_sent(name, &run, candidate, &sent, event)?;
+        lines.extend(self.compare_state(node, name, &run, event)?);
+        if lines.is_empty() {
+            if matches!(candidate, Candidate::CleanStop) {
+                run.state = None;
+                run.timers.clear();
+            }
+            return Ok(run);
+        }
+        Err(Outcome::Refused(lines))
+    }
+
+    fn run_candidate(
+        &mut self,
+        actor: Id,
+        run: &mut ActorRun,
+        candidate: &Candidate,
+        event: &Event,
+        out: &mut Out,
+    ) -> Result<(), Outcome> {
+        let storage = match candidate {
+            Candidate::Start => self.restart_storage(actor, run, event)?,
+            _ => None,
+        };
+        let model = &self.actors[usize::from(actor)];
+        match candidate {
+            Candidate::Start => {
+                run.timers.clear();
+                run.state = Some(model.on_start(actor, &storage, out));
+                run.started = true;
+            }
+            Candidate::Deliver(src, msg) => {
+                let state = run.state.as_ref().ok_or_else(|| down(actor))?;
+                let mut cow = Cow::Borrowed(state);
+                model.on_msg(actor, &mut cow, *src, msg.clone(), out);
+                run.state = Some(cow.into_owned());
+            }
+            Candidate::Fire(timer) => {
+                let state = run.state.as_ref().ok_or_else(|| down(actor))?;
+                let mut cow = Cow::Borrowed(state);
+                run.timers.remove(timer);
+                model.on_timeout(actor, &mut cow, timer, out);
+                run.state = Some(cow.into_owned());
+            }
+            Candidate::Stutter => {}
+            Candidate::CleanStop => {
+                for timer in [Timer::Flush, Timer::HwCheckpoint] {
+                    if !run.timers.contains(&timer) {
+                        continue;
+                    }
+                    let state = run.state.as_ref().ok_or_else(|| down(actor))?;
+                    let mut cow = Cow::Borrowed(state);
+                    run.timers.remove(&timer);
+                    model.on_timeout(actor, &mut cow, &timer, out);
+                    run.state = Some(cow.into_owned());
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn down(actor: Id) -> Outcome {
+    Outcome::Refused(vec![format!(
+        "actor {} handles an input while the model has it down",
+        usize::from(actor)
+    )])
+}
+
+/// Where a message's records start: a `FetchResponse` echoes the offset it answers.
+fn first_offset(frame: &Frame) -> Option<u64> {
+    match frame {
+        Frame::Peer(imp::PeerMessage::FetchResponse { fetch_offset, .. }) => Some(*fetch_offset),
+        _ => None,
+    }
+}

@@ -1,0 +1,234 @@
+//! Trace validation of real runs (issue 10, docs/validation.md): a real cluster records its
+//! trace logs, and `validate_dir` checks them against the model. A validator nobody has seen
+//! reject anything proves nothing, so each run is also shown rejected: against the model of
+//! another variant, with one event edited, with one event dropped.
+//!
+//! Method: a 3-broker cluster with test-speed clocks and `--trace-log`; single-record acks=all
+//! produces (the model's produce is one record); a follower is killed (SIGKILL) and restarted
+//! mid-run; the cluster is stopped cleanly so every log ends with its `Stop`. Waits poll
+//! `Inspect`; nothing sleeps.
+
+mod support;
+
+use std::path::Path;
+
+use insync_conformance::validate::{validate_dir, ValidateOptions, Verdict};
+use insync_impl::client::{ProduceAcks, Producer};
+use insync_impl::protocol::{ClientRequest, NodeId, PeerMessage};
+use insync_impl::trace_log::{self, file, Event, Input, TracedMessage};
+use insync_model::config::Variant;
+use support::{values, TestCluster};
+use tempfile::TempDir;
+
+/// Which broker the scenario kills and restarts.
+#[derive(Clone, Copy)]
+enum Victim {
+    Follower,
+    Leader,
+}
+
+/// Runs the scenario on `variant` and returns its trace directory.
+async fn traced_run(variant: &str) -> TempDir {
+    traced_run_killing(variant, Victim::Follower).await
+}
+
+async fn traced_run_killing(variant: &str, victim: Victim) -> TempDir {
+    let trace = tempfile::tempdir().unwrap();
+    let trace_flag = trace.path().display().to_string();
+    let flags = ["--variant", variant, "--trace-log", trace_flag.as_str()];
+    let mut test = TestCluster::start(3, &flags).await;
+    let mut producer = Producer::new(test.client_config(), ProduceAcks::All);
+    for value in values("before", 0..5) {
+        producer.send(vec![value]).await.expect("produce");
+    }
+    let leader = test.controller().await.view.leader.expect("a leader");
+    let follower = match victim {
+        Victim::Follower => (1..=3).find(|b| *b != leader).unwrap(),
+        Victim::Leader => leader,
+    };
+    test.cluster.kill_broker(follower).await.expect("kill");
+    test.wait_controller("the killed broker out of the ISR", |c| {
+        !c.view.isr.contains(&follower) && c.view.leader.is_some_and(|l| l != follower)
+    })
+    .await;
+    for value in values("during", 0..3) {
+        producer.send(vec![value]).await.expect("produce");
+    }
+    test.cluster
+        .restart_broker(follower, &[])
+        .await
+        .expect("restart");
+    test.wait_controller("the follower back in the ISR", |c| {
+        c.view.isr.contains(&follower)
+    })
+    .await;
+    for value in values("after", 0..3) {
+        producer.send(vec![value]).await.expect("produce");
+    }
+    test.cluster.stop(std::time::Duration::from_secs(5)).await;
+    trace
+}
+
+fn validate(dir: &Path, variant: Option<Variant>) -> Verdict {
+    let verdict = validate_dir(dir, &ValidateOptions { variant }).expect("logs readable");
+    eprintln!("{verdict}");
+    if let Verdict::Accepted(accepted) = &verdict {
+        accepted
+            .notes
+            .iter()
+            .for_each(|note| eprintln!("  note: {note}"));
+    }
+    verdict
+}
+
+/// Rewrites `node`'s log through `edit` (which may change or drop events), re-framed.
+fn rewrite(dir: &Path, node: NodeId, edit: impl FnOnce(&mut Vec<Event>)) -> TempDir {
+    let target = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, target.path().join(path.file_name().unwrap())).unwrap();
+    }
+    let path = target.path().join(trace_log::file_name(node));
+    let mut events = trace_log::read_log(&path).unwrap().events;
+    edit(&mut events);
+    let mut bytes = file::MAGIC.to_vec();
+    for event in &events {
+        file::encode_frame(event, &mut bytes).unwrap();
+    }
+    std::fs::write(&path, bytes).unwrap();
+    target
+}
+
+fn rejected_at(verdict: &Verdict) -> (&str, u64) {
+    match verdict {
+        Verdict::Rejected(r) => (r.node.as_str(), r.node_index),
+        other => panic!("expected a rejection, got {other}"),
+    }
+}
+
+/// Drops the first event of `node` that `pick` selects, renumbering the rest so that only
+/// the model (not the index check) can tell; returns the directory and the dropped index.
+fn drop_event(dir: &Path, node: NodeId, pick: impl Fn(&Event) -> bool) -> (TempDir, u64) {
+    let mut dropped = None;
+    let target = rewrite(dir, node, |events| {
+        let position = events.iter().position(&pick).expect("an event to drop");
+        dropped = Some(events.remove(position).index);
+        for (index, event) in events.iter_mut().enumerate() {
+            event.index = index as u64;
+        }
+    });
+    (target, dropped.unwrap())
+}
+
+fn is_receive_of(event: &Event, wanted: fn(&TracedMessage) -> bool) -> bool {
+    matches!(&event.input, Input::Message { message, .. } if wanted(message))
+}
+
+/// Goal: a clean run of the default variant is a behaviour of its model; the same logs with
+/// one event's state edited, or one event dropped (indices renumbered, so only the model or
+/// the channels can tell), are not.
+///
+/// Broker 1 leads throughout; broker 2 is the follower killed and restarted; broker 3 never
+/// stops until the end, so its log has no unrecorded tail.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kip966_run_is_accepted_and_edits_of_it_are_rejected() {
+    let trace = traced_run("kip-966").await;
+    let trace = trace.path();
+    let verdict = validate(trace, None);
+    assert!(verdict.is_accepted(), "{verdict}");
+
+    // Edit: the leader's HW after its last produce, one too high.
+    let edited = rewrite(trace, NodeId::Broker(1), |events| {
+        let event = events
+            .iter_mut()
+            .rev()
+            .find(|e| {
+                is_receive_of(e, |m| {
+                    matches!(m, TracedMessage::Request(ClientRequest::Produce { .. }))
+                })
+            })
+            .expect("the leader handled a produce");
+        let Some(trace_log::NodeState::Broker(snapshot)) = &mut event.state else {
+            panic!("a broker's state")
+        };
+        snapshot.hw += 1;
+    });
+    let verdict = validate(edited.path(), None);
+    let Verdict::Rejected(rejection) = &verdict else {
+        panic!("expected a rejection, got {verdict}")
+    };
+    assert_eq!(rejection.node, "broker 1");
+    assert!(
+        rejection
+            .differences
+            .iter()
+            .any(|d| d.contains("broker 1.hw")),
+        "{verdict}"
+    );
+
+    // Drop a flush of broker 3: its later states are more durable than the model's.
+    let (dropped, index) = drop_event(trace, NodeId::Broker(3), |e| {
+        e.input == Input::Timer(insync_impl::protocol::Timer::Flush)
+    });
+    let verdict = validate(dropped.path(), None);
+    let (node, at) = rejected_at(&verdict);
+    assert_eq!(node, "broker 3");
+    assert!(at >= index, "rejected at {at}, dropped {index}");
+
+    // Drop a fetch answer broker 3 handled: the fetch it sent next is gone with it, and the
+    // leader received that fetch from nobody.
+    let (dropped, _) = drop_event(trace, NodeId::Broker(3), |e| {
+        is_receive_of(e, |m| {
+            matches!(m, TracedMessage::Peer(PeerMessage::FetchResponse { .. }))
+        }) && !e.sent.is_empty()
+    });
+    let verdict = validate(dropped.path(), None);
+    let (node, _) = rejected_at(&verdict);
+    assert_eq!(node, "broker 1");
+}
+
+/// Goal: the logs of nodes running `hw-truncation` are a behaviour of the `hw-truncation`
+/// model, and the `kip-966` model rejects them at the first event where the two rule sets
+/// differ: the session expiry of the killed follower, after which the ZooKeeper-era
+/// controller bumps the leader epoch and KRaft's does not (KAFKA-15021).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_hw_truncation_run_is_rejected_by_the_kip966_model() {
+    let trace = traced_run("hw-truncation").await;
+    let own = validate(trace.path(), None);
+    assert!(own.is_accepted(), "{own}");
+    let other = validate(trace.path(), Some(Variant::Kip966));
+    let Verdict::Rejected(rejection) = &other else {
+        panic!("expected a rejection, got {other}")
+    };
+    assert_eq!(rejection.node, "controller");
+    assert!(rejection.event.contains("Expire(2)"), "{other}");
+    assert!(
+        rejection
+            .differences
+            .iter()
+            .any(|d| d.contains("controller.view.leader_epoch")),
+        "{other}"
+    );
+    assert!(rejection.command.contains("--variant kip-966"));
+
+    // The command line says the same, with exit codes 0 and 1.
+    let dir = trace.path().display().to_string();
+    let (code, stdout, _) = support::cli::insync(&["validate", &dir, "--json"]);
+    assert_eq!(code, 0, "{stdout}");
+    let verdict: serde_json::Value = serde_json::from_str(&stdout).expect("one JSON object");
+    assert_eq!(verdict["verdict"], "accepted");
+    let (code, stdout, _) = support::cli::insync(&["validate", &dir, "--variant", "kip-966"]);
+    assert_eq!(code, 1);
+    assert!(stdout.starts_with("REJECTED against kip-966"), "{stdout}");
+    let (code, _, stderr) = support::cli::insync(&["validate", "/nonexistent-trace-dir"]);
+    assert_eq!(code, 2, "{stderr}");
+}
+
+/// Goal: a failover is a behaviour of the model too: the leader is killed mid-run, another
+/// broker is elected, the old leader restarts as a follower and rejoins.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kip966_run_with_a_leader_killed_is_accepted() {
+    let trace = traced_run_killing("kip-966", Victim::Leader).await;
+    let verdict = validate(trace.path(), None);
+    assert!(verdict.is_accepted(), "{verdict}");
+}
