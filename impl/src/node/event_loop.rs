@@ -716,6 +716,9 @@ mod tests {
         fn metadata(&self) -> Metadata {
             EchoRole.metadata()
         }
+        fn trace_state(&self, with_log: bool) -> Result<NodeState, NodeError> {
+            EchoRole.trace_state(with_log)
+        }
         fn close(&mut self) -> Result<(), NodeError> {
             Ok(())
         }
@@ -747,6 +750,9 @@ mod tests {
         }
         fn metadata(&self) -> Metadata {
             EchoRole.metadata()
+        }
+        fn trace_state(&self, with_log: bool) -> Result<NodeState, NodeError> {
+            EchoRole.trace_state(with_log)
         }
         fn close(&mut self) -> Result<(), NodeError> {
             panic!("closed after a storage error");
