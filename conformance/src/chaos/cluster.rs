@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use insync_impl::client::{ClientConfig, ControlClient};
+use insync_impl::node::config::{format_peers, node_command};
 use insync_impl::node::supervisor::{ChildLogs, Listen, Supervisor, SupervisorSpec};
 use insync_impl::protocol::{BrokerId, NodeId, Snapshot, View};
 
@@ -102,31 +103,24 @@ impl ChaosCluster {
 
     /// A node's command line: every peer through the proxy.
     fn arguments(&self, node: NodeId, spec: &ClusterSpec) -> Vec<String> {
+        // A broker reaches itself directly and every other broker through the proxy.
         let peers = |source: NodeId| -> String {
-            let brokers = (1..=self.brokers).map(NodeId::Broker);
-            let entries = brokers.map(|target| match target {
-                NodeId::Broker(id) if target == source => {
-                    format!("{id}={}", self.addresses[&target])
-                }
-                NodeId::Broker(id) => format!("{id}={}", self.proxy.address(source, target)),
-                NodeId::Controller | NodeId::Client(_) => unreachable!("brokers only"),
+            let brokers = (1..=self.brokers).map(|id| {
+                let target = NodeId::Broker(id);
+                let address = match target == source {
+                    true => self.addresses[&target].to_string(),
+                    false => self.proxy.address(source, target).to_string(),
+                };
+                (id, address)
             });
-            entries.collect::<Vec<_>>().join(",")
+            format_peers(&brokers.collect())
         };
-        let mut args = match node {
-            NodeId::Broker(id) => vec![
-                "broker".to_string(),
-                "--id".into(),
-                id.to_string(),
-                "--controller".into(),
-                self.proxy.address(node, NodeId::Controller).to_string(),
-                "--peers".into(),
-                peers(node),
-            ],
-            NodeId::Controller | NodeId::Client(_) => {
-                vec!["controller".into(), "--brokers".into(), peers(node)]
-            }
+        // Only a broker dials the controller (through the proxy); the controller names none.
+        let controller = match node {
+            NodeId::Broker(_) => self.proxy.address(node, NodeId::Controller).to_string(),
+            NodeId::Controller | NodeId::Client(_) => String::new(),
         };
+        let mut args = node_command(node, &controller, &peers(node));
         args.extend(["--cluster-id".to_string(), spec.cluster_id.clone()]);
         args.extend(spec.node_args.iter().cloned());
         args

@@ -11,6 +11,7 @@
 use std::time::Duration;
 
 use insync_impl::protocol::{BrokerId, NodeId};
+use insync_model::walk::SplitMix64;
 use serde::Serialize;
 
 /// The kinds of fault, as `--faults` names them.
@@ -133,27 +134,20 @@ pub struct ScheduleClocks {
     pub replica_lag_time_max: Duration,
 }
 
-/// A small seeded generator (SplitMix64): the schedule needs reproducibility, not quality.
+/// The schedule's seeded generator: the model's walks' SplitMix64 (reproducibility, not
+/// quality), with the ranges a schedule draws from.
 #[derive(Clone, Debug)]
-pub struct Rng(u64);
+pub struct Rng(SplitMix64);
 
 impl Rng {
     pub fn new(seed: u64) -> Rng {
-        Rng(seed)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        Rng(SplitMix64::new(seed))
     }
 
     /// Uniform in `0..bound` (`bound > 0`; the modulo bias is irrelevant here).
     pub fn below(&mut self, bound: u64) -> u64 {
         assert!(bound > 0, "an empty range");
-        self.next_u64() % bound
+        self.0.next_u64() % bound
     }
 
     /// Uniform in `low..=high` milliseconds.

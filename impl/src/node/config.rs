@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::core::ProtocolConfig;
-use crate::protocol::{BrokerId, Timer};
+use crate::protocol::{BrokerId, NodeId, Timer};
 use crate::storage::FsyncPolicy;
 
 /// The cluster id used when none is given: every process of one cluster must agree on it.
@@ -192,6 +192,29 @@ pub fn format_peers(peers: &BTreeMap<BrokerId, String>) -> String {
         .map(|(id, addr)| format!("{id}={addr}"))
         .collect();
     entries.join(",")
+}
+
+/// The command line that starts `node` as a process of a local cluster (before the options
+/// every node shares): a broker names its controller and peers, the controller its brokers.
+pub fn node_command(node: NodeId, controller: &str, peers: &str) -> Vec<String> {
+    match node {
+        NodeId::Broker(id) => vec![
+            "broker".to_string(),
+            "--id".into(),
+            id.to_string(),
+            "--controller".into(),
+            controller.to_owned(),
+            "--peers".into(),
+            peers.to_owned(),
+        ],
+        NodeId::Controller | NodeId::Client(_) => {
+            vec![
+                "controller".to_string(),
+                "--brokers".into(),
+                peers.to_owned(),
+            ]
+        }
+    }
 }
 
 #[cfg(test)]

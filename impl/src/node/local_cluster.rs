@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::config::format_peers;
+use super::config::{format_peers, node_command};
 use super::control_token::ControlToken;
 use super::supervisor::{Listen, Supervisor, SupervisorError, SupervisorSpec};
 use crate::client::ControlClient;
@@ -94,20 +94,7 @@ impl LocalCluster {
             args
         };
         for node in nodes {
-            let mut args = match node {
-                NodeId::Broker(id) => vec![
-                    "broker".to_string(),
-                    "--id".into(),
-                    id.to_string(),
-                    "--controller".into(),
-                    self.controller_address().to_owned(),
-                    "--peers".into(),
-                    peers.clone(),
-                ],
-                NodeId::Controller | NodeId::Client(_) => {
-                    vec!["controller".to_string(), "--brokers".into(), peers.clone()]
-                }
-            };
+            let mut args = node_command(*node, self.controller_address(), &peers);
             args.extend(common.iter().cloned());
             if let NodeId::Broker(_) = node {
                 args.extend(spec.broker_args.iter().cloned());
