@@ -24,7 +24,7 @@ use std::thread::JoinHandle;
 use tracing::warn;
 
 use super::event::{Event, Input, LogWrite, NodeState, TracedMessage};
-use super::file::{encode_frame, open_for_append, TraceFileError};
+use super::file::{encode_frame, encode_owned_frame, open_for_append, TraceFileError};
 use crate::core::Write;
 use crate::protocol::{NodeId, Outgoing};
 
@@ -234,7 +234,7 @@ fn write_records(
         while let Some(event) = next.take() {
             frame.clear();
             let index = event.index;
-            if let Err(error) = encode_frame(&event, &mut frame) {
+            if let Err(error) = encode_owned_frame(event, &mut frame) {
                 warn!(%error, index, "trace record not encodable; recording stops");
                 return;
             }
