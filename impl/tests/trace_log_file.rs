@@ -166,7 +166,10 @@ fn a_log_of_another_version_is_refused_by_name() {
     let file = path(&options);
     std::fs::write(&file, b"insync-tlog-v1\n\0\x05\0\0\0").unwrap();
     let error = read_log(&file).unwrap_err();
-    assert!(error.to_string().contains("another format version"), "{error}");
+    assert!(
+        error.to_string().contains("another format version"),
+        "{error}"
+    );
     assert!(TraceLog::open(&options, NodeId::Broker(1)).is_err());
     assert_eq!(std::fs::read(&file).unwrap().len(), 20, "left as it was");
 }
