@@ -392,6 +392,28 @@ mod tests {
         );
     }
 
+    /// Goal: the event loop has a deadline exactly while records wait in the batch, and it is
+    /// the first record's age bound, so an idle node's records reach the writer within it.
+    #[test]
+    fn the_hand_over_deadline_follows_the_first_waiting_record() {
+        let (mut log, records) = held(4);
+        assert_eq!(log.hand_over_deadline(), None);
+        let before = Instant::now();
+        timer_record(&mut log);
+        let deadline = log.hand_over_deadline().expect("a record waits");
+        assert!(deadline >= before + TRACE_BATCH_AGE_MAX);
+        assert!(deadline <= Instant::now() + TRACE_BATCH_AGE_MAX);
+        timer_record(&mut log);
+        assert_eq!(
+            log.hand_over_deadline(),
+            Some(deadline),
+            "the first record's bound"
+        );
+        log.hand_over();
+        assert_eq!(log.hand_over_deadline(), None);
+        assert_eq!(records.try_iter().flatten().count(), 2);
+    }
+
     /// Goal: each channel has its own sequence numbers, on both sides.
     #[test]
     fn sequence_numbers_are_per_channel() {
