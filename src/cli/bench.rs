@@ -113,6 +113,7 @@ async fn bench(args: &BenchArgs) -> Result<Vec<Row>, String> {
             broker_args: Vec::new(),
             base_port: None,
             logs: ChildLogs::Files,
+            kafka_topic: None,
         };
         let mut cluster = LocalCluster::start(spec)
             .await
