@@ -312,3 +312,37 @@ async fn kcat(args: &[&str], input: Option<&str>) -> String {
     assert!(output.status.success(), "kcat {args:?} failed: {stderr}");
     String::from_utf8(output.stdout).expect("UTF-8")
 }
+
+/// Goal: garbage, an oversized frame and a request stating 2^31 - 1 topics each end only
+/// their own connection; the broker process lives on and kcat still lists its metadata.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_frames_close_only_their_own_connection() {
+    require_kcat();
+    let test = TestCluster::start_with_kafka(3, &[], TOPIC).await;
+    let address = test.cluster.kafka_addresses()[&1].clone();
+    let oversized = (64 * 1024 * 1024i32).to_be_bytes().to_vec();
+    let garbage = [0, 0, 0, 6, 0xff, 0xff, 0, 0, 0, 1].to_vec();
+    // Metadata v1, correlation 7, no client id, then a topic count of 2^31 - 1.
+    let huge_count = [
+        0, 0, 0, 14, 0, 3, 0, 1, 0, 0, 0, 7, 0xff, 0xff, 0x7f, 0xff, 0xff, 0xff,
+    ];
+    for bytes in [oversized, garbage, huge_count.to_vec()] {
+        let mut stream = tokio::net::TcpStream::connect(&address)
+            .await
+            .expect("connect");
+        stream.write_all(&bytes).await.expect("send");
+        let mut rest = Vec::new();
+        let read = tokio::time::timeout(
+            CLIENT_TIMEOUT,
+            tokio::io::AsyncReadExt::read_to_end(&mut stream, &mut rest),
+        );
+        let read = read.await.expect("the broker closes the connection");
+        assert!(
+            read.is_err() || rest.is_empty(),
+            "no answer to {bytes:?}: {rest:?}"
+        );
+    }
+    let listed = kcat(&["-b", &address, "-L", "-J"], None).await;
+    assert!(listed.contains(TOPIC), "still serving: {listed}");
+    assert!(test.cluster.broker_pid(1).is_some());
+}

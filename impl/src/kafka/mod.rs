@@ -16,7 +16,8 @@
 //! - [`records`]: record batch v2 in, record batch v2 out, and what a Kafka record keeps in
 //!   an insync record's value bytes;
 //! - [`errors`]: the core's answers as Kafka error codes;
-//! - [`producer_ids`]: cluster-unique producer ids without coordination.
+//! - [`producer_ids`]: cluster-unique producer ids without coordination;
+//! - [`lazy_alloc`]: the allocator that keeps a decoder's oversized reservation from aborting.
 //!
 //! Message schemas come from the `kafka-protocol` crate (generated from Kafka's JSON message
 //! definitions); nothing here hand-encodes a message schema.
@@ -25,6 +26,7 @@ pub mod apis;
 pub mod connection;
 pub mod dispatch;
 pub mod errors;
+pub mod lazy_alloc;
 pub mod link;
 pub mod listener;
 pub mod partitions;
