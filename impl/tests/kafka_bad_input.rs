@@ -445,6 +445,21 @@ fn advertised_version() -> impl Strategy<Value = (ApiKey, i16)> {
     })
 }
 
+/// Writes the `kafka_request` fuzz target's seeds: one valid frame per advertised API and
+/// version (`cargo test --profile checked -p insync-impl --test kafka_bad_input -- --ignored`).
+#[test]
+#[ignore]
+fn regenerate_kafka_seed_corpus() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/kafka_request");
+    std::fs::create_dir_all(&dir).unwrap();
+    for (api, range) in ADVERTISED {
+        for version in range.min..=range.max {
+            let seed = frame(*api, version, &request(*api));
+            std::fs::write(dir.join(format!("seed-{api:?}-v{version}")), seed).unwrap();
+        }
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
 

@@ -71,46 +71,69 @@ impl Session {
     }
 }
 
-/// Reads the header and routes the request (module doc).
-pub async fn dispatch(mut frame: Bytes, session: &mut Session) -> Dispatched {
+/// A frame read as a request.
+#[derive(Debug)]
+pub enum Decoded {
+    Request {
+        correlation_id: i32,
+        version: i16,
+        /// Boxed: a request is far larger than the other variant.
+        request: Box<RequestKind>,
+    },
+    /// An ApiVersions newer than served: answered in v0 (KIP-511).
+    NewerApiVersions { correlation_id: i32 },
+}
+
+/// Reads the header and the body (module doc); `Err`: why the connection ends.
+pub fn decode(mut frame: Bytes) -> Result<Decoded, String> {
     if frame.len() < 8 {
-        return Dispatched::Close(format!(
+        return Err(format!(
             "a {}-byte frame holds no request header",
             frame.len()
         ));
     }
     let key = i16::from_be_bytes([frame[0], frame[1]]);
     let version = i16::from_be_bytes([frame[2], frame[3]]);
-    let Ok(api) = ApiKey::try_from(key) else {
-        return Dispatched::Close(format!("unknown API key {key}"));
-    };
-    let Some(range) = apis::advertised(api) else {
-        return Dispatched::Close(format!("{api:?} is not served"));
-    };
-    let header = match RequestHeader::decode(&mut frame, api.request_header_version(version)) {
-        Ok(header) => header,
-        Err(error) => return Dispatched::Close(format!("{api:?} header: {error}")),
-    };
+    let api = ApiKey::try_from(key).map_err(|()| format!("unknown API key {key}"))?;
+    let range = apis::advertised(api).ok_or_else(|| format!("{api:?} is not served"))?;
+    let header = RequestHeader::decode(&mut frame, api.request_header_version(version))
+        .map_err(|error| format!("{api:?} header: {error}"))?;
+    let correlation_id = header.correlation_id;
     if !(range.min..=range.max).contains(&version) {
         return match api {
-            ApiKey::ApiVersions => respond(
-                header.correlation_id,
-                0,
-                ResponseKind::ApiVersions(apis::api_versions::unsupported()),
-            ),
-            _ => Dispatched::Close(format!("{api:?} v{version} is not served ({range})")),
+            ApiKey::ApiVersions => Ok(Decoded::NewerApiVersions { correlation_id }),
+            _ => Err(format!("{api:?} v{version} is not served ({range})")),
         };
     }
-    let request = match RequestKind::decode(api, &mut frame, version) {
-        Ok(request) => request,
-        Err(error) => return Dispatched::Close(format!("{api:?} v{version} body: {error}")),
-    };
+    let request = RequestKind::decode(api, &mut frame, version)
+        .map_err(|error| format!("{api:?} v{version} body: {error}"))?;
     if frame.has_remaining() {
-        return Dispatched::Close(format!("{api:?} v{version}: bytes after the body"));
+        return Err(format!("{api:?} v{version}: bytes after the body"));
     }
-    match apis::handle(request, version, session).await {
-        Some(response) => respond(header.correlation_id, version, response),
-        None => Dispatched::NoResponse,
+    Ok(Decoded::Request {
+        correlation_id,
+        version,
+        request: Box::new(request),
+    })
+}
+
+/// Decodes the frame and runs its API's handler (module doc).
+pub async fn dispatch(frame: Bytes, session: &mut Session) -> Dispatched {
+    match decode(frame) {
+        Err(reason) => Dispatched::Close(reason),
+        Ok(Decoded::NewerApiVersions { correlation_id }) => respond(
+            correlation_id,
+            0,
+            ResponseKind::ApiVersions(apis::api_versions::unsupported()),
+        ),
+        Ok(Decoded::Request {
+            correlation_id,
+            version,
+            request,
+        }) => match apis::handle(*request, version, session).await {
+            Some(response) => respond(correlation_id, version, response),
+            None => Dispatched::NoResponse,
+        },
     }
 }
 
