@@ -287,6 +287,101 @@ async fn kcat_lists_metadata_produces_and_consumes() {
     assert_eq!(consumed, expected);
 }
 
+/// Goal: acks and min.insync.replicas mean for a Kafka client what they mean in the model:
+/// with `--min-isr 2` and the ISR down to the leader, an acks=all produce is refused with
+/// NOT_ENOUGH_REPLICAS and never appears; an acks=1 produce is acknowledged, and readable once
+/// the HW may move again (KIP-966). Method: kill both
+/// followers, wait until the controller's ISR is the leader alone, produce with kcat
+/// (`retries=0`, so the broker's answer is the delivery report), then bring a follower back:
+/// only the acks=1 record becomes readable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kcat_acks_all_is_refused_below_min_isr_and_acks_1_is_not() {
+    require_kcat();
+    let mut test = TestCluster::start_with_kafka(3, &["--min-isr", "2"], TOPIC).await;
+    let leader = test.controller().await.view.leader.expect("a leader");
+    let address = test.cluster.kafka_addresses()[&leader].clone();
+    for follower in (1..=3).filter(|id| *id != leader) {
+        test.cluster.kill_broker(follower).await.expect("kill");
+    }
+    test.wait_controller("the ISR shrunk to the leader", |controller| {
+        controller.view.isr.len() == 1 && controller.view.leader == Some(leader)
+    })
+    .await;
+    let produce = |acks: &'static str| {
+        let address = address.clone();
+        async move {
+            let args = [
+                "-b",
+                &address,
+                "-t",
+                TOPIC,
+                "-P",
+                "-X",
+                &format!("acks={acks}"),
+                "-X",
+                "retries=0",
+            ];
+            let mut child = Command::new("kcat")
+                .args(args)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .kill_on_drop(true)
+                .spawn()
+                .expect("kcat runs");
+            let mut stdin = child.stdin.take().expect("piped");
+            stdin
+                .write_all(format!("acks-{acks}\n").as_bytes())
+                .await
+                .expect("kcat reads");
+            drop(stdin);
+            let output = tokio::time::timeout(CLIENT_TIMEOUT, child.wait_with_output());
+            let output = output.await.expect("kcat finishes").expect("kcat output");
+            String::from_utf8_lossy(&output.stderr).into_owned()
+        }
+    };
+    let refused = produce("all").await;
+    assert!(
+        refused.contains("Not enough in-sync replicas"),
+        "acks=all refused: {refused}"
+    );
+    let accepted = produce("1").await;
+    assert!(
+        !accepted.contains("ERROR"),
+        "acks=1 acknowledged: {accepted}"
+    );
+    let consume = || {
+        let address = address.clone();
+        async move {
+            let args = [
+                "-b",
+                &address,
+                "-t",
+                TOPIC,
+                "-C",
+                "-o",
+                "beginning",
+                "-e",
+                "-q",
+            ];
+            kcat(&args, None).await
+        }
+    };
+    // KIP-966: below min ISR the HW does not move, so the acks=1 record is appended but not
+    // yet readable; the refused one was never appended.
+    assert_eq!(consume().await, "");
+    let follower = (1..=3).find(|id| *id != leader).expect("a follower");
+    test.cluster
+        .restart_broker(follower, &[])
+        .await
+        .expect("restart");
+    test.wait_broker(leader, "the HW passed the acks=1 record", |broker| {
+        broker.hw >= 1
+    })
+    .await;
+    assert_eq!(consume().await, "acks-1\n");
+}
+
 async fn kcat(args: &[&str], input: Option<&str>) -> String {
     let mut child = Command::new("kcat")
         .args(args)
