@@ -307,69 +307,19 @@ async fn kcat_acks_all_is_refused_below_min_isr_and_acks_1_is_not() {
         controller.view.isr.len() == 1 && controller.view.leader == Some(leader)
     })
     .await;
-    let produce = |acks: &'static str| {
-        let address = address.clone();
-        async move {
-            let args = [
-                "-b",
-                &address,
-                "-t",
-                TOPIC,
-                "-P",
-                "-X",
-                &format!("acks={acks}"),
-                "-X",
-                "retries=0",
-            ];
-            let mut child = Command::new("kcat")
-                .args(args)
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .kill_on_drop(true)
-                .spawn()
-                .expect("kcat runs");
-            let mut stdin = child.stdin.take().expect("piped");
-            stdin
-                .write_all(format!("acks-{acks}\n").as_bytes())
-                .await
-                .expect("kcat reads");
-            drop(stdin);
-            let output = tokio::time::timeout(CLIENT_TIMEOUT, child.wait_with_output());
-            let output = output.await.expect("kcat finishes").expect("kcat output");
-            String::from_utf8_lossy(&output.stderr).into_owned()
-        }
-    };
-    let refused = produce("all").await;
+    let refused = kcat_produce_one(&address, "all").await;
     assert!(
         refused.contains("Not enough in-sync replicas"),
         "acks=all refused: {refused}"
     );
-    let accepted = produce("1").await;
+    let accepted = kcat_produce_one(&address, "1").await;
     assert!(
         !accepted.contains("ERROR"),
         "acks=1 acknowledged: {accepted}"
     );
-    let consume = || {
-        let address = address.clone();
-        async move {
-            let args = [
-                "-b",
-                &address,
-                "-t",
-                TOPIC,
-                "-C",
-                "-o",
-                "beginning",
-                "-e",
-                "-q",
-            ];
-            kcat(&args, None).await
-        }
-    };
     // KIP-966: below min ISR the HW does not move, so the acks=1 record is appended but not
     // yet readable; the refused one was never appended.
-    assert_eq!(consume().await, "");
+    assert_eq!(kcat_consume_all(&address).await, "");
     let follower = (1..=3).find(|id| *id != leader).expect("a follower");
     test.cluster
         .restart_broker(follower, &[])
@@ -379,7 +329,55 @@ async fn kcat_acks_all_is_refused_below_min_isr_and_acks_1_is_not() {
         broker.hw >= 1
     })
     .await;
-    assert_eq!(consume().await, "acks-1\n");
+    assert_eq!(kcat_consume_all(&address).await, "acks-1\n");
+}
+
+/// Produces the line `acks-ACKS` with kcat at `acks`, no retries; kcat's stderr (it reports a
+/// refused delivery there).
+async fn kcat_produce_one(address: &str, acks: &str) -> String {
+    let acks_flag = format!("acks={acks}");
+    let args = [
+        "-b",
+        address,
+        "-t",
+        TOPIC,
+        "-P",
+        "-X",
+        &acks_flag,
+        "-X",
+        "retries=0",
+    ];
+    let mut child = Command::new("kcat")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("kcat runs");
+    let mut stdin = child.stdin.take().expect("piped");
+    let line = format!("acks-{acks}\n");
+    stdin.write_all(line.as_bytes()).await.expect("kcat reads");
+    drop(stdin);
+    let output = tokio::time::timeout(CLIENT_TIMEOUT, child.wait_with_output());
+    let output = output.await.expect("kcat finishes").expect("kcat output");
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Every readable record's value, one per line.
+async fn kcat_consume_all(address: &str) -> String {
+    let args = [
+        "-b",
+        address,
+        "-t",
+        TOPIC,
+        "-C",
+        "-o",
+        "beginning",
+        "-e",
+        "-q",
+    ];
+    kcat(&args, None).await
 }
 
 async fn kcat(args: &[&str], input: Option<&str>) -> String {
