@@ -10,11 +10,11 @@ use stateright::{Rewrite, RewritePlan};
 use std::fmt;
 
 /// A leader epoch or partition epoch.
-pub type Epoch = u8;
+pub type Epoch = u32;
 /// An offset in the log (the index of a record).
-pub type Offset = u8;
+pub type Offset = u32;
 /// A client record id, `1..=R`.
-pub type RecordId = u8;
+pub type RecordId = u32;
 
 /// Broker ids are `1..=N`; the broker with id `b` is actor index `b`.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
