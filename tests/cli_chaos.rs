@@ -1,7 +1,9 @@
 //! `insync chaos` end to end (issue 10): a seeded run under every fault kind loses and
 //! duplicates nothing acknowledged and is live after healing; and a fixed plan that crashes an
 //! isolated leader shows, with `--unclean` and `--min-isr 1`, the loss the model predicts in
-//! the History verdict, while the default settings under the same plan lose nothing.
+//! the History verdict, while the default settings under the same plan lose nothing. Every
+//! run's trace logs are a behaviour of the model (the Model verdict), the lossy one included:
+//! the model with unclean election on permits that loss.
 //!
 //! Method: run the binary with test-speed clocks and `--json`, and read the report.
 
