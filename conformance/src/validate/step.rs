@@ -227,9 +227,11 @@ impl ModelRun {
     fn candidates(&mut self, actor: Id, event: &Event) -> Result<Vec<Candidate>, Outcome> {
         let run = &self.runs[usize::from(actor)];
         Ok(match &event.input {
-            Input::Start(_) if run.started && usize::from(actor) == 0 => {
-                vec![Candidate::ControllerRestart, Candidate::ControllerRecovered]
-            }
+            // After a clean stop nothing went unrecorded: only the state it had.
+            Input::Start(_) if run.started && usize::from(actor) == 0 => match run.stopped {
+                Some(_) => vec![Candidate::ControllerRestart],
+                None => vec![Candidate::ControllerRestart, Candidate::ControllerRecovered],
+            },
             Input::Start(_) => vec![Candidate::Start],
             Input::Message { from, message, .. } => {
                 let src = self.actor_of(*from).map_err(out_of_scope)?;
@@ -412,6 +414,7 @@ impl ModelRun {
             },
         };
         run.timers.clear();
+        run.stopped = None;
         Controller { cfg: self.cfg }.sync_timers(None, &state, out);
         run.state = Some(State::Controller(state));
         Ok(())
