@@ -1,8 +1,11 @@
 //! Vocabulary shared by every actor: broker ids and sets of them, records, views.
 //!
 //! Offsets are implicit in the model: a record's offset is its index in the log, so
-//! `Record` carries only `leader_epoch` and `record_id` (docs/protocol.md §2). Every number is a
-//! `u8` because every bound in the model is tiny; the assertions below guard the bounds.
+//! `Record` carries only `leader_epoch` and `record_id` (docs/protocol.md §2). Broker ids are
+//! `u8` (a bitmask of at most 15); epochs, offsets and record ids are `u32`, although the
+//! checker's bounds are tiny, because trace validation steps these actors along real runs of
+//! thousands of records and epochs (docs/validation.md "Bounds"). The widening left the
+//! checker's state counts unchanged.
 
 use serde::ser::{Serialize, SerializeSeq, Serializer};
 use stateright::actor::Id;
