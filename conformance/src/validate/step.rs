@@ -84,6 +84,11 @@ pub struct ModelRun {
     runs: Vec<ActorRun>,
     logs: BTreeMap<NodeId, RealLog>,
     renaming: Renaming,
+    /// For the event being judged: whether its writes changed the node's log, and whether
+    /// the model's step changed the actor's state. When neither did, the two logs are as
+    /// equal as they were after the node's previous event (`judge::compare_state`).
+    real_log_moved: bool,
+    model_moved: bool,
     pub notes: Vec<String>,
 }
 
@@ -115,6 +120,8 @@ impl ModelRun {
             runs,
             logs: BTreeMap::new(),
             renaming: Renaming::default(),
+            real_log_moved: true,
+            model_moved: true,
             notes: Vec::new(),
         }
     }
@@ -189,6 +196,11 @@ impl ModelRun {
                 })
                 .collect()
         };
+        self.real_log_moved = matches!(event.input, Input::Start(_))
+            || event
+                .writes
+                .iter()
+                .any(|write| matches!(write, LogWrite::Append(_) | LogWrite::TruncateTo(_)));
         if let Input::Start(_) = event.input {
             // The state after a start is after its writes, and carries the whole log.
             let recovered = renamed(&snapshot.log)?;
@@ -350,6 +362,9 @@ impl ModelRun {
             Candidate::Start => self.restart_storage(actor, run, event)?,
             _ => None,
         };
+        // Whether the model's state (so its log) may have moved; a step that leaves it
+        // where it was says so through the copy-on-write (`stepped`).
+        self.model_moved = !matches!(candidate, Candidate::Stutter);
         let model = &self.actors[usize::from(actor)];
         match candidate {
             Candidate::Start => {
@@ -359,19 +374,26 @@ impl ModelRun {
             }
             Candidate::Deliver(src, msgs) => {
                 let state = run.state.take().ok_or_else(|| down(actor))?;
-                // Owned: the model's copy-on-write does not copy the state (and its log).
-                let mut cow = Cow::Owned(state);
+                let mut cow = Cow::Borrowed(&state);
                 for msg in msgs {
                     model.on_msg(actor, &mut cow, *src, msg.clone(), out);
                 }
-                run.state = Some(cow.into_owned());
+                let owned = match cow {
+                    Cow::Owned(next) => Some(next),
+                    Cow::Borrowed(_) => None,
+                };
+                run.state = Some(self.stepped(owned, state));
             }
             Candidate::Fire(timer) => {
                 let state = run.state.take().ok_or_else(|| down(actor))?;
-                let mut cow = Cow::Owned(state);
+                let mut cow = Cow::Borrowed(&state);
                 run.timers.remove(timer);
                 model.on_timeout(actor, &mut cow, timer, out);
-                run.state = Some(cow.into_owned());
+                let owned = match cow {
+                    Cow::Owned(next) => Some(next),
+                    Cow::Borrowed(_) => None,
+                };
+                run.state = Some(self.stepped(owned, state));
             }
             Candidate::Stutter => {}
             Candidate::ControllerRestart | Candidate::ControllerRecovered => {
@@ -418,6 +440,15 @@ impl ModelRun {
         Controller { cfg: self.cfg }.sync_timers(None, &state, out);
         run.state = Some(State::Controller(state));
         Ok(())
+    }
+}
+
+impl ModelRun {
+    /// The state after a model step: the copy-on-write's new state if the step changed it
+    /// (`InsyncActor::apply` keeps a changed copy only), else the one it started from.
+    fn stepped(&mut self, owned: Option<State>, before: State) -> State {
+        self.model_moved = owned.is_some();
+        owned.unwrap_or(before)
     }
 }
 
