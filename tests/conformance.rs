@@ -484,3 +484,15 @@ async fn min_isr_one_loses_an_acknowledged_record_on_real_nodes() {
     assert_eq!(c.property.as_deref(), Some("acked_record_durable"));
     assert_acked_record_lost("min-isr-1-loss", &c);
 }
+
+/// Goal: `kip-966` as Kafka ships it on real nodes (docs/protocol.md §4.10, last known
+/// leader): both brokers lose the acknowledged record in crashes, and once both have
+/// registered again the real controller elects the last known leader, empty; the real
+/// partition does not return the record, as the model predicts.
+#[tokio::test]
+async fn last_known_leader_loses_what_two_crashes_lost_on_real_nodes() {
+    let c = scenario_on_real_nodes("last-leader-loss").await;
+    assert_eq!(c.property.as_deref(), Some("no_acked_record_lost"));
+    assert!(c.leader.is_some(), "the last known leader leads: {c:?}");
+    assert_acked_record_lost("last-leader-loss", &c);
+}

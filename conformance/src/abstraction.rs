@@ -25,6 +25,10 @@ pub fn controller(snapshot: &imp::ControllerSnapshot) -> Result<ControllerState,
         view: mapping::view_from_impl(&snapshot.view)?,
         fenced: mapping::broker_set_from_impl(&snapshot.fenced)?,
         elr: mapping::broker_set_from_impl(&snapshot.elr)?,
+        last_known_leader: snapshot
+            .last_known_leader
+            .map(mapping::broker_from_impl)
+            .transpose()?,
         broker_epochs: snapshot
             .broker_epochs
             .iter()
@@ -322,13 +326,15 @@ mod tests {
         assert!(broker(&stray).is_err());
     }
 
-    /// Goal: the controller's snapshot maps view, fenced and ELR; timers map by name.
+    /// Goal: the controller's snapshot maps view, fenced, ELR and the last known leader; timers
+    /// map by name.
     #[test]
     fn controller_snapshot_maps() {
         let snapshot = imp::ControllerSnapshot {
             view: view(2, 3, &[2], 5),
             fenced: [1].into_iter().collect(),
             elr: [3].into_iter().collect(),
+            last_known_leader: Some(2),
             broker_epochs: [(3, 2)].into_iter().collect(),
             armed_timers: [imp::Timer::Heartbeat(1), imp::Timer::Expire(3)]
                 .into_iter()
@@ -339,6 +345,7 @@ mod tests {
         assert_eq!(state.view.leader, Some(BrokerId(2)));
         assert_eq!(state.fenced, BrokerSet::empty().with(BrokerId(1)));
         assert_eq!(state.elr, BrokerSet::empty().with(BrokerId(3)));
+        assert_eq!(state.last_known_leader, Some(BrokerId(2)));
         assert_eq!(state.broker_epochs, BTreeMap::from([(BrokerId(3), 2)]));
         let timers = armed_timers(&snapshot.armed_timers).unwrap();
         assert!(timers.contains(&Timer::Heartbeat(BrokerId(1))));

@@ -270,6 +270,7 @@ mod tests {
             },
             fenced: BrokerSet::empty(),
             elr: BrokerSet::empty(),
+            last_known_leader: None,
             broker_epochs: BTreeMap::new(),
         }
     }
@@ -284,6 +285,7 @@ mod tests {
             },
             fenced: BTreeSet::new(),
             elr: BTreeSet::new(),
+            last_known_leader: None,
             broker_epochs: BTreeMap::new(),
             armed_timers: BTreeSet::new(),
             timers_fired: BTreeMap::new(),

@@ -402,6 +402,8 @@ pub struct ControllerSnapshot {
     pub view: View,
     pub fenced: BTreeSet<BrokerId>,
     pub elr: BTreeSet<BrokerId>,
+    /// The last known leader (`kip-966` only, §4.10).
+    pub last_known_leader: Option<BrokerId>,
     /// Each broker's epoch from its last registration (absent: 0, never restarted).
     pub broker_epochs: BTreeMap<BrokerId, BrokerEpoch>,
     pub armed_timers: BTreeSet<Timer>,

@@ -22,6 +22,7 @@ fn state(partition_epoch: u32) -> NodeState {
         },
         fenced: BTreeSet::new(),
         elr: BTreeSet::new(),
+        last_known_leader: None,
         broker_epochs: BTreeMap::new(),
         armed_timers: BTreeSet::from([Timer::Expire(1)]),
         timers_fired: BTreeMap::new(),

@@ -32,6 +32,9 @@ pub struct ControllerState {
     pub fenced: BrokerSet,
     /// Eligible leader replicas (`kip-966` only).
     pub elr: BrokerSet,
+    /// The leader the partition had when it last went leaderless (`kip-966` only; Kafka's
+    /// `LastKnownElr`), electable once the ISR and the ELR are empty (§4.10).
+    pub last_known_leader: Option<BrokerId>,
     /// Each broker's broker epoch from its last registration (absent: 0, never restarted).
     pub broker_epochs: BTreeMap<BrokerId, u8>,
 }
@@ -42,6 +45,7 @@ impl Rewrite<Id> for ControllerState {
             view: self.view.rewrite(plan),
             fenced: self.fenced.rewrite(plan),
             elr: self.elr.rewrite(plan),
+            last_known_leader: self.last_known_leader.map(|l| l.rewrite(plan)),
             broker_epochs: self.broker_epochs.rewrite(plan),
         }
     }
@@ -62,6 +66,7 @@ impl Controller {
             view: View::initial(self.cfg.brokers),
             fenced: BrokerSet::empty(),
             elr: BrokerSet::empty(),
+            last_known_leader: None,
             broker_epochs: BTreeMap::new(),
         };
         self.sync_timers(None, &state, out);

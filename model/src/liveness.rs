@@ -305,11 +305,15 @@ fn produce_not_lost(model: &InsyncModel, state: &SystemState) -> bool {
 }
 
 /// A broker that is up, registered and eligible to lead (in the controller's ISR or, in
-/// `kip-966`, its ELR). Without one the partition may stay offline by design: the last ISR
-/// member lost its log in a restart and no clean election is possible.
+/// `kip-966`, its ELR, or the last known leader once both are empty). Without one the
+/// partition may stay offline by design: the last ISR member lost its log in a restart and no
+/// election is possible.
 fn eligible_broker_up(_model: &InsyncModel, state: &SystemState) -> bool {
     let c = controller(state);
-    let eligible = c.view.isr.union(c.elr);
+    let mut eligible = c.view.isr.union(c.elr);
+    if let (true, Some(l)) = (eligible.is_empty(), c.last_known_leader) {
+        eligible = eligible.with(l);
+    }
     eligible
         .iter()
         .any(|b| !state.crashed[b.0 as usize] && broker(state, b).is_some_and(|s| s.registered))

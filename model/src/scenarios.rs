@@ -3,10 +3,12 @@
 //!
 //! `insync check --scenario NAME` runs one; docs/counterexamples.md draws each one's shortest
 //! counterexample (`cargo test -p insync-model --test counterexamples` keeps the drawings in
-//! step with the model). Every scenario but `kip-101-flush-bug`, `kip-966-bug` and
-//! `min-isr-1-loss` runs with `fsync = always`, so that a crash loses nothing and the bug shown
-//! is the protocol's, not the disk's; those three are about what a crash loses from a log that
-//! is flushed lazily. The last two are settings, not bugs: min ISR 1, and acks=1.
+//! step with the model). Every scenario but `kip-101-flush-bug`, `kip-966-bug`,
+//! `min-isr-1-loss` and `last-leader-loss` runs with `fsync = always`, so that a crash loses
+//! nothing and the bug shown is the protocol's, not the disk's; those four are about what a
+//! crash loses from a log that is flushed lazily. `min-isr-1-loss` and `acks-1-loss` are
+//! settings, not bugs (min ISR 1, and acks=1); `last-leader-loss` is Kafka's own unclean
+//! recovery, which KIP-966 elects without asking.
 
 use crate::config::{Acks, Config, Fsync, Variant};
 
@@ -72,6 +74,12 @@ pub fn all() -> Vec<Scenario> {
     min_isr.expiries = 1;
     min_isr.min_insync_replicas = 1;
     min_isr.fsync = Fsync::Lazy;
+    // KIP-966 as Kafka ships it (§4.10): both brokers crash with the acknowledged record
+    // unflushed, one after the other, so the ISR and the ELR end up empty and the last known
+    // leader, restarted empty, is elected uncleanly.
+    let mut last_leader = base(Variant::Kip966, 2);
+    last_leader.crashes = 2;
+    last_leader.fsync = Fsync::Lazy;
     // acks=1 in the current design, with nothing lost to disk: a clean failover suffices.
     let mut acks_one = base(Variant::Kip966, 2);
     acks_one.expiries = 1;
@@ -121,6 +129,14 @@ pub fn all() -> Vec<Scenario> {
             config: min_isr,
             summary: "with min_insync_replicas = 1 a leader alone in the ISR acknowledges a \
                       record and loses it in a crash; the partition goes offline",
+        },
+        Scenario {
+            name: "last-leader-loss",
+            property: "no_acked_record_lost",
+            config: last_leader,
+            summary: "both brokers crash with the acknowledged record unflushed; once both \
+                      have registered again the ISR and the ELR are empty, and the last known \
+                      leader, restarted without the record, is elected uncleanly",
         },
         Scenario {
             name: "acks-1-loss",

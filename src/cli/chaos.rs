@@ -25,6 +25,9 @@ pub enum PlanArg {
     /// Cut the leader off from the other brokers until the ISR shrinks, then crash it (with
     /// --unclean and --min-isr 1 this loses acknowledged records).
     LeaderCrash,
+    /// Kill the leader, wait for the next, until every broker is down; then start them all
+    /// (only the kip-966 last known leader can lead then).
+    KillEveryLeader,
 }
 
 #[derive(Args)]
@@ -149,6 +152,7 @@ fn spec(args: &ChaosArgs, binary: PathBuf, dir: PathBuf) -> ChaosSpec {
             kinds: args.faults.clone(),
         },
         PlanArg::LeaderCrash => Plan::LeaderCrash,
+        PlanArg::KillEveryLeader => Plan::KillEveryLeader,
     };
     let timing = &args.protocol.timing;
     // Every node records a trace log for the Model verdict: where --trace-log says, else in

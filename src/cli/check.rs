@@ -44,8 +44,8 @@ pub struct ModelArgs {
     #[arg(long)]
     pub(crate) retries: Option<u8>,
     /// A named scenario (kip-101-bug, kip-101-flush-bug, kip-279-bug, kip-320-bug, kip-966-bug,
-    /// min-isr-1-loss, acks-1-loss): its configuration replaces every other model flag, and
-    /// --diagram draws its property.
+    /// min-isr-1-loss, acks-1-loss, last-leader-loss): its configuration replaces every other
+    /// model flag, and --diagram draws its property.
     #[arg(long)]
     pub(crate) scenario: Option<String>,
     /// States whose leader epoch exceeds this are outside the search.

@@ -53,6 +53,8 @@ pub enum Plan {
     Seeded { seed: u64, kinds: Vec<FaultKind> },
     /// [`schedule::leader_crash_plan`], once.
     LeaderCrash,
+    /// [`schedule::kill_every_leader_plan`], once.
+    KillEveryLeader,
 }
 
 /// Everything a run needs.
@@ -143,7 +145,7 @@ pub async fn run(spec: &ChaosSpec, status: Arc<Mutex<String>>) -> Result<ChaosRe
     let progress = Arc::new(Progress::default());
     let wants_disks = match &spec.plan {
         Plan::Seeded { kinds, .. } => kinds.contains(&FaultKind::Disk),
-        Plan::LeaderCrash => false,
+        Plan::LeaderCrash | Plan::KillEveryLeader => false,
     };
     let cluster_spec = ClusterSpec {
         disks: wants_disks,
@@ -234,12 +236,15 @@ async fn drive(
                 .then(|| Schedule::new(*seed, &kinds, cluster.brokers(), spec.clocks));
             Some(schedule)
         }
-        Plan::LeaderCrash => None,
+        Plan::LeaderCrash | Plan::KillEveryLeader => None,
     };
     let mut applied: BTreeMap<u32, Applied> = BTreeMap::new();
-    let mut steps: Vec<Step> = match seeded {
-        None => schedule::leader_crash_plan(spec.clocks),
-        Some(_) => Vec::new(),
+    let mut steps: Vec<Step> = match (&spec.plan, &seeded) {
+        (_, Some(_)) => Vec::new(),
+        (Plan::KillEveryLeader, None) => {
+            schedule::kill_every_leader_plan(spec.clocks, cluster.brokers())
+        }
+        (_, None) => schedule::leader_crash_plan(spec.clocks),
     };
     steps.reverse();
     loop {

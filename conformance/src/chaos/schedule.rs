@@ -299,6 +299,29 @@ pub fn leader_crash_plan(clocks: ScheduleClocks) -> Vec<Step> {
     ]
 }
 
+/// The fixed plan `kill-every-leader`: kill the leader, wait until the controller has fenced
+/// it and elected another, and again, until every broker has been killed (each one led when
+/// it died, so it held every acknowledged record but maybe not on disk); then start them again,
+/// in the order they died. The last one dies alone in the ISR, with the others out of the ISR
+/// and the ELR, so once all have restarted after unclean shutdowns only the `kip-966` last
+/// known leader can lead (docs/protocol.md §4.10).
+pub fn kill_every_leader_plan(clocks: ScheduleClocks, brokers: u32) -> Vec<Step> {
+    let elected = clocks.session_timeout + Duration::from_secs(2);
+    let mut steps = Vec::new();
+    for id in 0..brokers {
+        steps.push(Step::Inject {
+            id,
+            fault: Fault::Kill(Subject::Leader),
+        });
+        steps.push(Step::Wait(elected));
+    }
+    for id in 0..brokers {
+        steps.push(Step::Heal { id });
+        steps.push(Step::Wait(Duration::from_secs(1)));
+    }
+    steps
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -361,6 +384,37 @@ mod tests {
             };
             assert_ne!(named, Subject::Node(NodeId::Controller));
         }
+    }
+
+    /// Goal: `kill-every-leader` kills the leader once per broker, and heals every kill.
+    #[test]
+    fn kill_every_leader_kills_and_heals_each_broker_once() {
+        let steps = kill_every_leader_plan(CLOCKS, 3);
+        let kills: Vec<u32> = steps
+            .iter()
+            .filter_map(|step| match step {
+                Step::Inject {
+                    id,
+                    fault: Fault::Kill(Subject::Leader),
+                } => Some(*id),
+                _ => None,
+            })
+            .collect();
+        let heals: Vec<u32> = steps
+            .iter()
+            .filter_map(|step| match step {
+                Step::Heal { id } => Some(*id),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(kills, vec![0, 1, 2]);
+        assert_eq!(heals, kills);
+        let last_kill = steps.iter().rposition(|s| matches!(s, Step::Inject { .. }));
+        let first_heal = steps.iter().position(|s| matches!(s, Step::Heal { .. }));
+        assert!(
+            last_kill < first_heal,
+            "every broker is down before any restarts"
+        );
     }
 
     #[test]

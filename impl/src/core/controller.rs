@@ -39,6 +39,9 @@ pub struct ControllerState {
     pub fenced: BTreeSet<BrokerId>,
     /// Eligible leader replicas (`kip-966` only; empty otherwise).
     pub elr: BTreeSet<BrokerId>,
+    /// The leader the partition had when it last went leaderless (`kip-966` only; Kafka's
+    /// `LastKnownElr`), electable once the ISR and the ELR are empty (§4.10).
+    pub last_known_leader: Option<BrokerId>,
     /// Each broker's epoch from its last registration (KIP-903; absent: 0, never restarted).
     pub broker_epochs: BTreeMap<BrokerId, BrokerEpoch>,
 }
@@ -59,6 +62,7 @@ impl ControllerState {
             },
             fenced: BTreeSet::new(),
             elr: BTreeSet::new(),
+            last_known_leader: None,
             broker_epochs: BTreeMap::new(),
         }
     }
@@ -156,6 +160,7 @@ impl ControllerCore {
             view: self.state.view.clone(),
             fenced: self.state.fenced.clone(),
             elr: self.state.elr.clone(),
+            last_known_leader: self.state.last_known_leader,
             broker_epochs: self.state.broker_epochs.clone(),
             armed_timers: self.armed.clone(),
             timers_fired: self
