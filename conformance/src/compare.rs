@@ -271,6 +271,7 @@ mod tests {
             fenced: BrokerSet::empty(),
             elr: BrokerSet::empty(),
             broker_epochs: BTreeMap::new(),
+            choice: None,
         }
     }
 

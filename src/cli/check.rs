@@ -115,8 +115,9 @@ pub struct CheckArgs {
     /// Seed for --strategy random.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Broker symmetry reduction (DFS): on or off. Off by default because elections prefer the
-    /// lowest broker id, which renaming brokers does not preserve.
+    /// Broker symmetry reduction (DFS): on or off. Sound since the checked controller may elect
+    /// any eligible replica (docs/reductions.md); off by default because its cost per state
+    /// outweighs what it saves on the default check (docs/performance.md).
     #[arg(long, default_value = "off")]
     symmetry: String,
     /// Print one JSON object instead of text.
