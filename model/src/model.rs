@@ -130,18 +130,19 @@ impl InsyncModel {
         }
     }
 
-    /// The model `insync check` runs: every reduction of `reduction.rs` on, dead durable
-    /// state forgotten (module doc), and elections of any eligible replica, which make broker
-    /// symmetry valid. None loses a behaviour a property can see (docs/reductions.md).
+    /// The model `insync check` runs: every reduction of `reduction.rs` on, and dead durable
+    /// state forgotten (module doc). None loses a behaviour a property can see
+    /// (docs/reductions.md).
     pub fn reduced(self) -> Self {
         InsyncModel {
             reductions: Reductions::all(),
-            ..self.forgetting_dead_durability().electing_any()
+            ..self.forgetting_dead_durability()
         }
     }
 
     /// The same model with a controller that may elect any eligible replica, not only the
-    /// lowest id (`any_leader.rs`): every replica-assignment order Kafka could have.
+    /// lowest id (`any_leader.rs`): every replica-assignment order Kafka could have. What
+    /// `insync check --symmetry on` runs, since it makes renaming brokers a symmetry.
     pub fn electing_any(mut self) -> Self {
         self.any_eligible_leader = true;
         self
