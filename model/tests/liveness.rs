@@ -122,8 +122,8 @@ fn no_restart_means_no_leader_and_is_reported() {
 }
 
 /// Three brokers (min ISR 2), one record, one crash, one expiry, no read, no ISR shrink, leader
-/// epochs up to 3, `fsync = always`: the largest 3-broker configuration measured to finish
-/// (docs/performance.md). Every reachable state is kept, so it is left to the long CI step.
+/// epochs up to 3, `fsync = always`: 1.2 M states, 3.4 M fair runs, 10 min and 3.2 GB on a
+/// loaded 2-core machine (docs/performance.md), so it is left to the long CI step.
 #[test]
 #[ignore]
 fn kip966_makes_progress_at_three_brokers() {
