@@ -221,6 +221,7 @@ pub enum ClientRequest {
     Produce {
         producer_id: u64,
         first_sequence: u32,
+        #[serde(with = "crate::storage::value_bytes::many")]
         values: Vec<Vec<u8>>,
         acks: Acks,
     },

@@ -156,3 +156,20 @@ fn another_file_is_not_a_trace_log() {
     std::fs::write(&file, b"hello").unwrap();
     assert!(read_log(&file).is_err());
 }
+
+/// Goal: a log of the previous format version is named as such, by the reader and by a
+/// restarted node, which refuses to append frames of another version to it.
+#[test]
+fn a_log_of_another_version_is_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = TraceOptions::new(dir.path().to_owned());
+    let file = path(&options);
+    std::fs::write(&file, b"insync-tlog-v1\n\0\x05\0\0\0").unwrap();
+    let error = read_log(&file).unwrap_err();
+    assert!(
+        error.to_string().contains("another format version"),
+        "{error}"
+    );
+    assert!(TraceLog::open(&options, NodeId::Broker(1)).is_err());
+    assert_eq!(std::fs::read(&file).unwrap().len(), 20, "left as it was");
+}

@@ -63,6 +63,8 @@ struct Row {
     elapsed: Duration,
     p50: Duration,
     p99: Duration,
+    /// Bytes the nodes' trace logs grew by during the run (0 untraced).
+    trace_bytes: u64,
 }
 
 pub fn run_bench(args: BenchArgs) -> i32 {
@@ -100,9 +102,9 @@ async fn bench(args: &BenchArgs) -> Result<Vec<Row>, String> {
             .tempdir()
             .map_err(|error| format!("temporary directory: {error}"))?;
         let mut node_args = vec!["--fsync".into(), fsync.to_string()];
+        let trace_dir = dir.path().join("trace");
         if traced {
-            let trace = dir.path().join("trace").display().to_string();
-            node_args.extend(["--trace-log".into(), trace]);
+            node_args.extend(["--trace-log".into(), trace_dir.display().to_string()]);
         }
         let spec = LocalClusterSpec {
             binary: binary.clone(),
@@ -125,9 +127,14 @@ async fn bench(args: &BenchArgs) -> Result<Vec<Row>, String> {
                 args.records
             );
             let ticker = Ticker::start("bench", false);
+            let trace_before = trace_bytes(&trace_dir);
             let row = run_one(args, &cluster, (*fsync, traced), *size, &ticker).await;
             drop(ticker);
-            rows.push(row?);
+            let trace_bytes = trace_bytes(&trace_dir).saturating_sub(trace_before);
+            rows.push(Row {
+                trace_bytes,
+                ..row?
+            });
         }
         cluster.stop(Duration::from_secs(5)).await;
         drop(cluster);
@@ -193,7 +200,21 @@ async fn run_one(
         elapsed,
         p50: percentile(0.50),
         p99: percentile(0.99),
+        trace_bytes: 0,
     })
+}
+
+/// The size of every trace log in `dir` (0 when there is none). The writers hand their
+/// records to the kernel when their queues run empty, so right after the last acknowledgement
+/// a few records may still be on their way: the figure is a lower bound by at most that.
+fn trace_bytes(dir: &std::path::Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .filter_map(|entry| entry.ok()?.metadata().ok())
+        .map(|metadata| metadata.len())
+        .sum()
 }
 
 fn print_rows(args: &BenchArgs, rows: &[Row]) {
@@ -203,8 +224,16 @@ fn print_rows(args: &BenchArgs, rows: &[Row]) {
             args.brokers, args.producers, args.batch
         );
         println!(
-            "{:<7} {:<5} {:>6} {:>9} {:>12} {:>8} {:>9} {:>9}",
-            "fsync", "trace", "bytes", "records", "records/s", "MB/s", "p50 ms", "p99 ms"
+            "{:<7} {:<5} {:>6} {:>9} {:>12} {:>8} {:>9} {:>9} {:>11}",
+            "fsync",
+            "trace",
+            "bytes",
+            "records",
+            "records/s",
+            "MB/s",
+            "p50 ms",
+            "p99 ms",
+            "trace B/rec"
         );
     }
     for row in rows {
@@ -213,17 +242,20 @@ fn print_rows(args: &BenchArgs, rows: &[Row]) {
         let megabytes = rate * row.size as f64 / 1e6;
         let p50 = row.p50.as_secs_f64() * 1e3;
         let p99 = row.p99.as_secs_f64() * 1e3;
+        // All nodes' trace bytes per acknowledged record.
+        let trace_per_record = row.trace_bytes as f64 / row.records as f64;
         if args.json {
             let line = serde_json::json!({
                 "fsync": row.fsync.to_string(), "trace_log": row.traced,
                 "record_bytes": row.size, "records": row.records,
                 "records_per_s": rate, "mb_per_s": megabytes, "p50_ms": p50, "p99_ms": p99,
                 "brokers": args.brokers, "producers": args.producers, "batch": args.batch,
+                "trace_bytes": row.trace_bytes, "trace_bytes_per_record": trace_per_record,
             });
             println!("{line}");
         } else {
             println!(
-                "{:<7} {:<5} {:>6} {:>9} {:>12.0} {:>8.1} {:>9.2} {:>9.2}",
+                "{:<7} {:<5} {:>6} {:>9} {:>12.0} {:>8.1} {:>9.2} {:>9.2} {:>11.1}",
                 row.fsync.to_string(),
                 on_off(row.traced),
                 row.size,
@@ -231,7 +263,8 @@ fn print_rows(args: &BenchArgs, rows: &[Row]) {
                 rate,
                 megabytes,
                 p50,
-                p99
+                p99,
+                trace_per_record
             );
         }
     }

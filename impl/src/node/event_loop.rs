@@ -321,6 +321,11 @@ impl<R: Role> EventLoop<R> {
         loop {
             let next_deadline = self.clock.as_ref().and_then(Clock::next_deadline);
             let deadline = next_deadline.unwrap_or_else(Instant::now);
+            let trace_deadline = self
+                .trace
+                .as_ref()
+                .and_then(|(t, _)| t.hand_over_deadline());
+            let trace_due = trace_deadline.map_or_else(Instant::now, Instant::from_std);
             // Biased, timers before inputs: under a steady stream of inputs the timers must
             // still fire, or heartbeats would starve and the controller would fence a busy
             // broker. Inputs wait at most for the timers already due.
@@ -329,6 +334,12 @@ impl<R: Role> EventLoop<R> {
                 _ = shutdown.recv() => return Ok(()),
                 _ = tokio::time::sleep_until(deadline), if next_deadline.is_some() => {
                     self.fire_due()?;
+                }
+                // The trace recorder's batch has waited long enough (`trace_log::writer`).
+                _ = tokio::time::sleep_until(trace_due), if trace_deadline.is_some() => {
+                    if let Some((trace, _)) = self.trace.as_mut() {
+                        trace.hand_over();
+                    }
                 }
                 input = self.inputs.recv() => match input {
                     Some(input) => self.handle(input)?,

@@ -45,6 +45,7 @@ pub mod power_loss;
 pub mod record;
 pub mod recovery;
 mod replica;
+pub mod value_bytes;
 
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -11,5 +11,6 @@ pub struct Record {
     pub leader_epoch: u32,
     pub producer_id: u64,
     pub sequence: u32,
+    #[serde(with = "super::value_bytes")]
     pub value: Vec<u8>,
 }

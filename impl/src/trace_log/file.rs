@@ -2,8 +2,11 @@
 //!
 //! ```text
 //! file    = MAGIC frame*
-//! frame   = len: u32 LE | crc32c: u32 LE (of value) | value: len bytes (wire::codec of Event)
+//! frame   = len: u32 LE | crc32c: u32 LE (of value) | value: len bytes
+//! value   = wire::codec of a StoredEvent (an Event with its record lists as runs: `stored`)
 //! ```
+//!
+//! Version 1 (`insync-tlog-v1`) encoded the `Event` itself; this reader refuses it by name.
 //!
 //! Frames are appended and never rewritten. A crash (SIGKILL, power loss) can leave the last
 //! frame half written; the reader stops at the first frame that is incomplete, fails its CRC
@@ -14,10 +17,14 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use super::event::Event;
+use super::stored::StoredEvent;
 use crate::wire::codec::{self, ENCODED_BYTES_MAX};
 
 /// The first bytes of every trace log: the format and its version.
-pub const MAGIC: &[u8; 16] = b"insync-tlog-v1\n\0";
+pub const MAGIC: &[u8; 16] = b"insync-tlog-v2\n\0";
+
+/// What every version's magic starts with, to tell an older log from something else.
+const MAGIC_FAMILY: &[u8] = b"insync-tlog-v";
 
 /// Bytes before a frame's value: `len` and `crc32c`.
 pub const FRAME_PREFIX_BYTES: usize = 8;
@@ -30,8 +37,12 @@ pub enum TraceFileError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{path}: not a trace log of this format (bad magic bytes)")]
+    #[error("{path}: not a trace log (bad magic bytes)")]
     NotATraceLog { path: PathBuf },
+    #[error(
+        "{path}: a trace log of another format version ({found:?}; this build reads {MAGIC:?})"
+    )]
+    OtherVersion { path: PathBuf, found: String },
     #[error("{path}: cannot encode a record: {reason}")]
     Encode { path: PathBuf, reason: String },
 }
@@ -50,7 +61,16 @@ pub struct ReadLog {
 
 /// Appends `event`'s frame to `target`.
 pub fn encode_frame(event: &Event, target: &mut Vec<u8>) -> Result<(), codec::CodecError> {
-    let value = codec::encode(event)?;
+    encode_owned_frame(event.clone(), target)
+}
+
+/// [`encode_frame`] of an event the caller gives away (the writer thread's: no copy).
+pub fn encode_owned_frame(event: Event, target: &mut Vec<u8>) -> Result<(), codec::CodecError> {
+    let stored = StoredEvent::from(event);
+    stored
+        .check()
+        .map_err(|reason| codec::CodecError::Encode { reason })?;
+    let value = codec::encode(&stored)?;
     let len = u32::try_from(value.len()).expect("codec output is bounded by ENCODED_BYTES_MAX");
     target.extend_from_slice(&len.to_le_bytes());
     target.extend_from_slice(&crc32c::crc32c(&value).to_le_bytes());
@@ -100,8 +120,9 @@ fn frame_at(bytes: &[u8]) -> Result<(Event, usize), String> {
             "CRC mismatch (stored {stored:#010x}, computed {computed:#010x})"
         ));
     }
-    let event = codec::decode(value).map_err(|error| error.to_string())?;
-    Ok((event, FRAME_PREFIX_BYTES + len))
+    let stored: StoredEvent = codec::decode(value).map_err(|error| error.to_string())?;
+    stored.check()?;
+    Ok((stored.into_event(), FRAME_PREFIX_BYTES + len))
 }
 
 /// Reads the trace log at `path`.
@@ -110,8 +131,14 @@ pub fn read_log(path: &Path) -> Result<ReadLog, TraceFileError> {
         path: path.to_owned(),
         source,
     })?;
-    decode_frames(&bytes).ok_or_else(|| TraceFileError::NotATraceLog {
-        path: path.to_owned(),
+    decode_frames(&bytes).ok_or_else(|| match bytes.starts_with(MAGIC_FAMILY) {
+        true => TraceFileError::OtherVersion {
+            path: path.to_owned(),
+            found: String::from_utf8_lossy(&bytes[..MAGIC.len().min(bytes.len())]).into_owned(),
+        },
+        false => TraceFileError::NotATraceLog {
+            path: path.to_owned(),
+        },
     })
 }
 

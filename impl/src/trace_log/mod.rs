@@ -3,6 +3,7 @@
 //! (docs/validation.md).
 //!
 //! - [`event`]: what one record holds (the input, the messages sent, the writes, the state);
+//! - [`stored`]: a record's shape on disk, its record lists as runs;
 //! - [`file`]: the on-disk framing (length, CRC-32C, value) and the reader, which drops a torn
 //!   tail after a crash and says how many bytes it dropped;
 //! - [`writer`]: the recorder the event loop calls, a bounded queue to a writer thread that
@@ -14,6 +15,7 @@
 
 pub mod event;
 pub mod file;
+pub mod stored;
 pub mod writer;
 
 pub use event::{Event, Input, LogWrite, NodeState, TraceHeader, TracedMessage};
