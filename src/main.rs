@@ -17,6 +17,12 @@ mod cli;
 
 use clap::{Parser, Subcommand};
 
+/// A broker decodes Kafka requests, whose decoder reserves memory by counts a peer states:
+/// the lazy allocator keeps an absurd count from aborting the process (kafka::lazy_alloc).
+#[global_allocator]
+static ALLOCATOR: insync_impl::kafka::lazy_alloc::LazyLargeAllocator =
+    insync_impl::kafka::lazy_alloc::LazyLargeAllocator;
+
 #[derive(Parser)]
 #[command(
     name = "insync",

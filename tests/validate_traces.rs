@@ -232,3 +232,124 @@ async fn a_kip966_run_with_a_leader_killed_is_accepted() {
     let verdict = validate(trace.path(), None);
     assert!(verdict.is_accepted(), "{verdict}");
 }
+
+/// Goal: validation is not bounded by the model's old `u8` numbers, and takes batches: a run
+/// of more than 255 records (batches of ten and single records, two producers) and more than
+/// 255 events at the leader is accepted, and the same logs with one of the leader's late
+/// states edited are still rejected at that event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_past_the_old_u8_bounds_is_accepted_and_an_edit_of_it_rejected() {
+    let trace = tempfile::tempdir().unwrap();
+    let trace_flag = trace.path().display().to_string();
+    let mut test = TestCluster::start(3, &["--trace-log", trace_flag.as_str()]).await;
+    let mut batches = Producer::new(test.client_config(), ProduceAcks::All);
+    let mut singles = Producer::new(test.client_config(), ProduceAcks::All);
+    for round in 0..30u32 {
+        let batch = values(&format!("batch-{round}"), 0..10);
+        batches.send_batch(batch).await.expect("a batch");
+        let single = values(&format!("single-{round}"), 0..1);
+        singles.send_batch(single).await.expect("a record");
+    }
+    let leader = test.controller().await.view.leader.expect("a leader");
+    test.cluster.stop(std::time::Duration::from_secs(5)).await;
+
+    let verdict = validate(trace.path(), None);
+    let Verdict::Accepted(accepted) = &verdict else {
+        panic!("expected acceptance, got {verdict}")
+    };
+    let leader_name = format!("broker {leader}");
+    let (_, leader_events) = accepted
+        .nodes
+        .iter()
+        .find(|(name, _)| *name == leader_name)
+        .expect("the leader's log");
+    assert!(*leader_events > 255, "{accepted:?}");
+
+    // Edit: the leader's HW after its last produce (past record 255), one too high.
+    let edited = rewrite(trace.path(), NodeId::Broker(leader), |events| {
+        let event = events
+            .iter_mut()
+            .rev()
+            .find(|e| {
+                is_receive_of(e, |m| {
+                    matches!(m, TracedMessage::Request(ClientRequest::Produce { .. }))
+                })
+            })
+            .expect("the leader handled a produce");
+        let Some(trace_log::NodeState::Broker(snapshot)) = &mut event.state else {
+            panic!("a broker's state")
+        };
+        assert!(snapshot.log_end_offset > 255, "{}", snapshot.log_end_offset);
+        snapshot.hw += 1;
+    });
+    let verdict = validate(edited.path(), None);
+    let Verdict::Rejected(rejection) = &verdict else {
+        panic!("expected a rejection, got {verdict}")
+    };
+    assert_eq!(rejection.node, leader_name);
+    let hw = format!("{leader_name}.hw");
+    assert!(
+        rejection.differences.iter().any(|d| d.contains(&hw)),
+        "{verdict}"
+    );
+}
+
+/// Goal: a controller restart (which the model's controller never does) is validated as the
+/// controller coming back in its durable state: a run whose controller is killed and
+/// restarted, and then handles a follower's crash, is accepted; the same logs with the
+/// restarted controller's first later state edited are rejected at that event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_controller_restart_is_accepted_and_its_later_steps_still_checked() {
+    let trace = tempfile::tempdir().unwrap();
+    let trace_flag = trace.path().display().to_string();
+    let mut test = TestCluster::start(3, &["--trace-log", trace_flag.as_str()]).await;
+    let mut producer = Producer::new(test.client_config(), ProduceAcks::All);
+    for value in values("before", 0..5) {
+        producer.send(vec![value]).await.expect("produce");
+    }
+    test.cluster
+        .kill_controller()
+        .await
+        .expect("kill the controller");
+    test.cluster
+        .restart_controller()
+        .await
+        .expect("restart the controller");
+    let leader = test.controller().await.view.leader.expect("a leader");
+    let follower = (1..=3).find(|b| *b != leader).unwrap();
+    test.cluster.kill_broker(follower).await.expect("kill");
+    test.wait_controller("the killed follower out of the ISR", |c| {
+        !c.view.isr.contains(&follower)
+    })
+    .await;
+    for value in values("after", 0..3) {
+        producer.send(vec![value]).await.expect("produce");
+    }
+    test.cluster.stop(std::time::Duration::from_secs(5)).await;
+
+    let verdict = validate(trace.path(), None);
+    assert!(verdict.is_accepted(), "{verdict}");
+
+    // Edit: the partition epoch of the controller's first state after its restart that
+    // follows an input (its expiry of the follower, at the latest), one too high.
+    let mut edited_index = None;
+    let edited = rewrite(trace.path(), NodeId::Controller, |events| {
+        let restart = events
+            .iter()
+            .rposition(|e| matches!(e.input, Input::Start(_)))
+            .expect("a restart");
+        assert!(restart > 0, "the controller's log holds both incarnations");
+        let event = events[restart + 1..]
+            .iter_mut()
+            .find(|e| matches!(e.state, Some(trace_log::NodeState::Controller(_))))
+            .expect("a state after the restart");
+        let Some(trace_log::NodeState::Controller(snapshot)) = &mut event.state else {
+            unreachable!("found above")
+        };
+        snapshot.view.partition_epoch += 1;
+        edited_index = Some(event.index);
+    });
+    let verdict = validate(edited.path(), None);
+    let (node, at) = rejected_at(&verdict);
+    assert_eq!((node, Some(at)), ("controller", edited_index), "{verdict}");
+}

@@ -15,7 +15,7 @@ use insync_impl::protocol as imp;
 use insync_model::broker::{BrokerState, FetchState, LeaderState, ReplicaProgress};
 use insync_model::controller::ControllerState;
 use insync_model::msg::Timer;
-use insync_model::types::{BrokerId, Record};
+use insync_model::types::{BrokerId, Epoch, Record};
 
 use crate::mapping::{self, MappingError};
 
@@ -96,7 +96,7 @@ pub fn broker(snapshot: &imp::BrokerSnapshot) -> Result<BrokerState, MappingErro
 }
 
 /// The neutral value of a parked fetch's leader epoch (see `erase_broker`).
-pub const PARKED_EPOCH_ERASED: u8 = 0;
+pub const PARKED_EPOCH_ERASED: Epoch = 0;
 
 /// The model's broker state with the detail the implementation's snapshot lacks set to a
 /// neutral value: the leader epoch of a parked fetch (the model's `parked: Option<Epoch>`;
@@ -158,8 +158,9 @@ fn fetch_state(state: imp::FetchState) -> FetchState {
     }
 }
 
-fn small(what: &'static str, value: u64) -> Result<u8, MappingError> {
-    u8::try_from(value).map_err(|_| MappingError::OutOfRange { what, value })
+/// `value` in the model's (narrower) number type, or out of range.
+fn small<T: TryFrom<u64>>(what: &'static str, value: u64) -> Result<T, MappingError> {
+    T::try_from(value).map_err(|_| MappingError::OutOfRange { what, value })
 }
 
 fn inconsistent(snapshot: &imp::BrokerSnapshot, what: &str) -> MappingError {

@@ -26,7 +26,7 @@ pub fn initial() -> ClientState {
 
 /// `Produce(b)` fired: when idle and records remain, the next record's request to `broker`.
 pub fn produce(cfg: &Config, state: &mut ClientState, broker: BrokerId) -> Option<ClientRequest> {
-    if state.in_flight.is_some() || state.next_record > cfg.records {
+    if state.in_flight.is_some() || state.next_record > u32::from(cfg.records) {
         return None;
     }
     let record_id = state.next_record;

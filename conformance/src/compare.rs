@@ -291,17 +291,17 @@ mod tests {
         }
     }
 
-    fn disk_record(offset: u64, epoch: u32, record_id: u8) -> imp::Record {
+    fn disk_record(offset: u64, epoch: u32, record_id: u32) -> imp::Record {
         imp::Record {
             offset,
             leader_epoch: epoch,
             producer_id: crate::mapping::HARNESS_PRODUCER_ID,
-            sequence: u32::from(record_id),
+            sequence: record_id,
             value: crate::mapping::payload(record_id),
         }
     }
 
-    fn model_storage(log: &[(u8, u8)], hw: u8) -> BrokerStorage {
+    fn model_storage(log: &[(u32, u32)], hw: u32) -> BrokerStorage {
         BrokerStorage {
             log: log
                 .iter()
@@ -317,7 +317,7 @@ mod tests {
 
     /// A broker that holds `leo` records, of which `flushed` are durable, with its HW
     /// checkpoint at `hw_checkpoint`.
-    fn broker_state(flushed: u8, leo: u8, hw_checkpoint: u8) -> BrokerState {
+    fn broker_state(flushed: u32, leo: u32, hw_checkpoint: u32) -> BrokerState {
         BrokerState {
             broker_epoch: 0,
             registered: true,

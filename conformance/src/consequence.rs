@@ -10,6 +10,7 @@ use serde_json::Value;
 use crate::mapping;
 use crate::replay::CLUSTER_ID;
 use crate::step::Harness;
+use insync_model::types::RecordId;
 
 /// Most frames delivered while letting a counterexample's cluster settle.
 pub const DRAIN_DELIVERIES_MAX: usize = 1000;
@@ -18,15 +19,15 @@ pub const DRAIN_DELIVERIES_MAX: usize = 1000;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Consequence {
     /// Record ids the real brokers acknowledged (with the trace's acks setting).
-    pub acked: Vec<u8>,
+    pub acked: Vec<RecordId>,
     /// The leader `consume` read from, per the controller's view.
     pub leader: Option<u32>,
     /// `(offset, record id, leader epoch)` as `insync consume` printed them.
-    pub consumed: Vec<(u64, u8, u32)>,
+    pub consumed: Vec<(u64, RecordId, u32)>,
     /// Acknowledged records `consume` does not return.
-    pub missing: Vec<u8>,
+    pub missing: Vec<RecordId>,
     /// Every running broker's log, `(offset, record id, leader epoch)`.
-    pub logs: BTreeMap<u32, Vec<(u64, u8, u32)>>,
+    pub logs: BTreeMap<u32, Vec<(u64, RecordId, u32)>>,
     /// `consume`'s stderr or failure, if any.
     pub note: String,
     /// The counterexample's property.
@@ -100,7 +101,7 @@ impl Harness {
     }
 
     /// `insync consume --json` bootstrapped from the controller, as an operator would run it.
-    async fn consume(&self, binary: &std::path::Path) -> (Vec<(u64, u8, u32)>, String) {
+    async fn consume(&self, binary: &std::path::Path) -> (Vec<(u64, RecordId, u32)>, String) {
         // The controller's metadata names the brokers by their router addresses, through
         // which an outside client is passed (`router::PASS_THROUGH_EXCEPT`).
         let bootstrap = self
@@ -135,7 +136,7 @@ impl Harness {
                 let epoch = v.get("leader_epoch")?.as_u64()?;
                 Some((
                     offset,
-                    u8::try_from(sequence).ok()?,
+                    RecordId::try_from(sequence).ok()?,
                     u32::try_from(epoch).ok()?,
                 ))
             })

@@ -17,7 +17,7 @@ use insync_impl::protocol::{self as imp, NodeId};
 use crate::mapping;
 
 /// One log entry as `(offset, record id, leader epoch)`.
-pub type Entry = (u64, u8, u32);
+pub type Entry = (u64, insync_model::types::RecordId, u32);
 
 /// The real state behind an invariant violation.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -16,7 +16,7 @@ use insync_impl::core::Variant as ImplVariant;
 use insync_impl::protocol as imp;
 use insync_model::config::{Acks, Config, Variant};
 use insync_model::msg::{self as model, ClientReply, ClientRequest, Msg, PeerMsg};
-use insync_model::types::{BrokerId, BrokerSet, Record, View};
+use insync_model::types::{BrokerId, BrokerSet, Record, RecordId, View};
 
 use crate::router::Frame;
 use stateright::actor::Id;
@@ -42,12 +42,13 @@ pub enum MappingError {
 }
 
 /// The payload the harness's client writes for record `r`: checked when records come back.
-pub fn payload(record_id: u8) -> Vec<u8> {
+pub fn payload(record_id: RecordId) -> Vec<u8> {
     format!("record-{record_id}").into_bytes()
 }
 
-fn small(what: &'static str, value: u64) -> Result<u8, MappingError> {
-    u8::try_from(value).map_err(|_| MappingError::OutOfRange { what, value })
+/// `value` in the model's (narrower) number type, or out of range.
+fn small<T: TryFrom<u64>>(what: &'static str, value: u64) -> Result<T, MappingError> {
+    T::try_from(value).map_err(|_| MappingError::OutOfRange { what, value })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -138,7 +139,7 @@ pub fn view_from_impl(view: &imp::View) -> Result<View, MappingError> {
 }
 
 /// A record id as the harness's producer wrote it.
-pub fn record_id_from_impl(id: &imp::RecordId) -> Result<u8, MappingError> {
+pub fn record_id_from_impl(id: &imp::RecordId) -> Result<RecordId, MappingError> {
     if id.producer_id != HARNESS_PRODUCER_ID {
         return Err(MappingError::ForeignRecord(format!("{id:?}")));
     }
@@ -414,7 +415,7 @@ pub fn client_request_to_impl(request: &ClientRequest) -> imp::ClientRequest {
     match request {
         ClientRequest::Produce { record_id, acks } => imp::ClientRequest::Produce {
             producer_id: HARNESS_PRODUCER_ID,
-            first_sequence: u32::from(*record_id),
+            first_sequence: *record_id,
             values: vec![payload(*record_id)],
             acks: acks_to_impl(*acks),
         },
@@ -489,7 +490,7 @@ mod tests {
             leader_epoch: epoch,
             producer_id: HARNESS_PRODUCER_ID,
             sequence,
-            value: payload(sequence as u8),
+            value: payload(sequence),
         }
     }
 

@@ -230,3 +230,35 @@ pub fn checkpoint_reading(data: &[u8]) {
         }
     }
 }
+
+/// A Kafka request frame (the Kafka listener's reader, `kafka::dispatch::decode`), and for a
+/// produce each partition's record batch (`kafka::records::decode_produce`): no panic, and an
+/// accepted batch holds 1..=512 records, each in the stored form. Run with the lazy allocator
+/// (the target and the replay test set it), as the broker does: the decoder reserves by
+/// stated counts (docs/kafka.md). A decoded request is not required to re-encode to itself:
+/// the broker never re-encodes a request, and the crate's encoder does not always give back
+/// what its decoder read (docs/fuzzing.md, `kafka_request`).
+pub fn kafka_request(data: &[u8]) {
+    use crate::kafka::dispatch::{decode, Decoded};
+    use kafka_protocol::messages::RequestKind;
+    let Ok(Decoded::Request { request, .. }) = decode(bytes::Bytes::copy_from_slice(data)) else {
+        return;
+    };
+    let RequestKind::Produce(produce) = *request else {
+        return;
+    };
+    for topic in &produce.topic_data {
+        for partition in &topic.partition_data {
+            let Some(records) = &partition.records else {
+                continue;
+            };
+            if let Ok(batch) = crate::kafka::records::decode_produce(records) {
+                assert!((1..=crate::core::PRODUCE_RECORDS_MAX).contains(&batch.values.len()));
+                assert!(batch
+                    .values
+                    .iter()
+                    .all(|value| crate::kafka::records::parse_stored(value).is_some()));
+            }
+        }
+    }
+}

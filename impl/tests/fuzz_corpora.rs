@@ -22,6 +22,12 @@ use insync_impl::storage::log_format::encode_record;
 use insync_impl::storage::{EpochEntry, Record};
 use insync_impl::wire::{encode, ControlHello, Credential, Hello, HelloReply, PeerName};
 
+/// The broker's allocator: the Kafka decoder reserves by counts a peer states, and the
+/// `kafka_request` regressions include such a count (docs/kafka.md).
+#[global_allocator]
+static ALLOCATOR: insync_impl::kafka::lazy_alloc::LazyLargeAllocator =
+    insync_impl::kafka::lazy_alloc::LazyLargeAllocator;
+
 fn fuzz_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz")
 }
@@ -59,6 +65,13 @@ fn frames_and_handshake_corpus_replays() {
 #[test]
 fn message_decoding_corpus_replays() {
     replay("message_decoding", fuzzing::message_decoding);
+}
+
+/// The seeds are written by `regenerate_kafka_seed_corpus` in `kafka_bad_input.rs` (ignored),
+/// which has the request builders: one valid frame per advertised API and version.
+#[test]
+fn kafka_request_corpus_replays() {
+    replay("kafka_request", fuzzing::kafka_request);
 }
 
 #[test]

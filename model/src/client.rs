@@ -81,7 +81,7 @@ impl Client {
         }
         let brokers = (1..=self.cfg.brokers).map(BrokerId);
         let mut timers: Vec<Timer> = Vec::new();
-        if state.next_record <= self.cfg.records {
+        if state.next_record <= RecordId::from(self.cfg.records) {
             timers.extend(brokers.clone().map(Timer::Produce));
         }
         timers.extend(brokers.map(Timer::Consume));
@@ -105,7 +105,7 @@ impl Client {
             return;
         }
         match timer {
-            Timer::Produce(broker) if state.next_record <= self.cfg.records => {
+            Timer::Produce(broker) if state.next_record <= RecordId::from(self.cfg.records) => {
                 let record_id = state.next_record;
                 let acks = self.cfg.acks;
                 out.send_request(broker.id(), ClientRequest::Produce { record_id, acks });

@@ -26,7 +26,7 @@
 use crate::client::Request;
 use crate::model::{Action, InsyncModel, SystemState};
 use crate::msg::{ClientReply, ClientRequest, Msg, Timer};
-use crate::types::BrokerId;
+use crate::types::{BrokerId, RecordId};
 use stateright::actor::ActorModelAction;
 use stateright::Model;
 use std::collections::hash_map::DefaultHasher;
@@ -290,7 +290,7 @@ fn produce_not_lost(model: &InsyncModel, state: &SystemState) -> bool {
         .into_iter()
         .any(|(src, dst, m)| {
             let ends = (src == client && dst == b.id()) || (src == b.id() && dst == client);
-            let about = |id: &u8| *id == record_id;
+            let about = |id: &RecordId| *id == record_id;
             ends && matches!(
                 m,
                 Msg::Request(ClientRequest::Produce { record_id: id, .. })

@@ -33,7 +33,7 @@ use crate::controller::{Controller, ElectionChoice};
 use crate::ghost::Ghost;
 use crate::msg::{Msg, Timer};
 use crate::reduction::{self, Reductions, Saveable};
-use crate::types::BrokerId;
+use crate::types::{BrokerId, Epoch};
 use serde::Serialize;
 use stateright::actor::{ActorModel, ActorModelAction, ActorModelState, Id, Network};
 use stateright::{Model, Path, Property, Rewrite, RewritePlan};
@@ -334,7 +334,7 @@ impl Model for InsyncModel {
         let controller = state.actor_states[0]
             .as_controller()
             .expect("actor 0 is the controller");
-        controller.view.leader_epoch <= self.cfg.max_epoch
+        controller.view.leader_epoch <= Epoch::from(self.cfg.max_epoch)
     }
 }
 

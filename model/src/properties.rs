@@ -23,7 +23,7 @@ use crate::controller::ControllerState;
 use crate::ghost::Ghost;
 use crate::model::{in_flight, InsyncModel, SystemState};
 use crate::msg::{AlterPartitionResult, ClientReply, Msg, PeerMsg, ProduceResult};
-use crate::types::{BrokerId, Offset, Record, RecordId};
+use crate::types::{BrokerId, Epoch, Offset, Record, RecordId};
 use stateright::actor::Id;
 use stateright::{Expectation, Property};
 
@@ -203,7 +203,7 @@ fn consistent_read(model: &InsyncModel, state: &SystemState) -> bool {
 
 /// No two live brokers act as leader in the same leader epoch.
 fn one_leader_per_epoch(model: &InsyncModel, state: &SystemState) -> bool {
-    let epochs: Vec<u8> = live_brokers(model, state)
+    let epochs: Vec<Epoch> = live_brokers(model, state)
         .filter(|(_, s)| s.is_leader())
         .filter_map(|(_, s)| s.view.map(|v| v.leader_epoch))
         .collect();

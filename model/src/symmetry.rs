@@ -22,7 +22,13 @@ use std::hash::{Hash, Hasher};
 struct Anonymous<'a> {
     crashed: bool,
     controller: (bool, bool, bool, bool, u8),
-    own: (u8, bool, &'a [crate::types::Record], u8, bool),
+    own: (
+        u8,
+        bool,
+        &'a [crate::types::Record],
+        crate::types::Offset,
+        bool,
+    ),
     timers: usize,
     messages: (usize, usize),
 }

@@ -61,7 +61,7 @@ fn set(ids: &[u8]) -> BrokerSet {
         .fold(BrokerSet::empty(), |s, b| s.with(BrokerId(*b)))
 }
 
-fn holds_record(state: &SystemState, broker: usize, record_id: u8) -> bool {
+fn holds_record(state: &SystemState, broker: usize, record_id: u32) -> bool {
     let log = &state.actor_states[broker].as_broker().expect("broker").log;
     log.iter().any(|r| r.record_id == record_id)
 }

@@ -45,6 +45,11 @@ pub struct BenchArgs {
     /// Print one JSON object per row instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Instead: the librdkafka producer workload (acks=all, idempotent, --records of each
+    /// --sizes) against the Kafka listeners and, with java and mvn installed, against Apache
+    /// Kafka started by bench/kafka-cluster.sh in the same run (docs/performance.md).
+    #[arg(long)]
+    pub kafka: bool,
 }
 
 fn parse_on_off(text: &str) -> Result<bool, String> {
@@ -68,6 +73,9 @@ struct Row {
 }
 
 pub fn run_bench(args: BenchArgs) -> i32 {
+    if args.kafka {
+        return super::bench_kafka::run(&args);
+    }
     if args.batch == 0 || args.batch as usize > PRODUCE_RECORDS_MAX || args.producers == 0 {
         eprintln!("error: --batch must be within 1..={PRODUCE_RECORDS_MAX}, --producers >= 1");
         return 2;
@@ -115,6 +123,7 @@ async fn bench(args: &BenchArgs) -> Result<Vec<Row>, String> {
             broker_args: Vec::new(),
             base_port: None,
             logs: ChildLogs::Files,
+            kafka_topic: None,
         };
         let mut cluster = LocalCluster::start(spec)
             .await

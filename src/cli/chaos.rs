@@ -151,13 +151,22 @@ fn spec(args: &ChaosArgs, binary: PathBuf, dir: PathBuf) -> ChaosSpec {
         PlanArg::LeaderCrash => Plan::LeaderCrash,
     };
     let timing = &args.protocol.timing;
+    // Every node records a trace log for the Model verdict: where --trace-log says, else in
+    // the run's directory (kept with --keep).
+    let trace_dir = args
+        .protocol
+        .trace_log
+        .clone()
+        .unwrap_or_else(|| dir.join("trace"));
+    let mut protocol = args.protocol.clone();
+    protocol.trace_log = Some(trace_dir.clone());
     ChaosSpec {
         cluster: ClusterSpec {
             binary,
             dir,
             brokers: args.brokers,
             cluster_id: args.protocol.cluster_id.clone(),
-            node_args: args.protocol.flags(),
+            node_args: protocol.flags(),
             disks: false,
         },
         plan,
@@ -170,6 +179,7 @@ fn spec(args: &ChaosArgs, binary: PathBuf, dir: PathBuf) -> ChaosSpec {
         consumers: args.consumers,
         batch: args.batch,
         batch_interval: Duration::from_millis(args.batch_interval_ms),
+        trace_dir,
     }
 }
 
@@ -226,8 +236,59 @@ fn print_report(args: &ChaosArgs, report: &ChaosReport) {
     if let Some(failure) = &liveness.failure {
         println!("  {failure}");
     }
-    match &report.model {
-        ModelVerdict::NotRun { reason } => println!("Model:    NOT RUN ({reason})"),
+    print_model(&report.model, args.keep.is_some());
+}
+
+/// The Model verdict; the re-validate command only when the logs are kept.
+fn print_model(model: &ModelVerdict, kept: bool) {
+    let again = |command: &str| match kept {
+        true => format!("re-validate: {command}"),
+        false => "the logs were removed with the run: keep them with --keep DIR".into(),
+    };
+    match model {
+        ModelVerdict::Passed {
+            variant,
+            events,
+            nodes,
+            merges_searched,
+            seconds,
+            notes,
+        } => {
+            println!(
+                "Model:    PASS ({events} events of {} nodes accepted by the {variant} model, \
+                 {merges_searched} merge searched, {seconds:.1} s)",
+                nodes.len()
+            );
+            for note in notes {
+                println!("  note: {note}");
+            }
+        }
+        ModelVerdict::Failed {
+            report, command, ..
+        } => {
+            println!("Model:    FAIL");
+            print_indented(report);
+            // The report ends with the re-validate command; without --keep it is gone.
+            if !kept {
+                println!("  {}", again(command));
+            }
+        }
+        ModelVerdict::Undecided {
+            report, command, ..
+        } => {
+            println!("Model:    FAIL (not decided, so not passed)");
+            print_indented(report);
+            println!("  {}", again(command));
+        }
+        ModelVerdict::Unreadable { reason, .. } => {
+            println!("Model:    FAIL (the trace logs cannot be read: {reason})")
+        }
+    }
+}
+
+fn print_indented(report: &str) {
+    for line in report.lines() {
+        println!("  {line}");
     }
 }
 

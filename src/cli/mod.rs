@@ -1,5 +1,6 @@
 //! Subcommands of the `insync` binary, one module per group.
 pub mod bench;
+pub mod bench_kafka;
 pub mod chaos;
 pub mod check;
 pub mod client;

@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand, ValueEnum};
 use insync_impl::core::{ProtocolConfig, Variant};
-use insync_impl::node::broker::run_broker;
+use insync_impl::kafka::{KafkaConfig, TopicSpec, DEFAULT_TOPIC};
+use insync_impl::node::broker::run_broker_with_kafka;
 use insync_impl::node::config::{parse_peers, DEFAULT_CLUSTER_ID};
 use insync_impl::node::controller::run_controller;
 use insync_impl::node::local_cluster::{ChildLogs, LocalCluster, LocalClusterSpec};
@@ -270,11 +271,30 @@ pub struct BrokerArgs {
     /// Conformance: before opening the log, cut it back to what was durable (a power loss).
     #[arg(long, hide = true)]
     pub simulate_power_loss_on_start: bool,
+    /// Also serve the Kafka protocol here, for Kafka's own clients (librdkafka, kcat):
+    /// docs/kafka.md.
+    #[arg(long, value_name = "ADDR")]
+    pub kafka_listen: Option<String>,
+    /// Every broker's Kafka address as clients reach it (Metadata answers with these; this
+    /// broker's defaults to --kafka-listen): ID=ADDR,...
+    #[arg(long, value_name = "1=ADDR,2=ADDR,...", requires = "kafka_listen")]
+    pub kafka_peers: Option<String>,
+    #[command(flatten)]
+    pub topic: TopicArgs,
     /// Print the bound address as JSON on stdout.
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
     pub protocol: ProtocolArgs,
+}
+
+/// The topic the Kafka listener serves.
+#[derive(Args, Clone, Debug)]
+pub struct TopicArgs {
+    /// The Kafka topic: NAME, or NAME:PARTITIONS (partitions above 1 are not yet served: one
+    /// topic with one partition, the checked one, is).
+    #[arg(long, default_value = DEFAULT_TOPIC, value_name = "NAME[:PARTITIONS]")]
+    pub topic: String,
 }
 
 #[derive(Args)]
@@ -306,6 +326,11 @@ pub struct ClusterUpArgs {
     /// Print the addresses as one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Do not serve the Kafka protocol (served by default, on ports of its own).
+    #[arg(long)]
+    pub no_kafka: bool,
+    #[command(flatten)]
+    pub topic: TopicArgs,
     #[command(flatten)]
     pub protocol: ProtocolArgs,
 }
@@ -354,6 +379,10 @@ pub fn run_broker_command(args: BrokerArgs) -> i32 {
         Ok(peers) => peers,
         Err(error) => return usage(&error.to_string()),
     };
+    let kafka = match kafka_config(&args) {
+        Ok(kafka) => kafka,
+        Err(message) => return usage(&message),
+    };
     peers.entry(args.id).or_insert_with(|| args.listen.clone());
     let mut options = args.protocol.options(peers.keys().copied().collect());
     options.control_token_file = args.control_token_file;
@@ -368,10 +397,31 @@ pub fn run_broker_command(args: BrokerArgs) -> i32 {
         simulate_power_loss_on_start: args.simulate_power_loss_on_start,
     };
     let json = args.json;
-    let result = runtime().block_on(run_broker(config, |address| {
-        print_bound(json, "broker", Some(id), address)
-    }));
+    let result = runtime().block_on(run_broker_with_kafka(
+        config,
+        kafka,
+        |address| print_bound(json, "broker", Some(id), address),
+        |address| print_bound(json, "kafka", Some(id), address),
+    ));
     report(result)
+}
+
+/// `--kafka-listen`, `--kafka-peers` and `--topic` as the Kafka listener's configuration.
+fn kafka_config(args: &BrokerArgs) -> Result<Option<KafkaConfig>, String> {
+    let topic = TopicSpec::parse(&args.topic.topic).map_err(|error| error.to_string())?;
+    let Some(listen) = &args.kafka_listen else {
+        return Ok(None);
+    };
+    let mut advertised = match &args.kafka_peers {
+        Some(peers) => parse_peers(peers).map_err(|error| format!("--kafka-peers: {error}"))?,
+        None => BTreeMap::new(),
+    };
+    advertised.entry(args.id).or_insert_with(|| listen.clone());
+    Ok(Some(KafkaConfig {
+        listen: listen.clone(),
+        advertised,
+        topic,
+    }))
 }
 
 fn report(result: Result<(), insync_impl::node::NodeError>) -> i32 {
@@ -400,6 +450,9 @@ async fn cluster_up(args: ClusterUpArgs) -> i32 {
     if args.brokers == 0 {
         return usage("--brokers must be at least 1");
     }
+    if let Err(error) = TopicSpec::parse(&args.topic.topic) {
+        return usage(&error.to_string());
+    }
     let binary = match std::env::current_exe() {
         Ok(binary) => binary,
         Err(error) => return usage(&format!("cannot find the insync binary: {error}")),
@@ -413,6 +466,7 @@ async fn cluster_up(args: ClusterUpArgs) -> i32 {
         broker_args: Vec::new(),
         base_port: args.base_port,
         logs: ChildLogs::Inherit,
+        kafka_topic: (!args.no_kafka).then(|| args.topic.topic.clone()),
     };
     let mut cluster = match LocalCluster::start(spec).await {
         Ok(cluster) => cluster,
@@ -444,6 +498,9 @@ fn print_cluster(cluster: &LocalCluster, args: &ClusterUpArgs) {
             "controller": cluster.controller_address(),
             "brokers": brokers,
             "bootstrap": cluster.bootstrap().join(","),
+            "kafka": cluster.kafka_addresses(),
+            "kafka_bootstrap": kafka_bootstrap(cluster),
+            "topic": args.topic.topic,
             "dir": args.dir.display().to_string(),
             "control_token_file": cluster.control_token_path().display().to_string(),
         });
@@ -458,6 +515,9 @@ fn print_cluster(cluster: &LocalCluster, args: &ClusterUpArgs) {
     println!("  controller  {}", cluster.controller_address());
     for (id, address) in &brokers {
         println!("  broker {id}    {address}");
+    }
+    for (id, address) in cluster.kafka_addresses() {
+        println!("  kafka {id}     {address} (topic {:?})", args.topic.topic);
     }
     println!("  data        {}", args.dir.display());
     println!(
@@ -477,7 +537,25 @@ fn print_cluster(cluster: &LocalCluster, args: &ClusterUpArgs) {
         args.dir.display(),
         cluster.controller_address()
     );
+    if !cluster.kafka_addresses().is_empty() {
+        println!(
+            "     kcat -b {} -t {} -P   (then kcat -b ... -t {} -C; docs/kafka.md)",
+            kafka_bootstrap(cluster),
+            args.topic.topic,
+            args.topic.topic
+        );
+    }
     println!("Ctrl-C stops the cluster.");
+}
+
+/// The Kafka listeners as a client's `bootstrap.servers`.
+fn kafka_bootstrap(cluster: &LocalCluster) -> String {
+    let addresses: Vec<&str> = cluster
+        .kafka_addresses()
+        .values()
+        .map(String::as_str)
+        .collect();
+    addresses.join(",")
 }
 
 /// Reports children that exit by themselves (a crash, or someone's `kill -9`: the rest of the

@@ -52,6 +52,20 @@ impl TestCluster {
         extra: &[&str],
         broker_extra: &[&str],
     ) -> TestCluster {
+        Self::start_spec(brokers, extra, broker_extra, None).await
+    }
+
+    /// As `start`, with every broker serving the Kafka protocol for `topic` too.
+    pub async fn start_with_kafka(brokers: u32, extra: &[&str], topic: &str) -> TestCluster {
+        Self::start_spec(brokers, extra, &[], Some(topic.to_owned())).await
+    }
+
+    async fn start_spec(
+        brokers: u32,
+        extra: &[&str],
+        broker_extra: &[&str],
+        kafka_topic: Option<String>,
+    ) -> TestCluster {
         let dir = tempfile::tempdir().expect("temporary directory");
         let mut node_args: Vec<String> = FAST_CLOCKS.iter().map(|flag| flag.to_string()).collect();
         node_args.extend(extra.iter().map(|flag| flag.to_string()));
@@ -64,6 +78,7 @@ impl TestCluster {
             broker_args: broker_extra.iter().map(|flag| flag.to_string()).collect(),
             base_port: None,
             logs: ChildLogs::Files,
+            kafka_topic,
         };
         let cluster = LocalCluster::start(spec).await.expect("cluster starts");
         let test = TestCluster { cluster, dir };

@@ -11,13 +11,14 @@
 //! The verdicts: **History** (`crate::history`: nothing acknowledged lost, nothing
 //! duplicated, no consumer skipped, went back or saw a record later gone), **Liveness** (after
 //! the last heal a new record commits, and every broker is back in the ISR, each within
-//! [`LIVENESS_WITHIN`]) and **Model** (validation of the nodes' trace logs, which this run
-//! reports as not run until trace logs exist: never as passed).
+//! [`LIVENESS_WITHIN`]) and **Model** (`crate::validate` over the trace logs every node
+//! wrote: passed only when the validator accepted the whole run).
 
 pub mod cluster;
 pub mod disk;
 pub mod proxy;
 pub mod schedule;
+pub mod verdict;
 pub mod workload;
 
 use std::collections::BTreeMap;
@@ -34,6 +35,8 @@ use crate::history::{self, History, HistoryVerdict};
 use cluster::{Applied, ChaosCluster, ClusterSpec};
 use schedule::{FaultKind, Schedule, ScheduleClocks, Step};
 use workload::{Counters, Workload, WorkloadSpec};
+
+pub use verdict::ModelVerdict;
 
 /// After the last heal, a new record must commit, and every broker rejoin the ISR, within
 /// this long (generous: the cluster may be re-electing and a follower catching up).
@@ -64,14 +67,8 @@ pub struct ChaosSpec {
     pub consumers: u32,
     pub batch: u32,
     pub batch_interval: Duration,
-}
-
-/// The Model verdict: validation of the run's trace logs. Until the nodes keep trace logs
-/// (`--trace-log`) and `validate_dir` exists, it is not run, and says so: never passed.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(tag = "status", rename_all = "kebab-case")]
-pub enum ModelVerdict {
-    NotRun { reason: String },
+    /// Where every node writes its trace log (`--trace-log`), validated at the end.
+    pub trace_dir: std::path::PathBuf,
 }
 
 /// The Liveness verdict and its figures.
@@ -198,11 +195,10 @@ pub async fn run(spec: &ChaosSpec, status: Arc<Mutex<String>>) -> Result<ChaosRe
         }
         Err(error) => (None, Some(error)),
     };
-    let model = ModelVerdict::NotRun {
-        reason: "trace logs and `insync validate` are not part of this build".into(),
-    };
+    let model = verdict::model(&spec.trace_dir).await;
     let faults = progress.faults();
-    let passed = history.as_ref().is_some_and(HistoryVerdict::passed) && liveness.passed();
+    let passed =
+        history.as_ref().is_some_and(HistoryVerdict::passed) && liveness.passed() && model.passed();
     Ok(ChaosReport {
         faults_total: faults.values().sum(),
         faults,

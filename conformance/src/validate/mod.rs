@@ -7,6 +7,7 @@
 //! model's through the abstraction function after every event. The first event nothing
 //! explains is the verdict.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -292,6 +293,22 @@ pub fn describe(event: &Event) -> String {
     }
 }
 
+/// A line of a report, cut to [`LINE_MAX`] characters (a message of a long run can carry
+/// thousands of records; `--json` has them all).
+fn shortened(line: &str) -> Cow<'_, str> {
+    match line.char_indices().nth(LINE_MAX) {
+        None => Cow::Borrowed(line),
+        Some((cut, _)) => Cow::Owned(format!(
+            "{} ... ({} characters in all; --json has them)",
+            &line[..cut],
+            line.chars().count()
+        )),
+    }
+}
+
+/// How much of one line a report prints.
+const LINE_MAX: usize = 1_000;
+
 impl fmt::Display for Verdict {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -306,10 +323,14 @@ impl fmt::Display for Verdict {
                 writeln!(
                     f,
                     "REJECTED against {}: {} event {} (merged {}): {}",
-                    r.variant, r.node, r.node_index, r.merged_index, r.event
+                    r.variant,
+                    r.node,
+                    r.node_index,
+                    r.merged_index,
+                    shortened(&r.event)
                 )?;
                 for line in &r.differences {
-                    writeln!(f, "    {line}")?;
+                    writeln!(f, "    {}", shortened(line))?;
                 }
                 write!(f, "re-validate: {}", r.command)
             }

@@ -5,6 +5,12 @@
 //! payloads), so the existing mapping and abstraction apply unchanged. The renaming is
 //! injective, so two records the run tells apart stay apart: the model's idempotence (one
 //! append per record id) is the real one's (one append per producer sequence).
+//!
+//! A produce of a batch of N records is N model produces, one per record, in the batch's
+//! order (docs/validation.md "Batches"). The node answers the batch once, when the model
+//! answers its last record: so the node's answer is renamed to the model's answer for the
+//! last record (its offset moved from the batch's first record to its last), and the model's
+//! answers for the other records are absorbed (`absorbed`).
 
 use std::collections::BTreeMap;
 
@@ -14,8 +20,8 @@ use insync_impl::trace_log::TracedMessage;
 use crate::mapping::{payload, HARNESS_PRODUCER_ID};
 use crate::router::Frame;
 
-/// The model's record ids are `u8`, and 0 is not one.
-pub const RECORDS_MAX: usize = u8::MAX as usize;
+/// The model's record ids are `u32`, and 0 is not one.
+pub const RECORDS_MAX: usize = u32::MAX as usize;
 
 /// More distinct records than the model can name.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,7 +29,12 @@ pub struct TooManyRecords;
 
 #[derive(Debug, Default)]
 pub struct Renaming {
-    ids: BTreeMap<RecordId, u8>,
+    ids: BTreeMap<RecordId, u32>,
+    /// Every batch produced so far: (producer id, first sequence) → its record count.
+    batches: BTreeMap<(u64, u32), u32>,
+    /// The model id of each record of a batch of more than one → the model id of the
+    /// batch's last record.
+    last_of_batch: BTreeMap<u32, u32>,
 }
 
 impl Renaming {
@@ -34,15 +45,67 @@ impl Renaming {
             Some(model) => *model,
             None if next > RECORDS_MAX => return Err(TooManyRecords),
             None => {
-                let model = next as u8;
+                let model = u32::try_from(next).expect("below RECORDS_MAX");
                 self.ids.insert(id, model);
                 model
             }
         };
         Ok(RecordId {
             producer_id: HARNESS_PRODUCER_ID,
-            sequence: u32::from(model),
+            sequence: model,
         })
+    }
+
+    /// Whether the model's answer to record `model_id` is absorbed into its batch's answer:
+    /// the record is in a batch and is not its last.
+    pub fn absorbed(&self, model_id: u32) -> bool {
+        self.last_of_batch
+            .get(&model_id)
+            .is_some_and(|last| *last != model_id)
+    }
+
+    /// A produce of `values.len()` records as that many single-record produces, each as the
+    /// harness's producer would have sent it, and the batch remembered for its answer.
+    pub fn produce_batch(&mut self, request: &ClientRequest) -> Result<Vec<Frame>, TooManyRecords> {
+        let ClientRequest::Produce {
+            producer_id,
+            first_sequence,
+            values,
+            acks,
+        } = request
+        else {
+            return Ok(vec![Frame::Request(self.request(request)?)]);
+        };
+        let count = u32::try_from(values.len()).expect("a batch is at most PRODUCE_RECORDS_MAX");
+        self.batches.insert((*producer_id, *first_sequence), count);
+        let ids = (0..count)
+            .map(|i| self.named(*producer_id, first_sequence.wrapping_add(i)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let last = ids.last().map_or(0, |id| id.sequence);
+        for id in &ids {
+            if count > 1 {
+                self.last_of_batch.insert(id.sequence, last);
+            }
+        }
+        Ok(ids
+            .into_iter()
+            .map(|id| {
+                Frame::Request(ClientRequest::Produce {
+                    producer_id: id.producer_id,
+                    first_sequence: id.sequence,
+                    values: vec![payload(id.sequence)],
+                    acks: *acks,
+                })
+            })
+            .collect())
+    }
+
+    /// How many records the batch starting at (producer id, sequence) has (1 if unknown).
+    fn batch_len(&self, producer_id: u64, first_sequence: u32) -> u32 {
+        self.batches
+            .get(&(producer_id, first_sequence))
+            .copied()
+            .unwrap_or(1)
     }
 
     pub fn record(&mut self, record: &imp::Record) -> Result<imp::Record, TooManyRecords> {
@@ -55,7 +118,7 @@ impl Renaming {
             leader_epoch: record.leader_epoch,
             producer_id: id.producer_id,
             sequence: id.sequence,
-            value: payload(id.sequence as u8),
+            value: payload(id.sequence),
         })
     }
 
@@ -115,7 +178,7 @@ impl Renaming {
                 ClientRequest::Produce {
                     producer_id: id.producer_id,
                     first_sequence: id.sequence,
-                    values: vec![payload(id.sequence as u8); values.len()],
+                    values: vec![payload(id.sequence); values.len()],
                     acks: *acks,
                 }
             }
@@ -130,11 +193,19 @@ impl Renaming {
                 first_sequence,
                 result,
             } => {
-                let id = self.named(*producer_id, *first_sequence)?;
+                // The batch's answer is the model's answer for its last record.
+                let more = self.batch_len(*producer_id, *first_sequence) - 1;
+                let id = self.named(*producer_id, first_sequence.wrapping_add(more))?;
+                let result = match result {
+                    imp::ProduceResult::Ok { offset } => imp::ProduceResult::Ok {
+                        offset: offset + u64::from(more),
+                    },
+                    other => other.clone(),
+                };
                 ClientReply::ProduceResponse {
                     producer_id: id.producer_id,
                     first_sequence: id.sequence,
-                    result: result.clone(),
+                    result,
                 }
             }
             ClientReply::ConsumeResponse {
@@ -153,22 +224,32 @@ impl Renaming {
         })
     }
 
-    /// A broker's snapshot with its log (given apart: see `trace_log::event`) renamed in.
+    /// A broker's snapshot renamed, without its log (an empty log, a log end offset of 0):
+    /// validation compares the log apart (`step::judge`), and a recorded snapshot has none.
     pub fn broker_snapshot(
         &mut self,
         snapshot: &imp::BrokerSnapshot,
-        log: &[(u64, u32, RecordId)],
     ) -> Result<imp::BrokerSnapshot, TooManyRecords> {
         let mut renamed = snapshot.clone();
-        renamed.log = log
-            .iter()
-            .map(|(offset, epoch, id)| Ok((*offset, *epoch, self.id(*id)?)))
-            .collect::<Result<_, TooManyRecords>>()?;
-        renamed.waiting = snapshot
-            .waiting
-            .iter()
-            .map(|(id, offset)| Ok((self.id(*id)?, *offset)))
-            .collect::<Result<_, TooManyRecords>>()?;
+        renamed.log = Vec::new();
+        renamed.log_end_offset = 0;
+        // A waiting batch is the model's waiting records of it not yet below the HW.
+        let mut waiting = Vec::new();
+        for (id, last_offset) in &snapshot.waiting {
+            let count = self.batch_len(id.producer_id, id.sequence);
+            let first_offset = last_offset + 1 - u64::from(count);
+            for i in 0..count {
+                let offset = first_offset + u64::from(i);
+                let sequence = id.sequence.wrapping_add(i);
+                let entry = (self.named(id.producer_id, sequence)?, offset);
+                // A batch waiting twice (sent again on another connection) is the model's
+                // one waiting record (conformance/DIVERGENCES.md).
+                if offset >= snapshot.hw && !waiting.contains(&entry) {
+                    waiting.push(entry);
+                }
+            }
+        }
+        renamed.waiting = waiting;
         Ok(renamed)
     }
 }
@@ -185,19 +266,51 @@ mod tests {
     }
 
     /// Goal: identities are numbered in order of first sight, the same identity always gets
-    /// the same number, two producers' equal sequences stay apart, and the 256th distinct
-    /// record is refused rather than wrapped.
+    /// the same number, two producers' equal sequences stay apart, and numbering goes on past
+    /// the old `u8` bound of the model's record ids.
     #[test]
-    fn renaming_is_injective_and_bounded() {
+    fn renaming_is_injective_past_the_old_bound() {
         let mut renaming = Renaming::default();
         let first = renaming.id(id(900, 0)).unwrap();
         assert_eq!(first, id(HARNESS_PRODUCER_ID, 1));
         assert_eq!(renaming.id(id(901, 0)).unwrap(), id(HARNESS_PRODUCER_ID, 2));
         assert_eq!(renaming.id(id(900, 0)).unwrap(), first);
-        for sequence in 1..(RECORDS_MAX as u32 - 1) {
+        for sequence in 1..300 {
             renaming.id(id(900, sequence)).unwrap();
         }
-        assert_eq!(renaming.id(id(902, 0)), Err(TooManyRecords));
+        assert_eq!(renaming.id(id(902, 0)), Ok(id(HARNESS_PRODUCER_ID, 302)));
+    }
+
+    /// Goal: a batch is its records' single produces, and its one answer is the model's
+    /// answer to its last record: named so, its offset moved to the last record, the other
+    /// records' answers absorbed.
+    #[test]
+    fn a_batch_is_answered_for_its_last_record() {
+        let mut renaming = Renaming::default();
+        let produce = ClientRequest::Produce {
+            producer_id: 7,
+            first_sequence: 10,
+            values: vec![Vec::new(); 3],
+            acks: imp::Acks::All,
+        };
+        let frames = renaming.produce_batch(&produce).unwrap();
+        assert_eq!(frames.len(), 3);
+        assert!(renaming.absorbed(1) && renaming.absorbed(2) && !renaming.absorbed(3));
+        let reply = TracedMessage::Reply(ClientReply::ProduceResponse {
+            producer_id: 7,
+            first_sequence: 10,
+            result: imp::ProduceResult::Ok { offset: 40 },
+        });
+        let Frame::Reply(ClientReply::ProduceResponse {
+            first_sequence,
+            result,
+            ..
+        }) = renaming.message(&reply).unwrap()
+        else {
+            panic!("a produce answer")
+        };
+        assert_eq!(first_sequence, 3);
+        assert_eq!(result, imp::ProduceResult::Ok { offset: 42 });
     }
 
     /// Goal: a renamed record carries the harness's producer and payload, so the existing

@@ -19,7 +19,7 @@ use insync_model::broker::Broker;
 use insync_model::client::Client;
 use insync_model::controller::Controller;
 use insync_model::msg::{Msg, Timer};
-use insync_model::types::BrokerId;
+use insync_model::types::{BrokerId, Record};
 use insync_model::Config;
 use stateright::actor::{Actor, Command, Id};
 
@@ -30,7 +30,9 @@ use crate::router::Frame;
 mod judge;
 
 type Out = stateright::actor::Out<InsyncActor>;
-type RealLog = Vec<(u64, u32, RecordId)>;
+/// A node's log as its writes left it, its records renamed into the model's (renamed once,
+/// when written, so an event costs what it wrote, not the log's length).
+type RealLog = Vec<Record>;
 
 /// What became of one event.
 #[derive(Debug)]
@@ -46,13 +48,21 @@ pub enum Outcome {
 #[derive(Clone, Debug)]
 enum Candidate {
     Start,
-    Deliver(Id, Msg),
+    /// Messages delivered in turn: one, or a produce batch's single-record produces.
+    Deliver(Id, Vec<Msg>),
     Fire(Timer),
     /// No model step: an implementation-only input (its heartbeat clock, a heartbeat that
     /// changes nothing). The state must not move; only retransmissions may be sent.
     Stutter,
     /// The clean stop: the broker flushes and checkpoints as if both timers fired.
     CleanStop,
+    /// A restart of the controller, which the model's controller never does: its whole state
+    /// is durable (written before any message of a step leaves, impl `core::controller`), so
+    /// it comes back in the state it had, with the timers that state arms.
+    ControllerRestart,
+    /// The same, but in the state the restarted node recorded: the state it persisted in the
+    /// unrecorded last moments before a SIGKILL (not checked, and noted).
+    ControllerRecovered,
 }
 
 /// One actor's model side.
@@ -63,6 +73,8 @@ struct ActorRun {
     storage: Option<Storage>,
     /// Whether it ever started (a second start is a restart).
     started: bool,
+    /// The state it had when it stopped cleanly (the controller's is durable).
+    stopped: Option<State>,
 }
 
 /// The model along the run, and the real logs rebuilt from the writes.
@@ -72,6 +84,11 @@ pub struct ModelRun {
     runs: Vec<ActorRun>,
     logs: BTreeMap<NodeId, RealLog>,
     renaming: Renaming,
+    /// For the event being judged: whether its writes changed the node's log, and whether
+    /// the model's step changed the actor's state. When neither did, the two logs are as
+    /// equal as they were after the node's previous event (`judge::compare_state`).
+    real_log_moved: bool,
+    model_moved: bool,
     pub notes: Vec<String>,
 }
 
@@ -103,6 +120,8 @@ impl ModelRun {
             runs,
             logs: BTreeMap::new(),
             renaming: Renaming::default(),
+            real_log_moved: true,
+            model_moved: true,
             notes: Vec::new(),
         }
     }
@@ -128,9 +147,24 @@ impl ModelRun {
             Err(outcome) => return outcome,
         };
         let mut first_refusal = None;
+        // One reading (every broker event): tried on the actor's own model side, no copy of
+        // its log; a refusal ends validation anyway. More: each on a copy.
+        let single = candidates.len() == 1;
         for candidate in candidates {
-            match self.attempt(node, actor, name, &candidate, event) {
+            let run = match single {
+                true => std::mem::take(&mut self.runs[usize::from(actor)]),
+                false => self.runs[usize::from(actor)].clone(),
+            };
+            match self.attempt(node, actor, name, &candidate, event, run) {
                 Ok(run) => {
+                    if let Candidate::ControllerRecovered = candidate {
+                        self.notes.push(format!(
+                            "{name} event {}: restarted in a state its log had not reached \
+                             (persisted in the unrecorded last moments before a crash; taken \
+                             as recorded, not checked)",
+                            event.index
+                        ));
+                    }
                     self.runs[usize::from(actor)] = run;
                     return Outcome::Explained;
                 }
@@ -149,22 +183,45 @@ impl ModelRun {
         let Some(NodeState::Broker(snapshot)) = &event.state else {
             return Ok(());
         };
+        let renaming = &mut self.renaming;
+        let mut renamed = |records: &[(u64, u32, RecordId)]| -> Result<RealLog, Outcome> {
+            records
+                .iter()
+                .map(|(_, epoch, id)| {
+                    let id = renaming.id(*id).map_err(too_many)?;
+                    Ok(Record {
+                        leader_epoch: *epoch,
+                        record_id: id.sequence,
+                    })
+                })
+                .collect()
+        };
+        self.real_log_moved = matches!(event.input, Input::Start(_))
+            || event
+                .writes
+                .iter()
+                .any(|write| matches!(write, LogWrite::Append(_) | LogWrite::TruncateTo(_)));
         if let Input::Start(_) = event.input {
             // The state after a start is after its writes, and carries the whole log.
-            self.logs.insert(node, snapshot.log.clone());
-        }
-        let log = self.logs.entry(node).or_default();
-        let writes = match event.input {
-            Input::Start(_) => &[][..],
-            _ => &event.writes[..],
-        };
-        for write in writes {
-            match write {
-                LogWrite::Append(records) => log.extend(records.iter().copied()),
-                LogWrite::TruncateTo(offset) => log.truncate(*offset as usize),
-                LogWrite::Flush | LogWrite::CheckpointHighWatermark(_) => {}
+            let recovered = renamed(&snapshot.log)?;
+            self.logs.insert(node, recovered);
+        } else {
+            for write in &event.writes {
+                match write {
+                    LogWrite::Append(records) => {
+                        let records = renamed(records)?;
+                        self.logs.entry(node).or_default().extend(records);
+                    }
+                    LogWrite::TruncateTo(offset) => self
+                        .logs
+                        .entry(node)
+                        .or_default()
+                        .truncate(*offset as usize),
+                    LogWrite::Flush | LogWrite::CheckpointHighWatermark(_) => {}
+                }
             }
         }
+        let log = self.logs.entry(node).or_default();
         if log.len() as u64 != snapshot.log_end_offset {
             return Err(Outcome::Refused(vec![format!(
                 "the recorded writes leave a log of {} records, the storage reports a log end \
@@ -182,11 +239,11 @@ impl ModelRun {
     fn candidates(&mut self, actor: Id, event: &Event) -> Result<Vec<Candidate>, Outcome> {
         let run = &self.runs[usize::from(actor)];
         Ok(match &event.input {
-            Input::Start(_) if run.started && usize::from(actor) == 0 => {
-                return Err(Outcome::OutOfScope(
-                    "the controller restarted: the model's controller never crashes".into(),
-                ))
-            }
+            // After a clean stop nothing went unrecorded: only the state it had.
+            Input::Start(_) if run.started && usize::from(actor) == 0 => match run.stopped {
+                Some(_) => vec![Candidate::ControllerRestart],
+                None => vec![Candidate::ControllerRestart, Candidate::ControllerRecovered],
+            },
             Input::Start(_) => vec![Candidate::Start],
             Input::Message { from, message, .. } => {
                 let src = self.actor_of(*from).map_err(out_of_scope)?;
@@ -209,10 +266,21 @@ impl ModelRun {
                     candidates.push(Candidate::Stutter);
                     return Ok(candidates);
                 }
-                let renamed = self.renaming.message(message).map_err(too_many)?;
-                let msg = mapping::msg_from_impl(&renamed, first_offset(&renamed))
+                if judge::refused_by_the_implementation_only(event) {
+                    // Nothing appended, nothing changed: the model's state must not move.
+                    return Ok(vec![Candidate::Stutter]);
+                }
+                let frames = match message {
+                    TracedMessage::Request(request) => self.renaming.produce_batch(request),
+                    other => self.renaming.message(other).map(|frame| vec![frame]),
+                };
+                let msgs = frames
+                    .map_err(too_many)?
+                    .iter()
+                    .map(|frame| mapping::msg_from_impl(frame, first_offset(frame)))
+                    .collect::<Result<Vec<Msg>, MappingError>>()
                     .map_err(out_of_scope)?;
-                vec![Candidate::Deliver(src, msg)]
+                vec![Candidate::Deliver(src, msgs)]
             }
             Input::Timer(timer) => match mapping::timer_from_impl(timer).map_err(out_of_scope)? {
                 Some(timer) if run.timers.contains(&timer) => vec![Candidate::Fire(timer)],
@@ -247,8 +315,8 @@ impl ModelRun {
         name: &str,
         candidate: &Candidate,
         event: &Event,
+        mut run: ActorRun,
     ) -> Result<ActorRun, Outcome> {
-        let mut run = self.runs[usize::from(actor)].clone();
         let mut out = Out::new();
         self.run_candidate(actor, &mut run, candidate, event, &mut out)?;
         let mut sent: BTreeMap<Id, Vec<Msg>> = BTreeMap::new();
@@ -265,11 +333,16 @@ impl ModelRun {
                 Command::ChooseRandom(..) => {}
             }
         }
+        if let (Candidate::Deliver(_, msgs), Some(State::Broker(after))) = (candidate, &run.state) {
+            if msgs.len() > 1 {
+                judge::answer_parked_after_the_batch(&mut sent, after);
+            }
+        }
         let mut lines = self.compare_sent(name, &run, candidate, &sent, event)?;
-        lines.extend(self.compare_state(node, name, &run, event)?);
+        lines.extend(self.compare_state(node, name, &mut run, event)?);
         if lines.is_empty() {
             if matches!(candidate, Candidate::CleanStop) {
-                run.state = None;
+                run.stopped = run.state.take();
                 run.timers.clear();
             }
             return Ok(run);
@@ -289,6 +362,9 @@ impl ModelRun {
             Candidate::Start => self.restart_storage(actor, run, event)?,
             _ => None,
         };
+        // Whether the model's state (so its log) may have moved; a step that leaves it
+        // where it was says so through the copy-on-write (`stepped`).
+        self.model_moved = !matches!(candidate, Candidate::Stutter);
         let model = &self.actors[usize::from(actor)];
         match candidate {
             Candidate::Start => {
@@ -296,20 +372,33 @@ impl ModelRun {
                 run.state = Some(model.on_start(actor, &storage, out));
                 run.started = true;
             }
-            Candidate::Deliver(src, msg) => {
-                let state = run.state.as_ref().ok_or_else(|| down(actor))?;
-                let mut cow = Cow::Borrowed(state);
-                model.on_msg(actor, &mut cow, *src, msg.clone(), out);
-                run.state = Some(cow.into_owned());
+            Candidate::Deliver(src, msgs) => {
+                let state = run.state.take().ok_or_else(|| down(actor))?;
+                let mut cow = Cow::Borrowed(&state);
+                for msg in msgs {
+                    model.on_msg(actor, &mut cow, *src, msg.clone(), out);
+                }
+                let owned = match cow {
+                    Cow::Owned(next) => Some(next),
+                    Cow::Borrowed(_) => None,
+                };
+                run.state = Some(self.stepped(owned, state));
             }
             Candidate::Fire(timer) => {
-                let state = run.state.as_ref().ok_or_else(|| down(actor))?;
-                let mut cow = Cow::Borrowed(state);
+                let state = run.state.take().ok_or_else(|| down(actor))?;
+                let mut cow = Cow::Borrowed(&state);
                 run.timers.remove(timer);
                 model.on_timeout(actor, &mut cow, timer, out);
-                run.state = Some(cow.into_owned());
+                let owned = match cow {
+                    Cow::Owned(next) => Some(next),
+                    Cow::Borrowed(_) => None,
+                };
+                run.state = Some(self.stepped(owned, state));
             }
             Candidate::Stutter => {}
+            Candidate::ControllerRestart | Candidate::ControllerRecovered => {
+                self.restart_controller(run, candidate, event, out)?;
+            }
             Candidate::CleanStop => {
                 for timer in [Timer::Flush, Timer::HwCheckpoint] {
                     if !run.timers.contains(&timer) {
@@ -324,6 +413,42 @@ impl ModelRun {
             }
         }
         Ok(())
+    }
+}
+
+impl ModelRun {
+    /// The controller back from a restart: its durable state (the model's, or the one it
+    /// recorded), and every timer that state arms (`Controller::sync_timers` from nothing).
+    fn restart_controller(
+        &self,
+        run: &mut ActorRun,
+        candidate: &Candidate,
+        event: &Event,
+        out: &mut Out,
+    ) -> Result<(), Outcome> {
+        let state = match (candidate, &event.state) {
+            (Candidate::ControllerRecovered, Some(NodeState::Controller(snapshot))) => {
+                crate::abstraction::controller(snapshot).map_err(out_of_scope)?
+            }
+            _ => match run.state.as_ref().or(run.stopped.as_ref()) {
+                Some(State::Controller(state)) => state.clone(),
+                _ => return Err(down(Id::from(0))),
+            },
+        };
+        run.timers.clear();
+        run.stopped = None;
+        Controller { cfg: self.cfg }.sync_timers(None, &state, out);
+        run.state = Some(State::Controller(state));
+        Ok(())
+    }
+}
+
+impl ModelRun {
+    /// The state after a model step: the copy-on-write's new state if the step changed it
+    /// (`InsyncActor::apply` keeps a changed copy only), else the one it started from.
+    fn stepped(&mut self, owned: Option<State>, before: State) -> State {
+        self.model_moved = owned.is_some();
+        owned.unwrap_or(before)
     }
 }
 

@@ -32,6 +32,7 @@ use super::{bind, claim_data_dir, open_trace, run_node, NodeError, Wiring};
 use crate::core::{
     BrokerCore, BrokerStart, ControllerState, CoreError, Effects, ReplicaApply, Write,
 };
+use crate::kafka::{KafkaConfig, KafkaStart};
 use crate::protocol::{
     BrokerEpoch, ClientId, ClientRequest, Metadata, NodeId, PeerId, PeerMessage, Snapshot, Timer,
 };
@@ -224,10 +225,36 @@ pub async fn run_broker(
     config: BrokerConfig,
     on_bound: impl FnOnce(std::net::SocketAddr),
 ) -> Result<(), NodeError> {
+    run_broker_with_kafka(config, None, on_bound, |_| {}).await
+}
+
+/// [`run_broker`], and with `kafka` a Kafka listener too (`--kafka-listen`), bound after the
+/// broker's own listener (`on_kafka_bound` is told where).
+pub async fn run_broker_with_kafka(
+    config: BrokerConfig,
+    kafka: Option<KafkaConfig>,
+    on_bound: impl FnOnce(std::net::SocketAddr),
+    on_kafka_bound: impl FnOnce(std::net::SocketAddr),
+) -> Result<(), NodeError> {
     config.options.timing.validate()?;
     let claim = claim_data_dir(&config.data_dir, &config.options)?;
     let listener = bind(&config.listen, on_bound).await?;
+    let kafka_listener = match &kafka {
+        Some(kafka) => Some(bind(&kafka.listen, on_kafka_bound).await?),
+        None => None,
+    };
     let role = BrokerRole::open(config.clone())?;
+    let kafka = match (kafka, kafka_listener) {
+        (Some(kafka), Some(listener)) => Some(KafkaStart {
+            listener,
+            broker: config.id,
+            broker_epoch: role.core.snapshot_without_log().broker_epoch,
+            cluster_id: config.options.cluster_id.clone(),
+            replicas: config.options.protocol.brokers.clone(),
+            config: kafka,
+        }),
+        _ => None,
+    };
     let mut peers: BTreeMap<NodeId, String> = config
         .peers
         .iter()
@@ -246,6 +273,7 @@ pub async fn run_broker(
         accepts_clients: true,
         claim,
         trace,
+        kafka,
     };
     let (trigger, shutdown) = shutdown_pair();
     spawn_signal_handler(trigger.clone());

@@ -154,6 +154,7 @@ pub async fn run_controller(
         accepts_clients: false,
         claim,
         trace,
+        kafka: None,
     };
     let (trigger, shutdown) = shutdown_pair();
     spawn_signal_handler(trigger.clone());

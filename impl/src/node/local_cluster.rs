@@ -42,6 +42,9 @@ pub struct LocalClusterSpec {
     /// ports from the kernel.
     pub base_port: Option<u16>,
     pub logs: ChildLogs,
+    /// `Some(topic)`: every broker also serves the Kafka protocol for `topic` (`--topic`), on
+    /// a port of its own (after the nodes' ports with `base_port`).
+    pub kafka_topic: Option<String>,
 }
 
 /// A running local cluster. See the module doc.
@@ -49,6 +52,8 @@ pub struct LocalClusterSpec {
 pub struct LocalCluster {
     supervisor: Supervisor,
     addresses: BTreeMap<NodeId, String>,
+    /// Each broker's Kafka address, when the spec asked for Kafka listeners.
+    kafka_addresses: BTreeMap<BrokerId, String>,
 }
 
 impl LocalCluster {
@@ -75,9 +80,21 @@ impl LocalCluster {
             let address = supervisor.add(*node, listen)?;
             addresses.insert(*node, address.to_string());
         }
+        let mut kafka_addresses = BTreeMap::new();
+        if spec.kafka_topic.is_some() {
+            for id in 1..=spec.brokers {
+                let node = NodeId::Broker(id);
+                let address = match spec.base_port {
+                    None => supervisor.reserve_extra(node)?,
+                    Some(_) => fixed(listen_of(spec.base_port, nodes.len() + id as usize - 1)),
+                };
+                kafka_addresses.insert(id, address.to_string());
+            }
+        }
         let cluster = LocalCluster {
             supervisor,
             addresses,
+            kafka_addresses,
         };
         cluster.start_all(&spec, &nodes).await
     }
@@ -96,13 +113,36 @@ impl LocalCluster {
         for node in nodes {
             let mut args = node_command(*node, self.controller_address(), &peers);
             args.extend(common.iter().cloned());
-            if let NodeId::Broker(_) = node {
+            if let NodeId::Broker(id) = node {
                 args.extend(spec.broker_args.iter().cloned());
+                args.extend(self.kafka_args(*id, spec.kafka_topic.as_deref()));
             }
             self.supervisor.set_args(*node, args);
             self.supervisor.start(*node, &[]).await?;
         }
         Ok(self)
+    }
+
+    /// A broker's Kafka flags: where it listens, every broker's Kafka address, the topic.
+    fn kafka_args(&self, id: BrokerId, topic: Option<&str>) -> Vec<String> {
+        let (Some(topic), Some(listen)) = (topic, self.kafka_addresses.get(&id)) else {
+            return Vec::new();
+        };
+        let peers = format_peers(&self.kafka_addresses);
+        let flags = [
+            "--kafka-listen",
+            listen,
+            "--kafka-peers",
+            &peers,
+            "--topic",
+            topic,
+        ];
+        flags.iter().map(|flag| flag.to_string()).collect()
+    }
+
+    /// Every broker's Kafka address (empty without Kafka listeners).
+    pub fn kafka_addresses(&self) -> &BTreeMap<BrokerId, String> {
+        &self.kafka_addresses
     }
 
     pub fn controller_address(&self) -> &str {
@@ -241,6 +281,13 @@ impl LocalCluster {
     /// Graceful stop: `Shutdown` to every node, then wait (killing after `grace`).
     pub async fn stop(&mut self, grace: Duration) {
         self.supervisor.stop(grace).await;
+    }
+}
+
+fn fixed(listen: Listen) -> SocketAddr {
+    match listen {
+        Listen::Fixed(address) => address,
+        Listen::Any | Listen::Reserved => unreachable!("a base port gives fixed addresses"),
     }
 }
 

@@ -145,6 +145,8 @@ pub(crate) struct Wiring {
     pub claim: Claim,
     /// `--trace-log`: the recorder and this incarnation's header.
     pub trace: Option<(crate::trace_log::TraceLog, crate::trace_log::TraceHeader)>,
+    /// `--kafka-listen`: a Kafka listener in front of this node's core (brokers only).
+    pub kafka: Option<crate::kafka::KafkaStart>,
 }
 
 /// Runs a node until shutdown (a signal, `Control::Shutdown`, or a fatal error).
@@ -179,6 +181,9 @@ pub(crate) async fn run_node<R: Role>(
         inputs,
         connection_serial: AtomicU64::new(0),
     });
+    let kafka = wiring
+        .kafka
+        .map(|kafka| kafka.spawn(context.inputs.clone(), shutdown.clone()));
     let accepting = tokio::spawn(listener::serve(listener, context, shutdown.clone()));
     let stepped = wiring.timing.is_none();
     info!(name = ?wiring.name, %local, stepped, "node serving");
@@ -194,6 +199,9 @@ pub(crate) async fn run_node<R: Role>(
     }
     let result = event_loop.run(shutdown).await;
     let _ = accepting.await;
+    if let Some(kafka) = kafka {
+        let _ = kafka.await;
+    }
     info!(name = ?wiring.name, "node stopped");
     // The data directory stays locked until everything that writes to it has stopped.
     drop(wiring.claim);

@@ -135,6 +135,8 @@ pub struct Supervisor {
     spec: SupervisorSpec,
     token: ControlToken,
     nodes: BTreeMap<NodeId, Supervised>,
+    /// Ports held for a node's second listener (a broker's Kafka listener), as its own.
+    extra_ports: Vec<Reservation>,
 }
 
 impl Supervisor {
@@ -146,6 +148,7 @@ impl Supervisor {
             spec,
             token,
             nodes: BTreeMap::new(),
+            extra_ports: Vec::new(),
         })
     }
 
@@ -177,6 +180,15 @@ impl Supervisor {
             },
         );
         Ok(listen)
+    }
+
+    /// Reserves one more port, held as a node's own are (module doc), for a listener a node
+    /// opens besides its main one; `node` only names it in an error.
+    pub fn reserve_extra(&mut self, node: NodeId) -> Result<SocketAddr, SupervisorError> {
+        let (address, reservation) =
+            reserve().map_err(|source| SupervisorError::Reserve { node, source })?;
+        self.extra_ports.push(reservation);
+        Ok(address)
     }
 
     /// The command line of every incarnation of `node` (role and flags), without `--listen`,

@@ -1,0 +1,441 @@
+//! Kafka clients nobody here wrote, against a `cluster up`-style cluster with its Kafka
+//! listeners (issue 12): librdkafka through the `confluent-kafka` Python package, and kcat.
+//! The scripts are in `tests/kafka/`; each prints one JSON object the test judges.
+//!
+//! The clients must be installed (CI installs them in `.ci/run`): a missing one fails the
+//! test with the command that installs it, never a silent pass.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::Value;
+use support::{signal, TestCluster};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, Command};
+
+const TOPIC: &str = "orders";
+/// A client run that takes longer than this has hung.
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(240);
+
+fn script(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/kafka")
+        .join(name)
+}
+
+/// Fails with the install command when `confluent_kafka` cannot be imported.
+fn require_confluent_kafka() {
+    let probe = std::process::Command::new("python3")
+        .args(["-c", "import confluent_kafka"])
+        .output();
+    let found = probe.is_ok_and(|output| output.status.success());
+    assert!(
+        found,
+        "the confluent-kafka Python package is missing: pip install confluent-kafka"
+    );
+}
+
+/// Fails with the install command when kcat is not on the PATH.
+fn require_kcat() {
+    let probe = std::process::Command::new("kcat").arg("-V").output();
+    let found = probe.is_ok_and(|output| output.status.success());
+    assert!(found, "kcat is missing: apt-get install -y kcat");
+}
+
+fn bootstrap(test: &TestCluster) -> String {
+    let addresses: Vec<&str> = test
+        .cluster
+        .kafka_addresses()
+        .values()
+        .map(String::as_str)
+        .collect();
+    assert!(!addresses.is_empty(), "the cluster serves Kafka");
+    addresses.join(",")
+}
+
+/// The gated producer (`produce.py`): started, and run until it printed `GATE`.
+async fn start_producer(
+    bootstrap: &str,
+    count: u32,
+    gate: u32,
+) -> (Child, impl AsyncBufReadExt + Unpin) {
+    let mut child = Command::new("python3")
+        .arg(script("produce.py"))
+        .args([bootstrap, TOPIC, &count.to_string(), &gate.to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("python3 runs");
+    let mut lines = BufReader::new(child.stdout.take().expect("piped"));
+    let mut line = String::new();
+    let read = tokio::time::timeout(CLIENT_TIMEOUT, lines.read_line(&mut line)).await;
+    assert!(
+        matches!(read, Ok(Ok(n)) if n > 0),
+        "the producer reached its gate"
+    );
+    assert_eq!(line.trim(), "GATE");
+    (child, lines)
+}
+
+/// Opens the producer's gate and reads its summary.
+async fn finish_producer(mut child: Child, mut lines: impl AsyncBufReadExt + Unpin) -> Value {
+    let mut stdin = child.stdin.take().expect("piped");
+    stdin
+        .write_all(b"go\n")
+        .await
+        .expect("the producer reads its gate");
+    drop(stdin);
+    let mut summary = String::new();
+    let read = tokio::time::timeout(CLIENT_TIMEOUT, lines.read_line(&mut summary)).await;
+    assert!(matches!(read, Ok(Ok(n)) if n > 0), "the producer finished");
+    let status = child.wait().await.expect("the producer exits");
+    assert!(status.success(), "produce.py failed: {status}");
+    serde_json::from_str(&summary).expect("the producer's summary is JSON")
+}
+
+async fn consume(bootstrap: &str, expected: usize) -> Vec<Value> {
+    let output = Command::new("python3")
+        .arg(script("consume.py"))
+        .args([bootstrap, TOPIC, &expected.to_string()])
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(CLIENT_TIMEOUT, output)
+        .await
+        .expect("the consumer finishes")
+        .expect("python3 runs");
+    assert!(
+        output.status.success(),
+        "consume.py failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let summary: Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    summary["records"].as_array().expect("records").clone()
+}
+
+/// Every acknowledged record is read exactly once, at the offset it was acknowledged at, with
+/// its key and header; the producer's order is kept; nothing unproduced appears.
+fn assert_exactly_once_in_order(summary: &Value, consumed: &[Value], count: u32) {
+    assert_eq!(
+        summary["errors"].as_array().map(Vec::len),
+        Some(0),
+        "{}",
+        summary["errors"]
+    );
+    assert_eq!(summary["unflushed"], 0);
+    let acked: BTreeMap<String, u64> = summary["acked"]
+        .as_array()
+        .expect("acked")
+        .iter()
+        .map(|pair| {
+            (
+                pair[1].as_str().unwrap().to_owned(),
+                pair[0].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        acked.len(),
+        count as usize,
+        "every record acknowledged once"
+    );
+    let mut seen = BTreeMap::new();
+    let mut last_index = None;
+    for record in consumed {
+        let (offset, key, value) = (
+            record[0].as_u64().unwrap(),
+            record[1].as_str().unwrap(),
+            record[2].as_str().unwrap(),
+        );
+        let index: u32 = value
+            .strip_prefix("record-")
+            .expect("a produced value")
+            .parse()
+            .unwrap();
+        assert_eq!(key, format!("key-{index}"), "the key is kept");
+        assert_eq!(record[3]["index"], index.to_string(), "the header is kept");
+        assert!(
+            seen.insert(value.to_owned(), offset).is_none(),
+            "{value} read twice"
+        );
+        assert!(
+            last_index < Some(index),
+            "{value} after record-{last_index:?}: order broken"
+        );
+        last_index = Some(index);
+    }
+    assert_eq!(
+        seen, acked,
+        "read exactly what was acknowledged, where it was acknowledged"
+    );
+}
+
+/// Goal: librdkafka's idempotent producer (acks=all) loses and duplicates nothing while the
+/// leader is killed mid-stream. Method: 10,000 records; after 1,000 acknowledgements, with
+/// more in flight, the leader gets SIGKILL; the producer then sends the rest; a plain
+/// assign-and-poll consumer reads the partition from offset 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn librdkafka_idempotent_producer_survives_a_killed_leader_exactly_once() {
+    require_confluent_kafka();
+    let mut test = TestCluster::start_with_kafka(3, &[], TOPIC).await;
+    let bootstrap = bootstrap(&test);
+    let (producer, lines) = start_producer(&bootstrap, 10_000, 1_000).await;
+    let leader = test.controller().await.view.leader.expect("a leader");
+    test.cluster
+        .kill_broker(leader)
+        .await
+        .expect("kill the leader");
+    let summary = finish_producer(producer, lines).await;
+    let new_leader = test.wait_new_leader(leader).await.view.leader;
+    eprintln!("leader {leader} killed; new leader {new_leader:?}");
+    let consumed = consume(&bootstrap, 10_000).await;
+    assert_exactly_once_in_order(&summary, &consumed, 10_000);
+}
+
+/// Goal: the client's own retry goes through a leader change: NOT_LEADER_OR_FOLLOWER from the
+/// old leader, then the new leader from Metadata. Method: SIGSTOP the leader once 500 records
+/// are acknowledged, let the producer queue the rest towards it, wait until the new leader
+/// holds its view, SIGCONT the old one, which answers what it holds with
+/// NOT_LEADER_OR_FOLLOWER once it installs the new view.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn librdkafka_retries_through_not_leader_or_follower_to_the_new_leader() {
+    require_confluent_kafka();
+    let test = TestCluster::start_with_kafka(3, &[], TOPIC).await;
+    let bootstrap = bootstrap(&test);
+    let (producer, lines) = start_producer(&bootstrap, 3_000, 500).await;
+    let old_leader = test.controller().await.view.leader.expect("a leader");
+    let pid = test.cluster.broker_pid(old_leader).expect("running");
+    signal(pid, "-STOP");
+    let finishing = tokio::spawn(finish_producer(producer, lines));
+    let after = test.wait_new_leader(old_leader).await.view;
+    let new_leader = after.leader.expect("elected");
+    test.wait_broker(new_leader, "the new leader installed its view", |broker| {
+        broker
+            .view
+            .as_ref()
+            .is_some_and(|view| view.leader_epoch == after.leader_epoch)
+    })
+    .await;
+    signal(pid, "-CONT");
+    let summary = finishing.await.expect("the producer task");
+    let not_leader = summary["not_leader_seen"].as_u64().unwrap_or(0);
+    eprintln!("NOT_LEADER_OR_FOLLOWER answers librdkafka logged: {not_leader}");
+    assert!(
+        not_leader > 0,
+        "the client was told NOT_LEADER_OR_FOLLOWER and retried"
+    );
+    let consumed = consume(&bootstrap, 3_000).await;
+    assert_exactly_once_in_order(&summary, &consumed, 3_000);
+}
+
+/// Goal: kcat lists the metadata (3 brokers, the topic's leader and ISR), produces, and
+/// consumes what it produced, keys included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kcat_lists_metadata_produces_and_consumes() {
+    require_kcat();
+    let test = TestCluster::start_with_kafka(3, &[], TOPIC).await;
+    let bootstrap = bootstrap(&test);
+    let view = test.controller().await.view;
+    let listed = kcat(&["-b", &bootstrap, "-L", "-J"], None).await;
+    let listed: Value = serde_json::from_str(&listed).expect("kcat -L -J prints JSON");
+    assert_eq!(
+        listed["brokers"].as_array().map(Vec::len),
+        Some(3),
+        "{listed}"
+    );
+    let topic = &listed["topics"][0];
+    assert_eq!(topic["topic"], TOPIC);
+    let partition = &topic["partitions"][0];
+    assert_eq!(partition["leader"], view.leader.expect("a leader"));
+    let isr: Vec<u64> = partition["isrs"]
+        .as_array()
+        .expect("isrs")
+        .iter()
+        .map(|member| member["id"].as_u64().unwrap())
+        .collect();
+    let expected: Vec<u64> = view.isr.iter().map(|id| u64::from(*id)).collect();
+    assert_eq!(isr, expected);
+
+    let input: String = (0..50).map(|i| format!("k{i}:v{i}\n")).collect();
+    kcat(
+        &["-b", &bootstrap, "-t", TOPIC, "-P", "-K:", "-X", "acks=all"],
+        Some(&input),
+    )
+    .await;
+    let consumed = kcat(
+        &[
+            "-b",
+            &bootstrap,
+            "-t",
+            TOPIC,
+            "-C",
+            "-o",
+            "beginning",
+            "-e",
+            "-q",
+            "-f",
+            "%o %k %s\\n",
+        ],
+        None,
+    )
+    .await;
+    let expected: String = (0..50).map(|i| format!("{i} k{i} v{i}\n")).collect();
+    assert_eq!(consumed, expected);
+}
+
+/// Goal: acks and min.insync.replicas mean for a Kafka client what they mean in the model:
+/// with `--min-isr 2` and the ISR down to the leader, an acks=all produce is refused with
+/// NOT_ENOUGH_REPLICAS and never appears; an acks=1 produce is acknowledged, and readable once
+/// the HW may move again (KIP-966). Method: kill both
+/// followers, wait until the controller's ISR is the leader alone, produce with kcat
+/// (`retries=0`, so the broker's answer is the delivery report), then bring a follower back:
+/// only the acks=1 record becomes readable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kcat_acks_all_is_refused_below_min_isr_and_acks_1_is_not() {
+    require_kcat();
+    let mut test = TestCluster::start_with_kafka(3, &["--min-isr", "2"], TOPIC).await;
+    let leader = test.controller().await.view.leader.expect("a leader");
+    let address = test.cluster.kafka_addresses()[&leader].clone();
+    for follower in (1..=3).filter(|id| *id != leader) {
+        test.cluster.kill_broker(follower).await.expect("kill");
+    }
+    test.wait_controller("the ISR shrunk to the leader", |controller| {
+        controller.view.isr.len() == 1 && controller.view.leader == Some(leader)
+    })
+    .await;
+    let refused = kcat_produce_one(&address, "all").await;
+    assert!(
+        refused.contains("Not enough in-sync replicas"),
+        "acks=all refused: {refused}"
+    );
+    let accepted = kcat_produce_one(&address, "1").await;
+    assert!(
+        !accepted.contains("ERROR"),
+        "acks=1 acknowledged: {accepted}"
+    );
+    // KIP-966: below min ISR the HW does not move, so the acks=1 record is appended but not
+    // yet readable; the refused one was never appended.
+    assert_eq!(kcat_consume_all(&address).await, "");
+    let follower = (1..=3).find(|id| *id != leader).expect("a follower");
+    test.cluster
+        .restart_broker(follower, &[])
+        .await
+        .expect("restart");
+    test.wait_broker(leader, "the HW passed the acks=1 record", |broker| {
+        broker.hw >= 1
+    })
+    .await;
+    assert_eq!(kcat_consume_all(&address).await, "acks-1\n");
+}
+
+/// Produces the line `acks-ACKS` with kcat at `acks`, no retries; kcat's stderr (it reports a
+/// refused delivery there).
+async fn kcat_produce_one(address: &str, acks: &str) -> String {
+    let acks_flag = format!("acks={acks}");
+    let args = [
+        "-b",
+        address,
+        "-t",
+        TOPIC,
+        "-P",
+        "-X",
+        &acks_flag,
+        "-X",
+        "retries=0",
+    ];
+    let mut child = Command::new("kcat")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("kcat runs");
+    let mut stdin = child.stdin.take().expect("piped");
+    let line = format!("acks-{acks}\n");
+    stdin.write_all(line.as_bytes()).await.expect("kcat reads");
+    drop(stdin);
+    let output = tokio::time::timeout(CLIENT_TIMEOUT, child.wait_with_output());
+    let output = output.await.expect("kcat finishes").expect("kcat output");
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Every readable record's value, one per line.
+async fn kcat_consume_all(address: &str) -> String {
+    let args = [
+        "-b",
+        address,
+        "-t",
+        TOPIC,
+        "-C",
+        "-o",
+        "beginning",
+        "-e",
+        "-q",
+    ];
+    kcat(&args, None).await
+}
+
+async fn kcat(args: &[&str], input: Option<&str>) -> String {
+    let mut child = Command::new("kcat")
+        .args(args)
+        .stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("kcat runs");
+    if let Some(input) = input {
+        let mut stdin = child.stdin.take().expect("piped");
+        stdin.write_all(input.as_bytes()).await.expect("kcat reads");
+    }
+    let output = tokio::time::timeout(CLIENT_TIMEOUT, child.wait_with_output())
+        .await
+        .expect("kcat finishes")
+        .expect("kcat output");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "kcat {args:?} failed: {stderr}");
+    String::from_utf8(output.stdout).expect("UTF-8")
+}
+
+/// Goal: garbage, an oversized frame and a request stating 2^31 - 1 topics each end only
+/// their own connection; the broker process lives on and kcat still lists its metadata.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_frames_close_only_their_own_connection() {
+    require_kcat();
+    let test = TestCluster::start_with_kafka(3, &[], TOPIC).await;
+    let address = test.cluster.kafka_addresses()[&1].clone();
+    let oversized = (64 * 1024 * 1024i32).to_be_bytes().to_vec();
+    let garbage = [0, 0, 0, 6, 0xff, 0xff, 0, 0, 0, 1].to_vec();
+    // Metadata v1, correlation 7, no client id, then a topic count of 2^31 - 1.
+    let huge_count = [
+        0, 0, 0, 14, 0, 3, 0, 1, 0, 0, 0, 7, 0xff, 0xff, 0x7f, 0xff, 0xff, 0xff,
+    ];
+    for bytes in [oversized, garbage, huge_count.to_vec()] {
+        let mut stream = tokio::net::TcpStream::connect(&address)
+            .await
+            .expect("connect");
+        stream.write_all(&bytes).await.expect("send");
+        let mut rest = Vec::new();
+        let read = tokio::time::timeout(
+            CLIENT_TIMEOUT,
+            tokio::io::AsyncReadExt::read_to_end(&mut stream, &mut rest),
+        );
+        let read = read.await.expect("the broker closes the connection");
+        assert!(
+            read.is_err() || rest.is_empty(),
+            "no answer to {bytes:?}: {rest:?}"
+        );
+    }
+    let listed = kcat(&["-b", &address, "-L", "-J"], None).await;
+    assert!(listed.contains(TOPIC), "still serving: {listed}");
+    assert!(test.cluster.broker_pid(1).is_some());
+}
