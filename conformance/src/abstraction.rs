@@ -37,6 +37,8 @@ pub fn controller(snapshot: &imp::ControllerSnapshot) -> Result<ControllerState,
                 Ok((mapping::broker_from_impl(*b)?, epoch))
             })
             .collect::<Result<_, MappingError>>()?,
+        // The model's record of an election's other candidates lasts within a step only.
+        choice: None,
     })
 }
 

@@ -272,6 +272,7 @@ mod tests {
             elr: BrokerSet::empty(),
             last_known_leader: None,
             broker_epochs: BTreeMap::new(),
+            choice: None,
         }
     }
 

@@ -290,6 +290,8 @@ pub fn action_key(action: &Action) -> String {
         }
         StepAction::Crash { .. } => "Crash".into(),
         StepAction::Recover { .. } => "Recover".into(),
+        // The plain model the harness replays elects the lowest id: never an `Elect` step.
+        StepAction::Elect { .. } => "Elect".into(),
     }
 }
 

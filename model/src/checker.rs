@@ -53,7 +53,8 @@ impl std::fmt::Display for Strategy {
 pub struct CheckOptions {
     pub strategy: Strategy,
     pub threads: usize,
-    /// Broker symmetry reduction (DFS only; see `symmetry.rs` for why it is off by default).
+    /// Broker symmetry reduction (DFS only); the model must elect any eligible replica
+    /// (`InsyncModel::electing_any`), which makes it sound (`symmetry.rs`).
     pub symmetry: bool,
     /// Seed for `random` (random walks).
     pub seed: u64,
@@ -233,6 +234,10 @@ pub(crate) type DiscoveriesOf<M> =
 fn exhaustive(model: &InsyncModel, options: &CheckOptions, progress: Progress) -> Outcome {
     let mut builder = model.clone().checker().threads(options.threads.max(1));
     if options.symmetry {
+        assert!(
+            model.any_eligible_leader,
+            "broker symmetry is sound only when any eligible replica may be elected"
+        );
         builder = builder.symmetry_fn(symmetry::representative);
     }
     match options.strategy {

@@ -13,6 +13,8 @@
 //! the dispatch.
 
 mod election;
+
+pub use election::ElectionChoice;
 mod handlers;
 
 use crate::actor::{Emit, Out};
@@ -37,6 +39,11 @@ pub struct ControllerState {
     pub last_known_leader: Option<BrokerId>,
     /// Each broker's broker epoch from its last registration (absent: 0, never restarted).
     pub broker_epochs: BTreeMap<BrokerId, u8>,
+    /// Set by the step that just elected a leader when other brokers were eligible too
+    /// (`election.rs`); the model wrapper takes it out after every step, so no state it
+    /// stores carries it, and no handler reads it.
+    #[serde(skip)]
+    pub choice: Option<ElectionChoice>,
 }
 
 impl Rewrite<Id> for ControllerState {
@@ -47,6 +54,7 @@ impl Rewrite<Id> for ControllerState {
             elr: self.elr.rewrite(plan),
             last_known_leader: self.last_known_leader.map(|l| l.rewrite(plan)),
             broker_epochs: self.broker_epochs.rewrite(plan),
+            choice: self.choice.map(|c| c.rewrite(plan)),
         }
     }
 }
@@ -68,6 +76,7 @@ impl Controller {
             elr: BrokerSet::empty(),
             last_known_leader: None,
             broker_epochs: BTreeMap::new(),
+            choice: None,
         };
         self.sync_timers(None, &state, out);
         state

@@ -24,6 +24,9 @@ pub enum StepAction {
     Crash { actor: usize },
     /// Broker `actor` restarts from its data directory.
     Recover { actor: usize },
+    /// The controller elects broker `leader` instead of the lowest eligible id (the checker's
+    /// model only, `any_leader.rs`).
+    Elect { leader: usize },
 }
 
 /// The kinds of action, for coverage reports.
@@ -47,9 +50,12 @@ impl StepAction {
             ActorModelAction::Recover(id) => StepAction::Recover {
                 actor: usize::from(*id),
             },
-            ActorModelAction::Drop(_) | ActorModelAction::SelectRandom { .. } => {
-                unreachable!("the model's network is not lossy and it makes no random choices")
-            }
+            ActorModelAction::SelectRandom { .. } => StepAction::Elect {
+                leader: crate::any_leader::elected_by(action)
+                    .expect("the model's only random choice is an election")
+                    .0 as usize,
+            },
+            ActorModelAction::Drop(_) => unreachable!("the model's network is not lossy"),
         }
     }
     pub fn kind(&self) -> &'static str {
@@ -58,6 +64,7 @@ impl StepAction {
             StepAction::Timeout { .. } => "Timeout",
             StepAction::Crash { .. } => "Crash",
             StepAction::Recover { .. } => "Recover",
+            StepAction::Elect { .. } => "Elect",
         }
     }
 }
@@ -195,6 +202,10 @@ pub fn action_summary(cfg: &Config, action: &Action) -> String {
         }
         ActorModelAction::Crash(id) => format!("{} crashes", name(id)),
         ActorModelAction::Recover(id) => format!("{} restarts", name(id)),
+        ActorModelAction::SelectRandom { .. } => match crate::any_leader::elected_by(action) {
+            Some(b) => format!("controller elects {} instead", name(&b.id())),
+            None => format!("{action:?}"),
+        },
         other => format!("{other:?}"),
     }
 }
@@ -348,6 +359,12 @@ pub fn mermaid(model: &InsyncModel, title: &str, path: &[(SystemState, Option<Ac
                     step.number
                 )
             }
+            StepAction::Elect { leader } => format!(
+                "    Note over {}: {}. elects {} instead",
+                participant(0),
+                step.number,
+                actor_name(*leader, model.cfg.brokers)
+            ),
         };
         out.push_str(&line.replace(';', ","));
         out.push('\n');

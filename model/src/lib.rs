@@ -14,6 +14,7 @@
 //! - [`properties`] — invariants and witnesses, named as in overview §2.
 //! - [`liveness`]   — bounded progress under a fair schedule once faults stop.
 //! - [`reduction`]  — the checker's reductions that lose nothing a property sees.
+//! - [`any_leader`] — the checker's controller may elect any eligible replica.
 //! - [`symmetry`]   — broker symmetry reduction (a correct representative).
 //! - [`checker`]    — running a check, progress, results, shortest paths.
 //! - [`shortest`]   — the breadth-first shortest-path search that keeps no state.
@@ -28,6 +29,7 @@
 //! [`msg::MESSAGE_TYPES`] and [`describe::ACTION_KINDS`] list what coverage is measured over.
 
 pub mod actor;
+pub mod any_leader;
 pub mod broker;
 pub mod checker;
 pub mod client;

@@ -25,10 +25,11 @@
 //!   saved. Each loses nothing a property sees (docs/reductions.md).
 
 use crate::actor::{InsyncActor, State, Storage};
+use crate::any_leader;
 use crate::broker::Broker;
 use crate::client::Client;
 use crate::config::{Acks, Config};
-use crate::controller::Controller;
+use crate::controller::{Controller, ElectionChoice};
 use crate::ghost::Ghost;
 use crate::msg::{Msg, Timer};
 use crate::reduction::{self, Reductions, Saveable};
@@ -61,6 +62,10 @@ pub struct History {
     /// Checker reduction only (atomic produces): the last step sent a produce that nothing can
     /// answer on its way, so its delivery comes next. False in the plain model.
     pub produce_sent: bool,
+    /// The checker's model only (`any_leader.rs`): the last step elected a leader while other
+    /// brokers were eligible too, so a step electing one of them instead may come next. `None`
+    /// in the plain model.
+    pub electing: Option<ElectionChoice>,
 }
 
 impl Rewrite<Id> for History {
@@ -72,6 +77,7 @@ impl Rewrite<Id> for History {
             saveable: self.saveable.clone(),
             crashing: self.crashing.map(|b| b.rewrite(plan)),
             produce_sent: self.produce_sent,
+            electing: self.electing.map(|c| c.rewrite(plan)),
         }
     }
 }
@@ -94,6 +100,9 @@ pub struct InsyncModel {
     pub forget_dead_durability: bool,
     /// The checker's reductions (`reduction.rs`); none in the plain model.
     pub reductions: Reductions,
+    /// The controller may elect any eligible replica (`any_leader.rs`); off in the plain
+    /// model, whose controller elects the lowest id as the implementation does.
+    pub any_eligible_leader: bool,
 }
 
 impl InsyncModel {
@@ -117,6 +126,7 @@ impl InsyncModel {
             only: None,
             forget_dead_durability: false,
             reductions: Reductions::default(),
+            any_eligible_leader: false,
         }
     }
 
@@ -128,6 +138,14 @@ impl InsyncModel {
             reductions: Reductions::all(),
             ..self.forgetting_dead_durability()
         }
+    }
+
+    /// The same model with a controller that may elect any eligible replica, not only the
+    /// lowest id (`any_leader.rs`): every replica-assignment order Kafka could have. What
+    /// `insync check --symmetry on` runs, since it makes renaming brokers a symmetry.
+    pub fn electing_any(mut self) -> Self {
+        self.any_eligible_leader = true;
+        self
     }
 
     /// The same model with the checker's reduction of dead durable state (module doc).
@@ -240,11 +258,12 @@ impl Model for InsyncModel {
     fn actions(&self, state: &SystemState, actions: &mut Vec<Action>) {
         if let Some(step) = reduction::forced_step(self, state) {
             actions.push(step);
-            return;
+        } else {
+            self.actors.actions(state, actions);
+            actions.retain(|a| self.allowed(state, a) && !reduction::ruled_out(self, state, a));
+            reduction::add_crash_choices(state, actions);
         }
-        self.actors.actions(state, actions);
-        actions.retain(|a| self.allowed(state, a) && !reduction::ruled_out(self, state, a));
-        reduction::add_crash_choices(state, actions);
+        any_leader::add_choices(state, actions);
     }
 
     fn next_state(&self, last: &SystemState, action: Action) -> Option<SystemState> {
@@ -264,7 +283,11 @@ impl Model for InsyncModel {
         if let Some(next) = reduction::crash_choice(self, last, &action) {
             return Some(next);
         }
+        if let Some(next) = any_leader::choice_step(self, last, &action) {
+            return Some(next);
+        }
         let mut next = self.actors.next_state(last, action.clone())?;
+        history.electing = any_leader::take_choice(self, &mut next);
         if reduction::read_added_nothing(self, last, &action, &next) {
             history.budget.reads -= 1;
         }

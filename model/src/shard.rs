@@ -240,6 +240,10 @@ pub fn run_shard(
     );
     let mut builder = shard.clone().checker().threads(options.threads.max(1));
     if options.symmetry {
+        assert!(
+            model.any_eligible_leader,
+            "symmetry needs any-eligible elections"
+        );
         builder = builder.symmetry_fn(representative);
     }
     let (complete, states, unique, depth, found) = match options.strategy {
