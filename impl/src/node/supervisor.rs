@@ -127,6 +127,21 @@ impl Supervised {
         self._stdout = None;
         self.bound = None;
     }
+
+    /// Waits until `deadline` for the running child to exit, kills it past that, and ends the
+    /// incarnation.
+    async fn wait_or_kill(&mut self, deadline: Instant) {
+        if let Some(mut child) = self.child.take() {
+            if tokio::time::timeout_at(deadline, child.wait())
+                .await
+                .is_err()
+            {
+                let _ = child.start_kill();
+                let _ = child.wait().await;
+            }
+        }
+        self.incarnation_ended();
+    }
 }
 
 /// The supervised processes. See the module doc.
@@ -379,20 +394,9 @@ impl Supervisor {
             node,
             state: "not running",
         })?;
-        let (address, cluster_id, token) =
-            (address.to_string(), &self.spec.cluster_id, &self.token);
-        let connect = ControlClient::connect_with_token(&address, cluster_id, token);
-        if let Ok(mut control) = connect.await {
-            let _ = control.shutdown().await;
-        }
+        self.ask_to_shut_down(address).await;
         let process = self.nodes.get_mut(&node).expect("addressed above");
-        if let Some(mut child) = process.child.take() {
-            if tokio::time::timeout(grace, child.wait()).await.is_err() {
-                let _ = child.start_kill();
-                let _ = child.wait().await;
-            }
-        }
-        process.incarnation_ended();
+        process.wait_or_kill(Instant::now() + grace).await;
         Ok(())
     }
 
@@ -401,27 +405,24 @@ impl Supervisor {
     pub async fn stop(&mut self, grace: Duration) {
         let running: Vec<SocketAddr> = self.nodes.values().filter_map(|p| p.bound).collect();
         for address in running {
-            let address = address.to_string();
-            if let Ok(mut control) =
-                ControlClient::connect_with_token(&address, &self.spec.cluster_id, &self.token)
-                    .await
-            {
-                let _ = control.shutdown().await;
-            }
+            self.ask_to_shut_down(address).await;
         }
         let deadline = Instant::now() + grace;
         for process in self.nodes.values_mut() {
-            let Some(mut child) = process.child.take() else {
-                continue;
-            };
-            if tokio::time::timeout_at(deadline, child.wait())
-                .await
-                .is_err()
-            {
-                let _ = child.start_kill();
-                let _ = child.wait().await;
+            if process.child.is_some() {
+                process.wait_or_kill(deadline).await;
             }
-            process.incarnation_ended();
+        }
+    }
+
+    /// Sends `Shutdown` on the control channel at `address`; a node that cannot be reached is
+    /// left to the wait that follows.
+    async fn ask_to_shut_down(&self, address: SocketAddr) {
+        let address = address.to_string();
+        let connect =
+            ControlClient::connect_with_token(&address, &self.spec.cluster_id, &self.token);
+        if let Ok(mut control) = connect.await {
+            let _ = control.shutdown().await;
         }
     }
 
