@@ -28,6 +28,7 @@ use crate::mapping::{self, MappingError};
 use crate::router::Frame;
 
 mod judge;
+mod unrecorded;
 
 type Out = stateright::actor::Out<InsyncActor>;
 /// A node's log as its writes left it, its records renamed into the model's (renamed once,

@@ -243,6 +243,9 @@ pub async fn run_broker_with_kafka(
         Some(kafka) => Some(bind(&kafka.listen, on_kafka_bound).await?),
         None => None,
     };
+    // Before the role takes its broker epoch: reading a long trace log to continue it takes
+    // seconds, and an incarnation killed then must not have used an epoch (D9).
+    let trace = open_trace(NodeId::Broker(config.id), &config.options)?;
     let role = BrokerRole::open(config.clone())?;
     let kafka = match (kafka, kafka_listener) {
         (Some(kafka), Some(listener)) => Some(KafkaStart {
@@ -262,7 +265,6 @@ pub async fn run_broker_with_kafka(
         .map(|(id, address)| (NodeId::Broker(*id), address.clone()))
         .collect();
     peers.insert(NodeId::Controller, config.controller.clone());
-    let trace = open_trace(NodeId::Broker(config.id), &config.options)?;
     let wiring = Wiring {
         name: PeerName::Broker(config.id),
         cluster_id: config.options.cluster_id.clone(),

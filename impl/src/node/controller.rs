@@ -138,8 +138,8 @@ pub async fn run_controller(
     config.options.timing.validate()?;
     let claim = claim_data_dir(&config.data_dir, &config.options)?;
     let listener = bind(&config.listen, on_bound).await?;
-    let role = ControllerRole::open(config.clone())?;
     let trace = open_trace(NodeId::Controller, &config.options)?;
+    let role = ControllerRole::open(config.clone())?;
     let wiring = Wiring {
         name: PeerName::Controller,
         cluster_id: config.options.cluster_id.clone(),

@@ -317,8 +317,19 @@ impl<R: Role> EventLoop<R> {
             .as_ref()
             .map(|(_, header)| trace_log::Input::Start(header.clone()));
         self.record(input, &start)?;
+        // The start is in the trace log before anything it asked for happens
+        // (`trace_log::writer`: an incarnation with no `Start` sent nothing).
+        let written = self
+            .trace
+            .as_mut()
+            .map(|(trace, _)| trace.hand_over_written());
+        if let Some(written) = written {
+            // An error: the writer stopped (logged there); the node runs on unrecorded.
+            let _ = written.await;
+        }
         self.perform(start);
         loop {
+            self.hand_over_if_due();
             let next_deadline = self.clock.as_ref().and_then(Clock::next_deadline);
             let deadline = next_deadline.unwrap_or_else(Instant::now);
             let trace_deadline = self
@@ -346,6 +357,22 @@ impl<R: Role> EventLoop<R> {
                     None => return Ok(()),
                 },
             }
+        }
+    }
+
+    /// Hands the trace recorder's batch over once it has waited long enough. Checked on every
+    /// round, not only by the `select!` branch below: that branch comes after the timers', so
+    /// a node whose timers are due on every round (a loaded machine, test-speed clocks) would
+    /// keep its records in the batch for as long, and a SIGKILL would lose them all.
+    fn hand_over_if_due(&mut self) {
+        let Some((trace, _)) = self.trace.as_mut() else {
+            return;
+        };
+        if trace
+            .hand_over_deadline()
+            .is_some_and(|deadline| deadline <= std::time::Instant::now())
+        {
+            trace.hand_over();
         }
     }
 

@@ -25,6 +25,14 @@
 //! most the records still queued or batched: those of its last [`TRACE_BATCH_AGE_MAX`] at
 //! most, more only if the writer is behind. A power loss can tear the tail; the reader drops
 //! it.
+//!
+//! One record is never lost so: an incarnation's `Start`. The event loop hands it over with
+//! [`TraceLog::hand_over_written`] and waits until the writer has given it to the operating
+//! system before it performs anything the start asked for. So an incarnation that left no
+//! `Start` sent nothing; all it can have done is take a broker epoch and open its storage,
+//! which validation explains as restarts that crashed at once (`insync validate`, D9 in
+//! conformance/DIVERGENCES.md). Without this a node killed early lost its whole incarnation
+//! from the log, and the messages it had sent were nobody's.
 
 use std::collections::BTreeMap;
 use std::io::{BufWriter, Write as _};
@@ -33,6 +41,7 @@ use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use tokio::sync::oneshot;
 use tracing::warn;
 
 use super::event::{Event, Input, LogWrite, NodeState, TracedMessage};
@@ -74,9 +83,24 @@ impl TraceOptions {
     }
 }
 
+/// What travels to the writer thread: records, and whom to tell once they are written.
+struct Handed {
+    batch: Vec<Event>,
+    written: Option<oneshot::Sender<()>>,
+}
+
+impl Handed {
+    fn batch(batch: Vec<Event>) -> Self {
+        Handed {
+            batch,
+            written: None,
+        }
+    }
+}
+
 /// One node's recorder. See the module doc.
 pub struct TraceLog {
-    queue: Option<SyncSender<Vec<Event>>>,
+    queue: Option<SyncSender<Handed>>,
     writer: Option<JoinHandle<()>>,
     /// Records not yet handed over, numbered from `next_index - batch.len()`.
     batch: Vec<Event>,
@@ -112,7 +136,7 @@ impl TraceLog {
     }
 
     fn with_queue(
-        queue: SyncSender<Vec<Event>>,
+        queue: SyncSender<Handed>,
         writer: Option<JoinHandle<()>>,
         next_index: u64,
     ) -> Self {
@@ -207,15 +231,34 @@ impl TraceLog {
             return;
         }
         let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(TRACE_BATCH_MAX));
-        match queue.try_send(batch) {
+        match queue.try_send(Handed::batch(batch)) {
             Ok(()) => {}
-            Err(TrySendError::Full(batch)) => {
+            Err(TrySendError::Full(Handed { batch, .. })) => {
                 // Not kept: the numbers go back to the next records, the count into a `Gap`.
                 self.next_index -= batch.len() as u64;
                 self.lost += batch.iter().map(records_in).sum::<u64>();
             }
             Err(TrySendError::Disconnected(_)) => self.queue = None,
         }
+    }
+
+    /// Hands the batch over, waiting for room, and returns what says when the writer has
+    /// given it to the operating system (an error there: the writer stopped, already logged).
+    /// For the `Start` record (module doc): a node awaits it before it acts on its start.
+    pub fn hand_over_written(&mut self) -> oneshot::Receiver<()> {
+        let (written, receiver) = oneshot::channel();
+        self.batch_since = None;
+        let batch = std::mem::take(&mut self.batch);
+        if let Some(queue) = &self.queue {
+            let handed = Handed {
+                batch,
+                written: Some(written),
+            };
+            if queue.send(handed).is_err() {
+                self.queue = None;
+            }
+        }
+        receiver
     }
 
     /// The clean stop: a `Stop` record with the state after it, then the writer drains the
@@ -234,7 +277,7 @@ impl TraceLog {
         self.batch_since = None;
         let batch = std::mem::take(&mut self.batch);
         if let (Some(queue), false) = (&self.queue, batch.is_empty()) {
-            let _ = queue.send(batch);
+            let _ = queue.send(Handed::batch(batch));
         }
     }
 }
@@ -270,14 +313,14 @@ fn write_records(
     file: std::fs::File,
     mut bytes: u64,
     bytes_max: u64,
-    records: Receiver<Vec<Event>>,
+    records: Receiver<Handed>,
 ) {
     let mut out = BufWriter::new(file);
     let mut frame = Vec::new();
     // Bounded by the senders: it ends when the recorder is dropped or closed.
     while let Ok(first) = records.recv() {
         let mut next = Some(first);
-        while let Some(batch) = next.take() {
+        while let Some(Handed { batch, written }) = next.take() {
             for event in batch {
                 frame.clear();
                 let index = event.index;
@@ -294,6 +337,14 @@ fn write_records(
                     return;
                 }
                 bytes += frame.len() as u64;
+            }
+            if let Some(written) = written {
+                if let Err(error) = out.flush() {
+                    warn!(%error, path = %path.display(), "trace log write failed; recording stops");
+                    return;
+                }
+                // The recorder may have stopped waiting; nothing to do then.
+                let _ = written.send(());
             }
             next = records.try_recv().ok();
         }
@@ -327,9 +378,14 @@ mod tests {
 
     /// A recorder whose queue (of `batches` batches) the test holds, so fullness is
     /// deterministic.
-    fn held(batches: usize) -> (TraceLog, Receiver<Vec<Event>>) {
+    fn held(batches: usize) -> (TraceLog, Receiver<Handed>) {
         let (queue, records) = mpsc::sync_channel(batches);
         (TraceLog::with_queue(queue, None, 0), records)
+    }
+
+    /// The batches handed over so far, in order.
+    fn handed(records: &Receiver<Handed>) -> Vec<Vec<Event>> {
+        records.try_iter().map(|handed| handed.batch).collect()
     }
 
     fn timer_record(log: &mut TraceLog) {
@@ -358,12 +414,12 @@ mod tests {
         log.hand_over();
         timer_record(&mut log);
         log.hand_over();
-        let kept: Vec<Vec<Event>> = records.try_iter().collect();
+        let kept: Vec<Vec<Event>> = handed(&records);
         assert_eq!(kept.len(), 1, "one batch fitted");
         assert_eq!(inputs(&kept[0]), vec![(0, FLUSH), (1, FLUSH)]);
         timer_record(&mut log);
         log.hand_over();
-        let after: Vec<Vec<Event>> = records.try_iter().collect();
+        let after: Vec<Vec<Event>> = handed(&records);
         assert_eq!(after.len(), 1);
         assert_eq!(
             inputs(&after[0]),
@@ -380,11 +436,11 @@ mod tests {
         for _ in 0..TRACE_BATCH_MAX + 1 {
             timer_record(&mut log);
         }
-        let batches: Vec<Vec<Event>> = records.try_iter().collect();
+        let batches: Vec<Vec<Event>> = handed(&records);
         assert_eq!(batches.len(), 1);
         assert_eq!(batches[0].len(), TRACE_BATCH_MAX);
         log.close(None);
-        let rest: Vec<Vec<Event>> = records.try_iter().collect();
+        let rest: Vec<Vec<Event>> = handed(&records);
         let last = TRACE_BATCH_MAX as u64;
         assert_eq!(
             inputs(&rest[0]),
@@ -411,7 +467,31 @@ mod tests {
         );
         log.hand_over();
         assert_eq!(log.hand_over_deadline(), None);
-        assert_eq!(records.try_iter().flatten().count(), 2);
+        assert_eq!(handed(&records).into_iter().flatten().count(), 2);
+    }
+
+    /// Goal: once `hand_over_written` answers, the records are in the file for any reader (a
+    /// SIGKILL now would keep them), while the recorder is still open.
+    #[test]
+    fn a_written_hand_over_is_in_the_file_when_it_answers() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = TraceOptions::new(dir.path().to_owned());
+        let node = NodeId::Broker(1);
+        let mut log = TraceLog::open(&options, node).unwrap();
+        timer_record(&mut log);
+        timer_record(&mut log);
+        log.hand_over_written()
+            .blocking_recv()
+            .expect("the writer answers");
+        let path = dir.path().join(super::super::file_name(node));
+        let read = super::super::read_log(&path).unwrap();
+        assert_eq!(
+            read.events.len(),
+            2,
+            "both records written before the answer"
+        );
+        assert_eq!(read.torn_bytes, 0);
+        log.close(None);
     }
 
     /// Goal: each channel has its own sequence numbers, on both sides.
@@ -431,7 +511,7 @@ mod tests {
         let input = log.message_input(NodeId::Controller, traced());
         log.record(input, &[], &[], None);
         log.hand_over();
-        let events: Vec<Event> = records.try_iter().flatten().collect();
+        let events: Vec<Event> = handed(&records).into_iter().flatten().collect();
         let numbers: Vec<(NodeId, u64)> = events[0].sent.iter().map(|(n, s, _)| (*n, *s)).collect();
         assert_eq!(
             numbers,

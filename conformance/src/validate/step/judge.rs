@@ -147,17 +147,15 @@ impl ModelRun {
         let Some(NodeState::Broker(snapshot)) = &event.state else {
             return Ok(None);
         };
-        if !run.started {
-            if snapshot.broker_epoch != 0 {
-                return Err(Outcome::OutOfScope(format!(
-                    "broker {} was recorded first at a restart (broker epoch {}): the run \
-                     before it is not in the log",
-                    snapshot.id, snapshot.broker_epoch
-                )));
-            }
-            return Ok(None);
-        }
-        let Some(Storage::Broker(mut storage)) = run.storage.clone() else {
+        let name = super::super::read::node_name(NodeId::Broker(snapshot.id));
+        let last = match (run.started, run.storage.clone()) {
+            (false, _) => None,
+            (true, Some(Storage::Broker(storage))) => Some(storage),
+            (true, _) => return Ok(None),
+        };
+        let Some(mut storage) =
+            self.through_unrecorded_starts(actor, &name, last, snapshot.broker_epoch)?
+        else {
             return Ok(None);
         };
         let recovered = self.model_log(&snapshot.log)?;
@@ -167,7 +165,6 @@ impl ModelRun {
         };
         let extends = recovered.len() > storage.log.len() && recovered.starts_with(&storage.log);
         if extends {
-            let name = super::super::read::node_name(NodeId::Broker(snapshot.id));
             let extra = recovered.len() - storage.log.len();
             self.notes.push(match before.starts_with(&recovered) {
                 true => format!(
@@ -181,7 +178,6 @@ impl ModelRun {
             });
             storage.log = recovered;
         }
-        let _ = actor;
         Ok(Some(Storage::Broker(storage)))
     }
 
