@@ -43,12 +43,9 @@ fn a_partition_whose_every_leader_died_recovers_through_the_last_known_leader() 
             "{check}: {report:#}"
         );
     }
-    // No event of the run contradicts the model. The verdict is not asserted to pass: the
-    // first incarnation of a broker killed this early may be missing from its trace log, and
-    // the validator then says "undecided" (exit 1), which is about the trace, not the run.
-    assert_ne!(report["model"]["status"], "failed", "{report:#}\n{stderr}");
-    assert!(
-        code == 0 || report["model"]["status"] == "undecided",
-        "{report:#}"
-    );
+    // The run is a behaviour of the model. (Before a node's start was written ahead of its
+    // actions, a broker killed this early could be missing from its trace log and the verdict
+    // was "undecided"; D9 in conformance/DIVERGENCES.md.)
+    assert_eq!(report["model"]["status"], "passed", "{report:#}\n{stderr}");
+    assert_eq!(code, 0, "{report:#}");
 }
