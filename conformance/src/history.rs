@@ -218,13 +218,6 @@ fn name(id: &RecordId) -> String {
 mod tests {
     use super::*;
 
-    fn id(producer_id: u64, sequence: u32) -> RecordId {
-        RecordId {
-            producer_id,
-            sequence,
-        }
-    }
-
     fn reads(ids: &[(Offset, RecordId)]) -> Vec<Read> {
         ids.iter()
             .map(|&(offset, id)| Read { offset, id })
@@ -233,9 +226,11 @@ mod tests {
 
     /// Producer 1's records 0..n at offsets 0..n, all acknowledged, read by one consumer.
     fn clean(n: u32) -> History {
-        let log: Vec<(Offset, RecordId)> = (0..n).map(|s| (Offset::from(s), id(1, s))).collect();
+        let log: Vec<(Offset, RecordId)> = (0..n)
+            .map(|s| (Offset::from(s), RecordId::new(1, s)))
+            .collect();
         History {
-            acknowledged: (0..n).map(|s| id(1, s)).collect(),
+            acknowledged: (0..n).map(|s| RecordId::new(1, s)).collect(),
             consumers: vec![ConsumerLog {
                 from: 0,
                 reads: reads(&log),
@@ -276,7 +271,7 @@ mod tests {
         let mut history = clean(4);
         history.final_read.push(Read {
             offset: 4,
-            id: id(1, 2),
+            id: RecordId::new(1, 2),
         });
         let verdict = check(&history);
         assert_eq!(verdict.duplicated.count, 1, "{verdict:?}");
@@ -324,7 +319,7 @@ mod tests {
     #[test]
     fn a_read_record_later_missing_is_gone() {
         let mut history = clean(5);
-        history.final_read[4].id = id(3, 0);
+        history.final_read[4].id = RecordId::new(3, 0);
         let verdict = check(&history);
         assert_eq!(verdict.gone.count, 1, "{verdict:?}");
         assert!(verdict.gone.examples[0].contains("later record 3/0"));
@@ -345,8 +340,8 @@ mod tests {
         assert_eq!(verdict.nonmonotonic.count, 1, "{verdict:?}");
         let mut swapped = clean(4);
         swapped.consumers.clear();
-        swapped.final_read[1].id = id(1, 2);
-        swapped.final_read[2].id = id(1, 1);
+        swapped.final_read[1].id = RecordId::new(1, 2);
+        swapped.final_read[2].id = RecordId::new(1, 1);
         let verdict = check(&swapped);
         assert_eq!(verdict.reordered.count, 1, "{verdict:?}");
         assert!(!verdict.passed());

@@ -29,6 +29,15 @@ pub struct RecordId {
     pub sequence: u32,
 }
 
+impl RecordId {
+    pub const fn new(producer_id: u64, sequence: u32) -> Self {
+        RecordId {
+            producer_id,
+            sequence,
+        }
+    }
+}
+
 /// Who a node is talking to. The controller, a broker, or a client connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum NodeId {

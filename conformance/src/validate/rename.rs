@@ -258,27 +258,26 @@ impl Renaming {
 mod tests {
     use super::*;
 
-    fn id(producer_id: u64, sequence: u32) -> RecordId {
-        RecordId {
-            producer_id,
-            sequence,
-        }
-    }
-
     /// Goal: identities are numbered in order of first sight, the same identity always gets
     /// the same number, two producers' equal sequences stay apart, and numbering goes on past
     /// the old `u8` bound of the model's record ids.
     #[test]
     fn renaming_is_injective_past_the_old_bound() {
         let mut renaming = Renaming::default();
-        let first = renaming.id(id(900, 0)).unwrap();
-        assert_eq!(first, id(HARNESS_PRODUCER_ID, 1));
-        assert_eq!(renaming.id(id(901, 0)).unwrap(), id(HARNESS_PRODUCER_ID, 2));
-        assert_eq!(renaming.id(id(900, 0)).unwrap(), first);
+        let first = renaming.id(RecordId::new(900, 0)).unwrap();
+        assert_eq!(first, RecordId::new(HARNESS_PRODUCER_ID, 1));
+        assert_eq!(
+            renaming.id(RecordId::new(901, 0)).unwrap(),
+            RecordId::new(HARNESS_PRODUCER_ID, 2)
+        );
+        assert_eq!(renaming.id(RecordId::new(900, 0)).unwrap(), first);
         for sequence in 1..300 {
-            renaming.id(id(900, sequence)).unwrap();
+            renaming.id(RecordId::new(900, sequence)).unwrap();
         }
-        assert_eq!(renaming.id(id(902, 0)), Ok(id(HARNESS_PRODUCER_ID, 302)));
+        assert_eq!(
+            renaming.id(RecordId::new(902, 0)),
+            Ok(RecordId::new(HARNESS_PRODUCER_ID, 302))
+        );
     }
 
     /// Goal: a batch is its records' single produces, and its one answer is the model's

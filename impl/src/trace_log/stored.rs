@@ -401,18 +401,13 @@ mod tests {
     use super::*;
     use crate::protocol::{BrokerSnapshot, FetchState};
 
-    fn id(producer_id: u64, sequence: u32) -> RecordId {
-        RecordId {
-            producer_id,
-            sequence,
-        }
-    }
-
     /// Two producers' batches back to back, a new epoch in the middle of the second.
     fn summaries() -> Vec<(Offset, Epoch, RecordId)> {
-        let mut list: Vec<_> = (0..5).map(|i| (10 + i, 1, id(7, 100 + i as u32))).collect();
-        list.extend((0..3).map(|i| (15 + i, 1, id(9, i as u32))));
-        list.extend((0..2).map(|i| (18 + i, 2, id(9, 3 + i as u32))));
+        let mut list: Vec<_> = (0..5)
+            .map(|i| (10 + i, 1, RecordId::new(7, 100 + i as u32)))
+            .collect();
+        list.extend((0..3).map(|i| (15 + i, 1, RecordId::new(9, i as u32))));
+        list.extend((0..2).map(|i| (18 + i, 2, RecordId::new(9, 3 + i as u32))));
         list
     }
 
@@ -441,7 +436,7 @@ mod tests {
             leader_epoch_start_offset: None,
             replicas: Default::default(),
             pending_isr: None,
-            waiting: vec![(id(7, 104), 14)],
+            waiting: vec![(RecordId::new(7, 104), 14)],
             fetch_state: FetchState::Fetching,
             armed_timers: Default::default(),
             timers_fired: Default::default(),
@@ -457,7 +452,7 @@ mod tests {
         assert_eq!(shape, vec![(10, 5), (15, 3), (18, 2)]);
         let back: Vec<_> = runs.into_iter().flat_map(Run::summaries).collect();
         assert_eq!(back, summaries());
-        let gap = vec![(1, 1, id(7, 1)), (3, 1, id(7, 2))];
+        let gap = vec![(1, 1, RecordId::new(7, 1)), (3, 1, RecordId::new(7, 2))];
         assert_eq!(runs_of(gap).len(), 2, "an offset gap starts a new run");
     }
 
@@ -519,7 +514,7 @@ mod tests {
             stored.state.as_mut().expect("a state").log = vec![run];
             stored
         };
-        let run = Run::start(0, 1, id(7, 0));
+        let run = Run::start(0, 1, RecordId::new(7, 0));
         let bad = [
             Run { count: 0, ..run },
             Run {
