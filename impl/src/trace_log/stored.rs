@@ -105,18 +105,23 @@ fn summary(record: &Record) -> (Offset, Epoch, RecordId) {
     (record.offset, record.leader_epoch, id)
 }
 
-/// Records without payloads, as the trace keeps them in messages.
-fn records_of(runs: Vec<Run>) -> Vec<Record> {
-    let record = |(offset, leader_epoch, id): (Offset, Epoch, RecordId)| Record {
+/// The record a summary stands for, without its payload, as the trace keeps records in
+/// messages.
+fn unsummarized((offset, leader_epoch, id): (Offset, Epoch, RecordId)) -> Record {
+    Record {
         offset,
         leader_epoch,
         producer_id: id.producer_id,
         sequence: id.sequence,
         value: Vec::new(),
-    };
+    }
+}
+
+/// Records without payloads, as the trace keeps them in messages.
+fn records_of(runs: Vec<Run>) -> Vec<Record> {
     runs.into_iter()
         .flat_map(Run::summaries)
-        .map(record)
+        .map(unsummarized)
         .collect()
 }
 
@@ -412,14 +417,7 @@ mod tests {
     }
 
     fn records() -> Vec<Record> {
-        let record = |(offset, leader_epoch, id): (Offset, Epoch, RecordId)| Record {
-            offset,
-            leader_epoch,
-            producer_id: id.producer_id,
-            sequence: id.sequence,
-            value: Vec::new(),
-        };
-        summaries().into_iter().map(record).collect()
+        summaries().into_iter().map(unsummarized).collect()
     }
 
     fn broker_state(log: Vec<(Offset, Epoch, RecordId)>) -> NodeState {
