@@ -126,6 +126,43 @@ fn drop_event(dir: &Path, node: NodeId, pick: impl Fn(&Event) -> bool) -> (TempD
     (target, dropped.unwrap())
 }
 
+/// Edits `leader`'s HW after its last produce (whose log end offset must be past
+/// `log_end_offset_past`) one too high, and asserts that validation rejects that log at the
+/// leader, on its HW.
+fn the_leaders_hw_edited_is_rejected(trace: &Path, leader: u32, log_end_offset_past: u64) {
+    let edited = rewrite(trace, NodeId::Broker(leader), |events| {
+        let event = events
+            .iter_mut()
+            .rev()
+            .find(|e| {
+                is_receive_of(e, |m| {
+                    matches!(m, TracedMessage::Request(ClientRequest::Produce { .. }))
+                })
+            })
+            .expect("the leader handled a produce");
+        let Some(trace_log::NodeState::Broker(snapshot)) = &mut event.state else {
+            panic!("a broker's state")
+        };
+        assert!(
+            snapshot.log_end_offset > log_end_offset_past,
+            "{}",
+            snapshot.log_end_offset
+        );
+        snapshot.hw += 1;
+    });
+    let verdict = validate(edited.path(), None);
+    let Verdict::Rejected(rejection) = &verdict else {
+        panic!("expected a rejection, got {verdict}")
+    };
+    let leader_name = format!("broker {leader}");
+    assert_eq!(rejection.node, leader_name);
+    let hw = format!("{leader_name}.hw");
+    assert!(
+        rejection.differences.iter().any(|d| d.contains(&hw)),
+        "{verdict}"
+    );
+}
+
 fn is_receive_of(event: &Event, wanted: fn(&TracedMessage) -> bool) -> bool {
     matches!(&event.input, Input::Message { message, .. } if wanted(message))
 }
@@ -144,33 +181,7 @@ async fn a_kip966_run_is_accepted_and_edits_of_it_are_rejected() {
     assert!(verdict.is_accepted(), "{verdict}");
 
     // Edit: the leader's HW after its last produce, one too high.
-    let edited = rewrite(trace, NodeId::Broker(1), |events| {
-        let event = events
-            .iter_mut()
-            .rev()
-            .find(|e| {
-                is_receive_of(e, |m| {
-                    matches!(m, TracedMessage::Request(ClientRequest::Produce { .. }))
-                })
-            })
-            .expect("the leader handled a produce");
-        let Some(trace_log::NodeState::Broker(snapshot)) = &mut event.state else {
-            panic!("a broker's state")
-        };
-        snapshot.hw += 1;
-    });
-    let verdict = validate(edited.path(), None);
-    let Verdict::Rejected(rejection) = &verdict else {
-        panic!("expected a rejection, got {verdict}")
-    };
-    assert_eq!(rejection.node, "broker 1");
-    assert!(
-        rejection
-            .differences
-            .iter()
-            .any(|d| d.contains("broker 1.hw")),
-        "{verdict}"
-    );
+    the_leaders_hw_edited_is_rejected(trace, 1, 0);
 
     // Drop a flush of broker 3: its later states are more durable than the model's.
     let (dropped, index) = drop_event(trace, NodeId::Broker(3), |e| {
@@ -300,32 +311,7 @@ async fn a_run_past_the_old_u8_bounds_is_accepted_and_an_edit_of_it_rejected() {
     assert!(*leader_events > 255, "{accepted:?}");
 
     // Edit: the leader's HW after its last produce (past record 255), one too high.
-    let edited = rewrite(trace.path(), NodeId::Broker(leader), |events| {
-        let event = events
-            .iter_mut()
-            .rev()
-            .find(|e| {
-                is_receive_of(e, |m| {
-                    matches!(m, TracedMessage::Request(ClientRequest::Produce { .. }))
-                })
-            })
-            .expect("the leader handled a produce");
-        let Some(trace_log::NodeState::Broker(snapshot)) = &mut event.state else {
-            panic!("a broker's state")
-        };
-        assert!(snapshot.log_end_offset > 255, "{}", snapshot.log_end_offset);
-        snapshot.hw += 1;
-    });
-    let verdict = validate(edited.path(), None);
-    let Verdict::Rejected(rejection) = &verdict else {
-        panic!("expected a rejection, got {verdict}")
-    };
-    assert_eq!(rejection.node, leader_name);
-    let hw = format!("{leader_name}.hw");
-    assert!(
-        rejection.differences.iter().any(|d| d.contains(&hw)),
-        "{verdict}"
-    );
+    the_leaders_hw_edited_is_rejected(trace.path(), leader, 255);
 }
 
 /// Goal: a controller restart (which the model's controller never does) is validated as the
