@@ -6,7 +6,7 @@
 //! one crash and one expiry, stops the faults there and follows the least-recently-taken fair
 //! schedule for at most 60 steps.
 
-use insync_model::liveness::{self, LivenessOptions};
+use insync_model::liveness::{self, LivenessOptions, LivenessReport};
 use insync_model::model::SystemState;
 use insync_model::{Config, InsyncModel};
 use stateright::actor::ActorModelAction;
@@ -47,19 +47,26 @@ fn explain(model: &InsyncModel, violations: &[liveness::Violation]) -> String {
     text
 }
 
-#[test]
-fn kip966_makes_progress_once_faults_stop() {
-    let model = model(config());
-    let report = liveness::check(&model, LivenessOptions::default());
+/// Checks every liveness property with the default options, asserting that none is violated
+/// (with the paths if one is), and says how big the check was.
+fn progress_holds(model: &InsyncModel) -> LivenessReport {
+    let report = liveness::check(model, LivenessOptions::default());
     assert!(
         report.violations.is_empty(),
         "{}",
-        explain(&model, &report.violations)
+        explain(model, &report.violations)
     );
     eprintln!(
         "{} states, {} fair runs, longest progress {} steps",
         report.states, report.runs, report.longest
     );
+    report
+}
+
+#[test]
+fn kip966_makes_progress_once_faults_stop() {
+    let model = model(config());
+    let report = progress_holds(&model);
     // Every property asked something somewhere, and progress was not immediate everywhere.
     assert!(report.states > 1000, "{} states", report.states);
     assert!(report.runs > report.states, "{} runs", report.runs);
@@ -73,12 +80,7 @@ fn kip966_makes_progress_with_acks_one_and_fsync_always() {
     cfg.acks = insync_model::Acks::One;
     cfg.fsync = insync_model::Fsync::Always;
     let model = model(cfg);
-    let report = liveness::check(&model, LivenessOptions::default());
-    assert!(
-        report.violations.is_empty(),
-        "{}",
-        explain(&model, &report.violations)
-    );
+    progress_holds(&model);
 }
 
 /// Progress is impossible when crashed brokers never restart: the controller, which hears
@@ -131,15 +133,6 @@ fn kip966_makes_progress_at_three_brokers() {
     (cfg.reads, cfg.retries, cfg.max_epoch) = (0, 0, 3);
     cfg.fsync = insync_model::Fsync::Always;
     let model = model(cfg);
-    let report = liveness::check(&model, LivenessOptions::default());
-    assert!(
-        report.violations.is_empty(),
-        "{}",
-        explain(&model, &report.violations)
-    );
-    eprintln!(
-        "{} states, {} fair runs, longest progress {} steps",
-        report.states, report.runs, report.longest
-    );
+    let report = progress_holds(&model);
     assert!(report.runs > report.states, "{} runs", report.runs);
 }
