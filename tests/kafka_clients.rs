@@ -609,3 +609,35 @@ async fn hostile_frames_close_only_their_own_connection() {
     assert!(listed.contains(TOPIC), "still serving: {listed}");
     assert!(test.cluster.broker_pid(1).is_some());
 }
+
+/// Goal: CreateTopics through a real client (librdkafka's AdminClient) is answered with
+/// Kafka's error codes: a bad name, a partition count out of 1..=32, a replication factor
+/// other than the broker count, the served topic; a valid new topic is refused as creation
+/// after start is not served (POLICY_VIOLATION), never acknowledged as created.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_client_create_topics_gets_kafkas_error_codes() {
+    require_confluent_kafka();
+    let test = TestCluster::start_with_kafka(3, &[], TOPIC).await;
+    let output = Command::new("python3")
+        .arg(script("create_topics.py"))
+        .arg(bootstrap(&test))
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(CLIENT_TIMEOUT, output)
+        .await
+        .expect("the admin client finishes")
+        .expect("python3 runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "create_topics.py failed: {stderr}");
+    let answers: Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    // librdkafka names Kafka's INVALID_TOPIC_EXCEPTION (17) TOPIC_EXCEPTION.
+    let expected = serde_json::json!({
+        "bad_name": "TOPIC_EXCEPTION",
+        "zero_partitions": "INVALID_PARTITIONS",
+        "too_many_partitions": "INVALID_PARTITIONS",
+        "replication_factor_2": "INVALID_REPLICATION_FACTOR",
+        "served": "TOPIC_ALREADY_EXISTS",
+        "new": "POLICY_VIOLATION",
+    });
+    assert_eq!(answers, expected);
+}

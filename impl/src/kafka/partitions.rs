@@ -44,8 +44,7 @@ impl TopicSpec {
                 _ => return Err(TopicSpecError::Count(text.to_owned())),
             },
         };
-        let valid = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
-        if name.is_empty() || name.len() > TOPIC_NAME_BYTES_MAX || !name.chars().all(valid) {
+        if !valid_topic_name(name) {
             return Err(TopicSpecError::Name(name.to_owned()));
         }
         if partitions > PARTITIONS_MAX {
@@ -59,6 +58,13 @@ impl TopicSpec {
             partitions,
         })
     }
+}
+
+/// A name Kafka accepts for a topic: 1-249 of `[a-zA-Z0-9._-]`, not `.` or `..`.
+pub fn valid_topic_name(name: &str) -> bool {
+    let valid = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+    let dots = name == "." || name == "..";
+    !name.is_empty() && name.len() <= TOPIC_NAME_BYTES_MAX && name.chars().all(valid) && !dots
 }
 
 /// Where one partition's requests go.
