@@ -1,6 +1,11 @@
 """The producer workload of `insync bench --kafka`, the same against insync and Apache Kafka.
 
-Usage: kafka_produce.py BOOTSTRAP TOPIC RECORDS SIZE
+Usage: kafka_produce.py BOOTSTRAP TOPIC RECORDS SIZE [PARTITIONS]
+
+With PARTITIONS, the topic is first created with that many partitions and replication factor 3
+through the AdminClient (CreateTopics); a topic that exists already (insync's, declared at
+start with --topic NAME:P) is used as it is, if it has that many partitions. Records carry no
+key, so librdkafka's sticky partitioner spreads batches over the partitions.
 
 librdkafka (confluent-kafka) with acks=all and enable.idempotence=true sends RECORDS records
 of SIZE bytes after a warm-up of 1,000 (which also waits out topic creation on Kafka).
@@ -10,13 +15,16 @@ import json
 import sys
 import time
 
-from confluent_kafka import Producer
+from confluent_kafka import KafkaError, KafkaException, Producer
+from confluent_kafka.admin import AdminClient, NewTopic
 
 WARMUP = 1000
 
 
 def main():
     bootstrap, topic, records, size = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+    if len(sys.argv) > 5:
+        ensure_topic(bootstrap, topic, int(sys.argv[5]))
     producer = Producer(
         {
             "bootstrap.servers": bootstrap,
@@ -70,6 +78,24 @@ def main():
         "p50_ms": percentile(0.50),
         "p99_ms": percentile(0.99),
     }), flush=True)
+
+
+def ensure_topic(bootstrap, topic, partitions):
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    created = admin.create_topics([NewTopic(topic, partitions, 3)], operation_timeout=30)
+    try:
+        created[topic].result(60)
+    except KafkaException as error:
+        if error.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+            raise
+    for _ in range(600):
+        described = admin.list_topics(topic, timeout=10).topics.get(topic)
+        ready = described is not None and described.error is None and all(
+            p.leader >= 0 for p in described.partitions.values())
+        if ready and len(described.partitions) == partitions:
+            return
+        time.sleep(0.1)
+    sys.exit(f"topic {topic}: not {partitions} partitions with leaders after 60 s")
 
 
 if __name__ == "__main__":

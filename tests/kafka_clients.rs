@@ -63,9 +63,19 @@ async fn start_producer(
     count: u32,
     gate: u32,
 ) -> (Child, impl AsyncBufReadExt + Unpin) {
+    start_producer_to(bootstrap, TOPIC, count, gate).await
+}
+
+/// [`start_producer`] to `topic`.
+async fn start_producer_to(
+    bootstrap: &str,
+    topic: &str,
+    count: u32,
+    gate: u32,
+) -> (Child, impl AsyncBufReadExt + Unpin) {
     let mut child = Command::new("python3")
         .arg(script("produce.py"))
-        .args([bootstrap, TOPIC, &count.to_string(), &gate.to_string()])
+        .args([bootstrap, topic, &count.to_string(), &gate.to_string()])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .kill_on_drop(true)
@@ -99,9 +109,26 @@ async fn finish_producer(mut child: Child, mut lines: impl AsyncBufReadExt + Unp
 }
 
 async fn consume(bootstrap: &str, expected: usize) -> Vec<Value> {
+    let summary = consume_partitions(bootstrap, TOPIC, expected, 1).await;
+    summary["records"].as_array().expect("records").clone()
+}
+
+/// `consume.py` on partitions `0..partitions` of `topic`: its whole summary (records and
+/// the topic's Metadata).
+async fn consume_partitions(
+    bootstrap: &str,
+    topic: &str,
+    expected: usize,
+    partitions: u32,
+) -> Value {
     let output = Command::new("python3")
         .arg(script("consume.py"))
-        .args([bootstrap, TOPIC, &expected.to_string()])
+        .args([
+            bootstrap,
+            topic,
+            &expected.to_string(),
+            &partitions.to_string(),
+        ])
         .kill_on_drop(true)
         .output();
     let output = tokio::time::timeout(CLIENT_TIMEOUT, output)
@@ -113,8 +140,7 @@ async fn consume(bootstrap: &str, expected: usize) -> Vec<Value> {
         "consume.py failed: {}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let summary: Value = serde_json::from_slice(&output.stdout).expect("JSON");
-    summary["records"].as_array().expect("records").clone()
+    serde_json::from_slice(&output.stdout).expect("JSON")
 }
 
 /// Every acknowledged record is read exactly once, at the offset it was acknowledged at, with
@@ -172,6 +198,150 @@ fn assert_exactly_once_in_order(summary: &Value, consumed: &[Value], count: u32)
         seen, acked,
         "read exactly what was acknowledged, where it was acknowledged"
     );
+}
+
+/// Every acknowledged record is read exactly once, from the partition and at the offset it
+/// was acknowledged at, with its key and header; within each partition the producer's order is
+/// kept; nothing unproduced appears. Returns how many records each partition holds.
+fn assert_exactly_once_in_order_per_partition(
+    summary: &Value,
+    consumed: &[Value],
+    count: u32,
+) -> BTreeMap<u64, usize> {
+    let errors = summary["errors"].as_array().map(Vec::len);
+    assert_eq!(errors, Some(0), "{}", summary["errors"]);
+    assert_eq!(summary["unflushed"], 0);
+    let acked: BTreeMap<String, (u64, u64)> = summary["acked"]
+        .as_array()
+        .expect("acked")
+        .iter()
+        .map(|triple| {
+            let value = triple[1].as_str().unwrap().to_owned();
+            (
+                value,
+                (triple[2].as_u64().unwrap(), triple[0].as_u64().unwrap()),
+            )
+        })
+        .collect();
+    assert_eq!(
+        acked.len(),
+        count as usize,
+        "every record acknowledged once"
+    );
+    let mut seen = BTreeMap::new();
+    let mut last_index: BTreeMap<u64, u32> = BTreeMap::new();
+    for record in consumed {
+        let (offset, key, value, partition) = (
+            record[0].as_u64().unwrap(),
+            record[1].as_str().unwrap(),
+            record[2].as_str().unwrap(),
+            record[4].as_u64().unwrap(),
+        );
+        let index: u32 = value
+            .strip_prefix("record-")
+            .expect("produced")
+            .parse()
+            .unwrap();
+        assert_eq!(key, format!("key-{index}"), "the key is kept");
+        assert_eq!(record[3]["index"], index.to_string(), "the header is kept");
+        let first = seen.insert(value.to_owned(), (partition, offset)).is_none();
+        assert!(first, "{value} read twice");
+        let last = last_index.insert(partition, index);
+        assert!(
+            last < Some(index),
+            "partition {partition}: {value} after record-{last:?}: order broken"
+        );
+    }
+    assert_eq!(
+        seen, acked,
+        "read exactly what was acknowledged, where it was"
+    );
+    let mut per_partition = BTreeMap::new();
+    for (partition, _) in seen.values() {
+        *per_partition.entry(*partition).or_insert(0) += 1;
+    }
+    per_partition
+}
+
+/// Goal: a topic of three partitions is three instances of the protocol, and each survives a
+/// killed broker on its own: librdkafka's idempotent producer (acks=all) spreads records over
+/// the partitions by key, loses and duplicates none, and a consumer reads each partition in
+/// order; each partition's controller core elects its own new leader, and Metadata reports a
+/// leader (in its ISR, not the killed broker) for every partition. Method: 6,000 records;
+/// after 600 acknowledgements, with more in flight, the leader of partition 0 (broker 1, the
+/// initial leader of every partition) gets SIGKILL; the producer sends the rest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn librdkafka_produces_to_three_partitions_through_a_killed_broker_exactly_once() {
+    require_confluent_kafka();
+    let mut test = TestCluster::start_with_kafka(3, &[], "parts:3").await;
+    let partitions = test.cluster.partitions().to_vec();
+    assert_eq!(
+        partitions.len(),
+        2,
+        "partitions 1 and 2 on ports of their own"
+    );
+    let bootstrap = bootstrap(&test);
+    let (producer, lines) = start_producer_to(&bootstrap, "parts", 6_000, 600).await;
+    let killed = test.controller().await.view.leader.expect("a leader");
+    test.cluster
+        .kill_broker(killed)
+        .await
+        .expect("kill a broker");
+    let summary = finish_producer(producer, lines).await;
+    test.wait_new_leader(killed).await;
+    let deadline = tokio::time::Instant::now() + CLIENT_TIMEOUT;
+    for partition in &partitions {
+        let described = format!("partition {}'s controller", partition.index);
+        let elected = |snapshot: &insync_impl::protocol::Snapshot| match snapshot {
+            insync_impl::protocol::Snapshot::Controller(controller) => controller
+                .view
+                .leader
+                .is_some_and(|leader| leader != killed),
+            insync_impl::protocol::Snapshot::Broker(_) => false,
+        };
+        let waited = test
+            .cluster
+            .wait_for(&partition.controller, deadline, &described, elected);
+        waited
+            .await
+            .expect("every partition elects its own new leader");
+    }
+    let consumed = consume_partitions(&bootstrap, "parts", 6_000, 3).await;
+    let records = consumed["records"].as_array().expect("records");
+    let per_partition = assert_exactly_once_in_order_per_partition(&summary, records, 6_000);
+    eprintln!("records per partition: {per_partition:?}");
+    assert_eq!(
+        per_partition.len(),
+        3,
+        "the partitioner used every partition"
+    );
+    let metadata = consumed["metadata"].as_object().expect("metadata");
+    assert_eq!(
+        metadata.len(),
+        3,
+        "Metadata describes three partitions: {metadata:?}"
+    );
+    for (partition, described) in metadata {
+        let leader = described["leader"].as_i64().expect("a leader id");
+        let isr: Vec<i64> = described["isr"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|id| id.as_i64().unwrap())
+            .collect();
+        assert!(
+            leader > 0 && leader != i64::from(killed),
+            "partition {partition}: {described}"
+        );
+        assert!(
+            isr.contains(&leader),
+            "partition {partition}: the leader is in its ISR"
+        );
+        assert!(
+            !isr.contains(&i64::from(killed)),
+            "partition {partition}: the killed broker left the ISR"
+        );
+    }
 }
 
 /// Goal: librdkafka's idempotent producer (acks=all) loses and duplicates nothing while the
@@ -438,4 +608,36 @@ async fn hostile_frames_close_only_their_own_connection() {
     let listed = kcat(&["-b", &address, "-L", "-J"], None).await;
     assert!(listed.contains(TOPIC), "still serving: {listed}");
     assert!(test.cluster.broker_pid(1).is_some());
+}
+
+/// Goal: CreateTopics through a real client (librdkafka's AdminClient) is answered with
+/// Kafka's error codes: a bad name, a partition count out of 1..=32, a replication factor
+/// other than the broker count, the served topic; a valid new topic is refused as creation
+/// after start is not served (POLICY_VIOLATION), never acknowledged as created.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_client_create_topics_gets_kafkas_error_codes() {
+    require_confluent_kafka();
+    let test = TestCluster::start_with_kafka(3, &[], TOPIC).await;
+    let output = Command::new("python3")
+        .arg(script("create_topics.py"))
+        .arg(bootstrap(&test))
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(CLIENT_TIMEOUT, output)
+        .await
+        .expect("the admin client finishes")
+        .expect("python3 runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "create_topics.py failed: {stderr}");
+    let answers: Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    // librdkafka names Kafka's INVALID_TOPIC_EXCEPTION (17) TOPIC_EXCEPTION.
+    let expected = serde_json::json!({
+        "bad_name": "TOPIC_EXCEPTION",
+        "zero_partitions": "INVALID_PARTITIONS",
+        "too_many_partitions": "INVALID_PARTITIONS",
+        "replication_factor_2": "INVALID_REPLICATION_FACTOR",
+        "served": "TOPIC_ALREADY_EXISTS",
+        "new": "POLICY_VIOLATION",
+    });
+    assert_eq!(answers, expected);
 }

@@ -153,7 +153,7 @@ fn session() -> (Session, Appended) {
         cluster_id: "insync-test".into(),
         replicas: vec![1, 2, 3],
         advertised: BTreeMap::from([(1, ("127.0.0.1".to_owned(), 9092))]),
-        partitions: PartitionTable::single(&topic, inputs),
+        partitions: PartitionTable::of_topic(&topic, vec![inputs]),
         producer_ids: ProducerIds::new(1, 0),
         connection_serial: AtomicU64::new(0),
     };

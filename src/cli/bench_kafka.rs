@@ -5,7 +5,8 @@
 //! latency and the ratio. Both run Kafka's default durability (no fsync per append:
 //! `--fsync lazy` here, Kafka's flush defaults there), replication factor 3, min ISR 2.
 //!
-//! Only one partition: topics with several partitions are not yet served.
+//! Each workload runs at 1 partition (topic `insync`) and at 6 (topic `insync6`, declared
+//! with `--topic insync6:6` on insync and created by the producer's AdminClient on Kafka).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -16,7 +17,11 @@ use serde_json::Value;
 
 use super::bench::BenchArgs;
 
-const TOPIC: &str = "insync";
+/// The partition counts measured, each with its topic.
+const TOPICS: [(u32, &str); 2] = [(1, "insync"), (6, "insync6")];
+
+/// One measured row: partitions, record size, the producer's JSON summary.
+type Row = (u32, usize, Value);
 
 /// The repository's `bench/` directory, where the scripts are.
 fn bench_dir() -> PathBuf {
@@ -28,13 +33,16 @@ pub fn run(args: &BenchArgs) -> i32 {
         .enable_all()
         .build()
         .expect("tokio runtime");
-    let insync = match runtime.block_on(insync_runs(args)) {
-        Ok(rows) => rows,
-        Err(error) => {
-            eprintln!("error: {error}");
-            return 1;
+    let mut insync = Vec::new();
+    for (partitions, topic) in TOPICS {
+        match runtime.block_on(insync_runs(args, partitions, topic)) {
+            Ok(rows) => insync.extend(rows),
+            Err(error) => {
+                eprintln!("error: {error}");
+                return 1;
+            }
         }
-    };
+    }
     let kafka = apache_kafka_runs(args).unwrap_or_else(|reason| {
         eprintln!("bench: Apache Kafka not measured: {reason}");
         Vec::new()
@@ -43,7 +51,7 @@ pub fn run(args: &BenchArgs) -> i32 {
     0
 }
 
-async fn insync_runs(args: &BenchArgs) -> Result<Vec<(usize, Value)>, String> {
+async fn insync_runs(args: &BenchArgs, partitions: u32, topic: &str) -> Result<Vec<Row>, String> {
     let dir = tempfile::Builder::new()
         .prefix("insync-bench-kafka-")
         .tempdir()
@@ -57,7 +65,7 @@ async fn insync_runs(args: &BenchArgs) -> Result<Vec<(usize, Value)>, String> {
         broker_args: Vec::new(),
         base_port: None,
         logs: ChildLogs::Files,
-        kafka_topic: Some(TOPIC.into()),
+        kafka_topic: Some(format!("{topic}:{partitions}")),
     };
     let mut cluster = LocalCluster::start(spec)
         .await
@@ -69,13 +77,13 @@ async fn insync_runs(args: &BenchArgs) -> Result<Vec<(usize, Value)>, String> {
         .map(String::as_str)
         .collect();
     let bootstrap = bootstrap.join(",");
-    let rows = workload_rows(args, "insync", &bootstrap);
+    let rows = workload_rows(args, "insync", &bootstrap, partitions, topic);
     cluster.stop(Duration::from_secs(5)).await;
     rows
 }
 
 /// Starts Apache Kafka with the script, runs the workload, stops it (also on failure).
-fn apache_kafka_runs(args: &BenchArgs) -> Result<Vec<(usize, Value)>, String> {
+fn apache_kafka_runs(args: &BenchArgs) -> Result<Vec<Row>, String> {
     for tool in ["java", "mvn"] {
         let found = Command::new(tool).arg("-version").output().is_ok();
         if !found {
@@ -97,16 +105,34 @@ fn apache_kafka_runs(args: &BenchArgs) -> Result<Vec<(usize, Value)>, String> {
     let started = started.map_err(|error| format!("{}: {error}", script.display()))?;
     let stdout = String::from_utf8_lossy(&started.stdout);
     let rows = match (started.status.success(), stdout.lines().last()) {
-        (true, Some(bootstrap)) => workload_rows(args, "kafka", bootstrap.trim()),
+        (true, Some(bootstrap)) => {
+            let mut rows = Vec::new();
+            for (partitions, topic) in TOPICS {
+                match workload_rows(args, "kafka", bootstrap.trim(), partitions, topic) {
+                    Ok(more) => rows.extend(more),
+                    Err(error) => return stop_kafka(&script, &dir, Err(error)),
+                }
+            }
+            Ok(rows)
+        }
         _ => Err(format!(
             "kafka-cluster.sh start failed: {}",
             String::from_utf8_lossy(&started.stderr)
         )),
     };
+    stop_kafka(&script, &dir, rows)
+}
+
+/// Stops the Kafka brokers the script started; passes `rows` on.
+fn stop_kafka(
+    script: &Path,
+    dir: &Path,
+    rows: Result<Vec<Row>, String>,
+) -> Result<Vec<Row>, String> {
     let _ = Command::new("bash")
-        .arg(&script)
+        .arg(script)
         .arg("stop")
-        .arg(&dir)
+        .arg(dir)
         .status();
     rows
 }
@@ -115,17 +141,23 @@ fn workload_rows(
     args: &BenchArgs,
     system: &str,
     bootstrap: &str,
-) -> Result<Vec<(usize, Value)>, String> {
+    partitions: u32,
+    topic: &str,
+) -> Result<Vec<Row>, String> {
     let mut rows = Vec::new();
     for size in &args.sizes {
-        eprintln!("bench: {system} size={size} records={}", args.records);
+        eprintln!(
+            "bench: {system} partitions={partitions} size={size} records={}",
+            args.records
+        );
         let output = Command::new("python3")
             .arg(bench_dir().join("kafka_produce.py"))
             .args([
                 bootstrap,
-                TOPIC,
+                topic,
                 &args.records.to_string(),
                 &size.to_string(),
+                &partitions.to_string(),
             ])
             .output()
             .map_err(|error| format!("python3: {error} (pip install confluent-kafka)"))?;
@@ -137,22 +169,22 @@ fn workload_rows(
         }
         let row: Value =
             serde_json::from_slice(&output.stdout).map_err(|error| error.to_string())?;
-        rows.push((*size, row));
+        rows.push((partitions, *size, row));
     }
     Ok(rows)
 }
 
-fn print_rows(insync: &[(usize, Value)], kafka: &[(usize, Value)]) {
-    println!("1 partition, 3 brokers, acks=all, idempotent librdkafka producer (6 partitions: not yet served)");
+fn print_rows(insync: &[Row], kafka: &[Row]) {
+    println!("3 brokers, acks=all, idempotent librdkafka producer");
     println!(
-        "{:<8} {:>6} {:>12} {:>8} {:>9} {:>9} {:>8}",
-        "system", "size", "records/s", "MB/s", "p50 ms", "p99 ms", "errors"
+        "{:<8} {:>5} {:>6} {:>12} {:>8} {:>9} {:>9} {:>8}",
+        "system", "parts", "size", "records/s", "MB/s", "p50 ms", "p99 ms", "errors"
     );
     for (system, rows) in [("insync", insync), ("kafka", kafka)] {
-        for (size, row) in rows {
+        for (partitions, size, row) in rows {
             let number = |key: &str| row[key].as_f64().unwrap_or(f64::NAN);
             println!(
-                "{system:<8} {size:>6} {:>12.0} {:>8.2} {:>9.2} {:>9.2} {:>8}",
+                "{system:<8} {partitions:>5} {size:>6} {:>12.0} {:>8.2} {:>9.2} {:>9.2} {:>8}",
                 number("records_per_s"),
                 number("mb_per_s"),
                 number("p50_ms"),
@@ -161,11 +193,16 @@ fn print_rows(insync: &[(usize, Value)], kafka: &[(usize, Value)]) {
             );
         }
     }
-    for (size, ours) in insync {
-        if let Some((_, theirs)) = kafka.iter().find(|(other, _)| other == size) {
+    for (partitions, size, ours) in insync {
+        let same = |(other_partitions, other_size, _): &&Row| {
+            other_partitions == partitions && other_size == size
+        };
+        if let Some((_, _, theirs)) = kafka.iter().find(same) {
             let ratio = ours["records_per_s"].as_f64().unwrap_or(0.0)
                 / theirs["records_per_s"].as_f64().unwrap_or(f64::NAN);
-            println!("ratio insync/kafka records/s at {size} bytes: {ratio:.2}");
+            println!(
+                "ratio insync/kafka records/s at {partitions} partition(s), {size} bytes: {ratio:.2}"
+            );
         }
     }
 }

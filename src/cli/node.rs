@@ -13,10 +13,10 @@ use insync_impl::core::{ProtocolConfig, Variant};
 use insync_impl::kafka::{KafkaConfig, TopicSpec, DEFAULT_TOPIC};
 use insync_impl::node::broker::run_broker_with_kafka;
 use insync_impl::node::config::{parse_peers, DEFAULT_CLUSTER_ID};
-use insync_impl::node::controller::run_controller;
+use insync_impl::node::controller::run_controller_partitions;
 use insync_impl::node::local_cluster::{ChildLogs, LocalCluster, LocalClusterSpec};
 use insync_impl::node::shutdown::termination_signal;
-use insync_impl::node::{BrokerConfig, ControllerConfig, NodeOptions, Timing};
+use insync_impl::node::{BrokerConfig, ControllerConfig, NodeOptions, PartitionNodes, Timing};
 use insync_impl::protocol::BrokerId;
 use insync_impl::storage::FsyncPolicy;
 
@@ -235,6 +235,13 @@ pub struct ControllerArgs {
     /// DATA_DIR/control.token.
     #[arg(long, value_name = "PATH")]
     pub control_token_file: Option<PathBuf>,
+    /// Partition P (1, 2, ...) of the topic is served at these addresses: its controller
+    /// core (0) and every broker, each on a port of its own; once for each partition after 0,
+    /// in order (`insync cluster up --topic NAME:P` passes them). Partition 0 is served at
+    /// --listen, as a cluster of one partition is. Partition P keeps its state in
+    /// DATA_DIR/partition-P/.
+    #[arg(long = "partition-nodes", value_name = "P/0=ADDR,1=ADDR,...")]
+    pub partition_nodes: Vec<String>,
     /// Print the bound address as JSON on stdout.
     #[arg(long)]
     pub json: bool,
@@ -279,6 +286,13 @@ pub struct BrokerArgs {
     /// broker's defaults to --kafka-listen): ID=ADDR,...
     #[arg(long, value_name = "1=ADDR,2=ADDR,...", requires = "kafka_listen")]
     pub kafka_peers: Option<String>,
+    /// Partition P (1, 2, ...) of the topic is served at these addresses: its controller
+    /// core (0) and every broker, each on a port of its own; once for each partition after 0,
+    /// in order (`insync cluster up --topic NAME:P` passes them). Partition 0 is served at
+    /// --listen, as a cluster of one partition is. Partition P keeps its state in
+    /// DATA_DIR/partition-P/.
+    #[arg(long = "partition-nodes", value_name = "P/0=ADDR,1=ADDR,...")]
+    pub partition_nodes: Vec<String>,
     #[command(flatten)]
     pub topic: TopicArgs,
     /// Print the bound address as JSON on stdout.
@@ -291,8 +305,9 @@ pub struct BrokerArgs {
 /// The topic the Kafka listener serves.
 #[derive(Args, Clone, Debug)]
 pub struct TopicArgs {
-    /// The Kafka topic: NAME, or NAME:PARTITIONS (partitions above 1 are not yet served: one
-    /// topic with one partition, the checked one, is).
+    /// The Kafka topic: NAME, or NAME:PARTITIONS (1 to 32; replication factor = every
+    /// broker). Each partition is its own instance of the checked protocol: its own leader,
+    /// epochs, ISR, HW and log (docs/protocol.md §10).
     #[arg(long, default_value = DEFAULT_TOPIC, value_name = "NAME[:PARTITIONS]")]
     pub topic: String,
 }
@@ -367,8 +382,12 @@ pub fn run_controller_command(args: ControllerArgs) -> i32 {
         data_dir: args.data_dir,
         options,
     };
+    let partitions = match partition_nodes(&args.partition_nodes) {
+        Ok(partitions) => partitions,
+        Err(message) => return usage(&message),
+    };
     let json = args.json;
-    let result = runtime().block_on(run_controller(config, |address| {
+    let result = runtime().block_on(run_controller_partitions(config, partitions, |address| {
         print_bound(json, "controller", None, address)
     }));
     report(result)
@@ -396,14 +415,27 @@ pub fn run_broker_command(args: BrokerArgs) -> i32 {
         options,
         simulate_power_loss_on_start: args.simulate_power_loss_on_start,
     };
+    let partitions = match partition_nodes(&args.partition_nodes) {
+        Ok(partitions) => partitions,
+        Err(message) => return usage(&message),
+    };
     let json = args.json;
     let result = runtime().block_on(run_broker_with_kafka(
         config,
         kafka,
+        partitions,
         |address| print_bound(json, "broker", Some(id), address),
         |address| print_bound(json, "kafka", Some(id), address),
     ));
     report(result)
+}
+
+/// Every `--partition-nodes`, parsed (their count and order are checked by the node).
+fn partition_nodes(texts: &[String]) -> Result<Vec<PartitionNodes>, String> {
+    let parsed = texts.iter().map(|text| PartitionNodes::parse(text));
+    parsed
+        .collect::<Result<_, _>>()
+        .map_err(|error| error.to_string())
 }
 
 /// `--kafka-listen`, `--kafka-peers` and `--topic` as the Kafka listener's configuration.

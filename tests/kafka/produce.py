@@ -5,8 +5,8 @@ Usage: produce.py BOOTSTRAP TOPIC COUNT GATE
 Produces COUNT records "record-<i>" (key "key-<i>", one header) with acks=all and
 enable.idempotence=true. After GATE acknowledgements it prints "GATE" and waits for a line on
 stdin (the test breaks the cluster meanwhile; records are in flight), then produces the rest.
-At the end it prints one JSON object: every acknowledged (offset, value) in acknowledgement
-order, every delivery error, and how many times librdkafka logged a NOT_LEADER_OR_FOLLOWER
+Records go to the partition librdkafka's partitioner picks for the key. At the end it prints
+one JSON object: every acknowledged (offset, value, partition) in acknowledgement order, every delivery error, and how many times librdkafka logged a NOT_LEADER_OR_FOLLOWER
 answer (the leader-change test asserts that the client's own retry went through one).
 """
 import json
@@ -48,7 +48,7 @@ def main():
         if error is not None:
             errors.append(str(error))
             return
-        acked.append((message.offset(), message.value().decode()))
+        acked.append((message.offset(), message.value().decode(), message.partition()))
         if len(acked) >= gate:
             gate_reached.set()
 

@@ -51,7 +51,7 @@ pub struct KafkaConfig {
     /// Every broker's Kafka address as clients reach it (`--kafka-peers`), this one's
     /// included: Metadata answers with these.
     pub advertised: BTreeMap<BrokerId, String>,
-    /// The one topic served (`--topic`).
+    /// The topic served (`--topic`), with every one of its partitions.
     pub topic: TopicSpec,
 }
 
@@ -66,10 +66,14 @@ pub struct KafkaStart {
     pub cluster_id: String,
     pub replicas: Vec<BrokerId>,
     pub config: KafkaConfig,
+    /// The event loops of partitions 1, 2, ... of the topic (partition 0 is the loop the
+    /// listener is spawned in front of).
+    pub other_partitions: Vec<tokio::sync::mpsc::Sender<crate::node::event_loop::Input>>,
 }
 
 impl KafkaStart {
-    /// Serves Kafka connections in front of the event loop behind `inputs` until shutdown.
+    /// Serves Kafka connections in front of partition 0's event loop behind `inputs` (and
+    /// the other partitions' loops) until shutdown.
     pub fn spawn(
         self,
         inputs: tokio::sync::mpsc::Sender<crate::node::event_loop::Input>,
@@ -89,7 +93,10 @@ impl KafkaStart {
             cluster_id: self.cluster_id,
             replicas: self.replicas,
             advertised,
-            partitions: PartitionTable::single(&self.config.topic, inputs),
+            partitions: {
+                let every = std::iter::once(inputs).chain(self.other_partitions);
+                PartitionTable::of_topic(&self.config.topic, every.collect())
+            },
             producer_ids: producer_ids::ProducerIds::new(self.broker, self.broker_epoch),
             connection_serial: std::sync::atomic::AtomicU64::new(0),
         };

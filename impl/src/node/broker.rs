@@ -21,20 +21,24 @@
 //! `--simulate-power-loss-on-start` first cuts the log back to what was durable
 //! (`storage::simulate_power_loss`), as a stepped restart after SIGKILL needs.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use tracing::{info, warn};
 
-use super::config::BrokerConfig;
+use super::config::{BrokerConfig, ConfigError, PartitionNodes};
 use super::event_loop::{Output, Role};
 use super::shutdown::{shutdown_pair, spawn_signal_handler};
-use super::{bind, claim_data_dir, open_trace, run_node, NodeError, Wiring};
+use super::{
+    bind, claim_data_dir, input_channel, join_partitions, open_trace, partition_data_dir,
+    partition_options, run_node, NodeError, Wiring,
+};
 use crate::core::{
     BrokerCore, BrokerStart, ControllerState, CoreError, Effects, ReplicaApply, Write,
 };
 use crate::kafka::{KafkaConfig, KafkaStart};
 use crate::protocol::{
-    BrokerEpoch, ClientId, ClientRequest, Metadata, NodeId, PeerId, PeerMessage, Snapshot, Timer,
+    BrokerEpoch, BrokerId, ClientId, ClientRequest, Metadata, NodeId, PeerId, PeerMessage,
+    Snapshot, Timer,
 };
 use crate::storage::log::LOG_FILE_NAME;
 use crate::storage::{
@@ -225,39 +229,81 @@ pub async fn run_broker(
     config: BrokerConfig,
     on_bound: impl FnOnce(std::net::SocketAddr),
 ) -> Result<(), NodeError> {
-    run_broker_with_kafka(config, None, on_bound, |_| {}).await
+    run_broker_with_kafka(config, None, Vec::new(), on_bound, |_| {}).await
 }
 
 /// [`run_broker`], and with `kafka` a Kafka listener too (`--kafka-listen`), bound after the
-/// broker's own listener (`on_kafka_bound` is told where).
+/// broker's own listener (`on_kafka_bound` is told where). Each partition of the topic after 0
+/// (`partitions`, `--partition-nodes`) is one more broker event loop in this process, on its
+/// own port and data directory, heartbeating its own controller core; the Kafka listener
+/// routes each partition to its loop. Every loop shares one shutdown.
 pub async fn run_broker_with_kafka(
     config: BrokerConfig,
     kafka: Option<KafkaConfig>,
+    partitions: Vec<PartitionNodes>,
     on_bound: impl FnOnce(std::net::SocketAddr),
     on_kafka_bound: impl FnOnce(std::net::SocketAddr),
 ) -> Result<(), NodeError> {
     config.options.timing.validate()?;
-    let claim = claim_data_dir(&config.data_dir, &config.options)?;
-    let listener = bind(&config.listen, on_bound).await?;
-    let kafka_listener = match &kafka {
-        Some(kafka) => Some(bind(&kafka.listen, on_kafka_bound).await?),
-        None => None,
+    let brokers: BTreeSet<BrokerId> = config.options.protocol.brokers.iter().copied().collect();
+    let count = match &kafka {
+        Some(kafka) => kafka.topic.partitions,
+        None => 1,
     };
-    // Before the role takes its broker epoch: reading a long trace log to continue it takes
-    // seconds, and an incarnation killed then must not have used an epoch (D9).
-    let trace = open_trace(NodeId::Broker(config.id), &config.options)?;
-    let role = BrokerRole::open(config.clone())?;
-    let kafka = match (kafka, kafka_listener) {
-        (Some(kafka), Some(listener)) => Some(KafkaStart {
+    PartitionNodes::check_list(&partitions, count, &brokers)?;
+    let (trigger, shutdown) = shutdown_pair();
+    spawn_signal_handler(trigger.clone());
+    let mut others = Vec::with_capacity(partitions.len());
+    let mut other_inputs = Vec::with_capacity(partitions.len());
+    for nodes in partitions {
+        let partition = BrokerConfig {
+            listen: nodes.brokers.get(&config.id).cloned().ok_or_else(|| {
+                let entry = nodes.format();
+                let reason = format!("broker {} (this one) is not named", config.id);
+                ConfigError::PartitionNodes { entry, reason }
+            })?,
+            controller: nodes.controller,
+            peers: nodes.brokers,
+            data_dir: partition_data_dir(&config.data_dir, nodes.index),
+            options: partition_options(&config.options, &config.data_dir),
+            ..config.clone()
+        };
+        let (listener, role, mut wiring) = broker_node(partition, |_| {}).await?;
+        let channel = input_channel();
+        other_inputs.push(channel.0.clone());
+        wiring.channel = Some(channel);
+        let (trigger, shutdown) = (trigger.clone(), shutdown.clone());
+        others.push(tokio::spawn(run_node(
+            listener, role, wiring, trigger, shutdown,
+        )));
+    }
+    let (listener, role, mut wiring) = broker_node(config.clone(), on_bound).await?;
+    if let Some(kafka) = kafka {
+        let listener = bind(&kafka.listen, on_kafka_bound).await?;
+        wiring.kafka = Some(KafkaStart {
             listener,
             broker: config.id,
             broker_epoch: role.core.snapshot_without_log().broker_epoch,
             cluster_id: config.options.cluster_id.clone(),
             replicas: config.options.protocol.brokers.clone(),
             config: kafka,
-        }),
-        _ => None,
-    };
+            other_partitions: other_inputs,
+        });
+    }
+    join_partitions(run_node(listener, role, wiring, trigger, shutdown), others).await
+}
+
+/// One broker event loop's listener, role (its storage opened) and wiring, ready to run.
+async fn broker_node(
+    config: BrokerConfig,
+    on_bound: impl FnOnce(std::net::SocketAddr),
+) -> Result<(tokio::net::TcpListener, BrokerRole, Wiring), NodeError> {
+    let claim = claim_data_dir(&config.data_dir, &config.options)?;
+    let listener = bind(&config.listen, on_bound).await?;
+    // Before the role takes its broker epoch: reading a long trace log to continue it takes
+    // seconds, and an incarnation killed then must not have used an epoch (D9).
+    let trace = open_trace(NodeId::Broker(config.id), &config.options)?;
+    let role = BrokerRole::open(config.clone())?;
     let mut peers: BTreeMap<NodeId, String> = config
         .peers
         .iter()
@@ -275,9 +321,8 @@ pub async fn run_broker_with_kafka(
         accepts_clients: true,
         claim,
         trace,
-        kafka,
+        kafka: None,
+        channel: None,
     };
-    let (trigger, shutdown) = shutdown_pair();
-    spawn_signal_handler(trigger.clone());
-    run_node(listener, role, wiring, trigger, shutdown).await
+    Ok((listener, role, wiring))
 }

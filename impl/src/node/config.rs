@@ -4,7 +4,7 @@
 //! Addresses stay strings (`host:port`) until a connection is made, so a peer may be named by a
 //! host name that resolves later; listening addresses are bound at start.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -146,6 +146,101 @@ pub enum ConfigError {
     NoPeers,
     #[error("{0}")]
     Timing(String),
+    #[error(
+        "--partition-nodes {entry:?}: {reason} (the form is P/0=ADDR,1=ADDR,2=ADDR,...: \
+         partition P's controller core (0) and every broker)"
+    )]
+    PartitionNodes { entry: String, reason: String },
+}
+
+/// Where partition `index` (1, 2, ...) of the topic is served: its controller core's address
+/// and every broker's (`--partition-nodes`). Partition 0 is served where the node's own flags
+/// say (`--listen`, `--controller`, `--peers`), exactly as a cluster of one partition is; each
+/// other partition has a port of its own on every node, so its peer channels are its own
+/// (docs/protocol.md §10).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PartitionNodes {
+    pub index: u32,
+    pub controller: String,
+    pub brokers: BTreeMap<BrokerId, String>,
+}
+
+impl PartitionNodes {
+    /// Parses `P/0=ADDR,1=ADDR,...`: `0` is the controller, `1...` the brokers.
+    pub fn parse(text: &str) -> Result<PartitionNodes, ConfigError> {
+        let refuse = |reason: &str| ConfigError::PartitionNodes {
+            entry: text.to_owned(),
+            reason: reason.to_owned(),
+        };
+        let (index, nodes) = text.split_once('/').ok_or_else(|| refuse("no '/'"))?;
+        let index: u32 = match index.trim().parse() {
+            Ok(index) if index >= 1 => index,
+            _ => return Err(refuse("P is a partition index, 1 or more")),
+        };
+        let mut controller = None;
+        let mut brokers = Vec::new();
+        for entry in nodes.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+            match entry.split_once('=') {
+                Some((id, address)) if id.trim() == "0" => {
+                    if controller.replace(address.trim().to_owned()).is_some() {
+                        return Err(refuse("the controller (0) appears twice"));
+                    }
+                }
+                _ => brokers.push(entry),
+            }
+        }
+        let controller = controller.ok_or_else(|| refuse("no controller address (0=ADDR)"))?;
+        if !controller.contains(':') {
+            return Err(refuse("the controller's address is not HOST:PORT"));
+        }
+        let brokers =
+            parse_peers(&brokers.join(",")).map_err(|error| refuse(&error.to_string()))?;
+        Ok(PartitionNodes {
+            index,
+            controller,
+            brokers,
+        })
+    }
+
+    /// The `--partition-nodes` value this parses from.
+    pub fn format(&self) -> String {
+        format!(
+            "{}/0={},{}",
+            self.index,
+            self.controller,
+            format_peers(&self.brokers)
+        )
+    }
+
+    /// Checks a node's list: partitions 1, 2, ..., `partitions - 1`, each once, in order,
+    /// each naming exactly the brokers of partition 0.
+    pub fn check_list(
+        list: &[PartitionNodes],
+        partitions: u32,
+        brokers: &BTreeSet<BrokerId>,
+    ) -> Result<(), ConfigError> {
+        let refuse = |entry: String, reason: String| ConfigError::PartitionNodes { entry, reason };
+        if list.len() as u64 + 1 != u64::from(partitions) {
+            return Err(refuse(
+                format!("{} given", list.len()),
+                format!(
+                    "the topic has {partitions} partitions: one --partition-nodes for each after 0"
+                ),
+            ));
+        }
+        for (expected, nodes) in (1..).zip(list) {
+            if nodes.index != expected {
+                let reason = format!("partition {expected} expected here, in order");
+                return Err(refuse(nodes.format(), reason));
+            }
+            let named: BTreeSet<BrokerId> = nodes.brokers.keys().copied().collect();
+            if &named != brokers {
+                let reason = format!("names brokers {named:?}, partition 0 has {brokers:?}");
+                return Err(refuse(nodes.format(), reason));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Parses `1=127.0.0.1:9001,2=127.0.0.1:9002`. Whitespace around entries is ignored.
@@ -275,6 +370,38 @@ mod tests {
             timing.duration(&Timer::ParkedRelease(3)),
             Some(timing.fetch_max_wait)
         );
+    }
+
+    #[test]
+    fn partition_nodes_parse_round_trip_and_are_checked() {
+        let text = "2/0=127.0.0.1:9100,1=127.0.0.1:9101,2=127.0.0.1:9102";
+        let nodes = PartitionNodes::parse(text).unwrap();
+        assert_eq!(
+            (nodes.index, nodes.controller.as_str()),
+            (2, "127.0.0.1:9100")
+        );
+        assert_eq!(nodes.brokers.len(), 2);
+        assert_eq!(nodes.format(), text);
+        for bad in [
+            "0=h:1,1=h:2",
+            "0/0=h:1,1=h:2",
+            "1/1=h:2",
+            "1/0=h:1,0=h:3,1=h:2",
+            "1/0=h,1=h:2",
+            "1/0=h:1",
+            "1/0=h:1,x=h:2",
+        ] {
+            let refused = PartitionNodes::parse(bad).unwrap_err();
+            assert!(refused.to_string().contains("P/0=ADDR"), "{bad}: {refused}");
+        }
+        let brokers: BTreeSet<BrokerId> = [1, 2].into();
+        let one = PartitionNodes::parse("1/0=h:1,1=h:2,2=h:3").unwrap();
+        assert!(PartitionNodes::check_list(&[], 1, &brokers).is_ok());
+        assert!(PartitionNodes::check_list(std::slice::from_ref(&one), 2, &brokers).is_ok());
+        assert!(PartitionNodes::check_list(&[], 2, &brokers).is_err());
+        assert!(PartitionNodes::check_list(std::slice::from_ref(&nodes), 2, &brokers).is_err());
+        let other_brokers: BTreeSet<BrokerId> = [1, 3].into();
+        assert!(PartitionNodes::check_list(&[one], 2, &other_brokers).is_err());
     }
 
     #[test]

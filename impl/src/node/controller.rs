@@ -6,17 +6,21 @@
 //! restarted controller arms every `Expire(b)` when it starts, so each broker gets a full
 //! session from then before it is suspected.
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use tracing::{info, warn};
 
-use super::config::ControllerConfig;
+use super::config::{ControllerConfig, PartitionNodes};
 use super::event_loop::{Output, Role};
 use super::shutdown::{shutdown_pair, spawn_signal_handler};
-use super::{bind, claim_data_dir, open_trace, run_node, NodeError, Wiring};
+use super::{
+    bind, claim_data_dir, join_partitions, open_trace, partition_data_dir, partition_options,
+    run_node, NodeError, Wiring,
+};
 use crate::core::{ControllerCore, ControllerState, CoreError, Effects};
 use crate::protocol::{
-    ClientId, ClientRequest, Metadata, NodeId, PeerId, PeerMessage, Snapshot, Timer,
+    BrokerId, ClientId, ClientRequest, Metadata, NodeId, PeerId, PeerMessage, Snapshot, Timer,
 };
 use crate::storage::{read_checkpoint, write_checkpoint};
 use crate::trace_log::NodeState;
@@ -135,7 +139,46 @@ pub async fn run_controller(
     config: ControllerConfig,
     on_bound: impl FnOnce(std::net::SocketAddr),
 ) -> Result<(), NodeError> {
+    run_controller_partitions(config, Vec::new(), on_bound).await
+}
+
+/// [`run_controller`] with one controller core for each partition after 0 too
+/// (`--partition-nodes`), each on its own port and data directory, all in this process and
+/// stopping together. Every other partition is bound before partition 0 tells `on_bound`.
+pub async fn run_controller_partitions(
+    config: ControllerConfig,
+    partitions: Vec<PartitionNodes>,
+    on_bound: impl FnOnce(std::net::SocketAddr),
+) -> Result<(), NodeError> {
     config.options.timing.validate()?;
+    let brokers: BTreeSet<BrokerId> = config.brokers.keys().copied().collect();
+    let count = u32::try_from(partitions.len() + 1).unwrap_or(u32::MAX);
+    PartitionNodes::check_list(&partitions, count, &brokers)?;
+    let (trigger, shutdown) = shutdown_pair();
+    spawn_signal_handler(trigger.clone());
+    let mut others = Vec::with_capacity(partitions.len());
+    for nodes in partitions {
+        let partition = ControllerConfig {
+            listen: nodes.controller,
+            brokers: nodes.brokers,
+            data_dir: partition_data_dir(&config.data_dir, nodes.index),
+            options: partition_options(&config.options, &config.data_dir),
+        };
+        let (listener, role, wiring) = controller_node(partition, |_| {}).await?;
+        let (trigger, shutdown) = (trigger.clone(), shutdown.clone());
+        others.push(tokio::spawn(run_node(
+            listener, role, wiring, trigger, shutdown,
+        )));
+    }
+    let (listener, role, wiring) = controller_node(config, on_bound).await?;
+    join_partitions(run_node(listener, role, wiring, trigger, shutdown), others).await
+}
+
+/// One controller core's listener, role and wiring, bound and ready to run.
+async fn controller_node(
+    config: ControllerConfig,
+    on_bound: impl FnOnce(std::net::SocketAddr),
+) -> Result<(tokio::net::TcpListener, ControllerRole, Wiring), NodeError> {
     let claim = claim_data_dir(&config.data_dir, &config.options)?;
     let listener = bind(&config.listen, on_bound).await?;
     let trace = open_trace(NodeId::Controller, &config.options)?;
@@ -155,8 +198,7 @@ pub async fn run_controller(
         claim,
         trace,
         kafka: None,
+        channel: None,
     };
-    let (trigger, shutdown) = shutdown_pair();
-    spawn_signal_handler(trigger.clone());
-    run_node(listener, role, wiring, trigger, shutdown).await
+    Ok((listener, role, wiring))
 }

@@ -12,10 +12,11 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::config::{format_peers, node_command};
+use super::config::{format_peers, node_command, PartitionNodes};
 use super::control_token::ControlToken;
 use super::supervisor::{Listen, Supervisor, SupervisorError, SupervisorSpec};
 use crate::client::ControlClient;
+use crate::kafka::TopicSpec;
 use crate::protocol::{BrokerId, NodeId, Snapshot};
 use crate::storage::PowerLossReport;
 
@@ -43,7 +44,9 @@ pub struct LocalClusterSpec {
     pub base_port: Option<u16>,
     pub logs: ChildLogs,
     /// `Some(topic)`: every broker also serves the Kafka protocol for `topic` (`--topic`), on
-    /// a port of its own (after the nodes' ports with `base_port`).
+    /// a port of its own (after the nodes' ports with `base_port`). A topic of P partitions
+    /// has partitions 1..P served on ports of their own on every node (`--partition-nodes`),
+    /// after the Kafka ports with `base_port`.
     pub kafka_topic: Option<String>,
 }
 
@@ -54,6 +57,8 @@ pub struct LocalCluster {
     addresses: BTreeMap<NodeId, String>,
     /// Each broker's Kafka address, when the spec asked for Kafka listeners.
     kafka_addresses: BTreeMap<BrokerId, String>,
+    /// Where partitions 1, 2, ... of the topic are served (`--partition-nodes`).
+    partitions: Vec<PartitionNodes>,
 }
 
 impl LocalCluster {
@@ -91,10 +96,39 @@ impl LocalCluster {
                 kafka_addresses.insert(id, address.to_string());
             }
         }
+        let partitions = match &spec.kafka_topic {
+            Some(topic) => {
+                let count = TopicSpec::parse(topic).map_or(1, |topic| topic.partitions);
+                let mut next = nodes.len() * 2 - 1;
+                let mut partitions = Vec::new();
+                for index in 1..count {
+                    let mut reserve = |node: NodeId| match spec.base_port {
+                        None => supervisor.reserve_extra(node),
+                        Some(_) => {
+                            next += 1;
+                            Ok(fixed(listen_of(spec.base_port, next - 1)))
+                        }
+                    };
+                    let controller = reserve(NodeId::Controller)?.to_string();
+                    let mut brokers = BTreeMap::new();
+                    for id in 1..=spec.brokers {
+                        brokers.insert(id, reserve(NodeId::Broker(id))?.to_string());
+                    }
+                    partitions.push(PartitionNodes {
+                        index,
+                        controller,
+                        brokers,
+                    });
+                }
+                partitions
+            }
+            None => Vec::new(),
+        };
         let cluster = LocalCluster {
             supervisor,
             addresses,
             kafka_addresses,
+            partitions,
         };
         cluster.start_all(&spec, &nodes).await
     }
@@ -117,6 +151,9 @@ impl LocalCluster {
                 args.extend(spec.broker_args.iter().cloned());
                 args.extend(self.kafka_args(*id, spec.kafka_topic.as_deref()));
             }
+            for partition in &self.partitions {
+                args.extend(["--partition-nodes".to_string(), partition.format()]);
+            }
             self.supervisor.set_args(*node, args);
             self.supervisor.start(*node, &[]).await?;
         }
@@ -138,6 +175,11 @@ impl LocalCluster {
             topic,
         ];
         flags.iter().map(|flag| flag.to_string()).collect()
+    }
+
+    /// Where partitions 1, 2, ... of the topic are served (empty for one partition).
+    pub fn partitions(&self) -> &[PartitionNodes] {
+        &self.partitions
     }
 
     /// Every broker's Kafka address (empty without Kafka listeners).
@@ -240,10 +282,20 @@ impl LocalCluster {
     }
 
     /// Waits until every running node answers `Inspect`, and every running broker holds a
-    /// view, or `timeout` passes.
+    /// view, on every partition, or `timeout` passes.
     pub async fn wait_ready(&self, timeout: Duration) -> Result<(), String> {
         let deadline = Instant::now() + timeout;
+        let mut every = Vec::new();
         for (node, address) in &self.addresses {
+            every.push((*node, address.clone()));
+        }
+        for partition in &self.partitions {
+            every.push((NodeId::Controller, partition.controller.clone()));
+            for (id, address) in &partition.brokers {
+                every.push((NodeId::Broker(*id), address.clone()));
+            }
+        }
+        for (node, address) in &every {
             if !self.supervisor.is_running(*node) {
                 continue;
             }

@@ -46,7 +46,9 @@ use event_loop::{EventLoop, Input, Outbound, Role, INPUT_QUEUE_MAX};
 use listener::ListenerContext;
 use shutdown::{Shutdown, ShutdownTrigger};
 
-pub use config::{BrokerConfig, ConfigError, ControllerConfig, NodeOptions, Timing};
+pub use config::{
+    BrokerConfig, ConfigError, ControllerConfig, NodeOptions, PartitionNodes, Timing,
+};
 pub use control_token::{ControlToken, TokenError};
 pub use data_dir_lock::{DataDirLock, LockError};
 
@@ -147,6 +149,54 @@ pub(crate) struct Wiring {
     pub trace: Option<(crate::trace_log::TraceLog, crate::trace_log::TraceHeader)>,
     /// `--kafka-listen`: a Kafka listener in front of this node's core (brokers only).
     pub kafka: Option<crate::kafka::KafkaStart>,
+    /// The event loop's input channel, when the caller made it (a partition other than 0,
+    /// whose sender the Kafka listener of partition 0 routes to); `None`: a fresh one.
+    pub channel: Option<(mpsc::Sender<Input>, mpsc::Receiver<Input>)>,
+}
+
+/// A fresh event-loop input channel, bounded as every node's is.
+pub(crate) fn input_channel() -> (mpsc::Sender<Input>, mpsc::Receiver<Input>) {
+    mpsc::channel::<Input>(INPUT_QUEUE_MAX)
+}
+
+/// Where partition `index` (1, 2, ...) of a node keeps its state: a directory of its own
+/// inside the node's data directory. Partition 0 keeps the data directory itself, as a
+/// cluster of one partition always has.
+pub fn partition_data_dir(data_dir: &Path, index: u32) -> std::path::PathBuf {
+    data_dir.join(format!("partition-{index}"))
+}
+
+/// The options partition `index` (1, 2, ...) of a node runs with: those of partition 0, with
+/// partition 0's control token (one credential a process) and no trace log (only partition 0,
+/// the one the conformance harness checks, records one).
+pub(crate) fn partition_options(options: &NodeOptions, data_dir: &Path) -> NodeOptions {
+    let token = match &options.control_token_file {
+        Some(path) => path.clone(),
+        None => ControlToken::default_path(data_dir),
+    };
+    NodeOptions {
+        control_token_file: Some(token),
+        trace_log: None,
+        ..options.clone()
+    }
+}
+
+/// Waits for partition 0's node (`main`) and every other partition's (`others`, each spawned
+/// on its own task): they share one shutdown, so when one stops all do. The first error wins.
+pub(crate) async fn join_partitions(
+    main: impl std::future::Future<Output = Result<(), NodeError>>,
+    others: Vec<tokio::task::JoinHandle<Result<(), NodeError>>>,
+) -> Result<(), NodeError> {
+    let mut result = main.await;
+    for other in others {
+        let joined = other
+            .await
+            .unwrap_or_else(|panic| Err(NodeError::Core(format!("a partition panicked: {panic}"))));
+        if result.is_ok() {
+            result = joined;
+        }
+    }
+    result
 }
 
 /// Runs a node until shutdown (a signal, `Control::Shutdown`, or a fatal error).
@@ -170,7 +220,7 @@ pub(crate) async fn run_node<R: Role>(
             (*peer, handle)
         })
         .collect();
-    let (inputs, receiver) = mpsc::channel::<Input>(INPUT_QUEUE_MAX);
+    let (inputs, receiver) = wiring.channel.unwrap_or_else(input_channel);
     let context = Arc::new(ListenerContext {
         cluster_id: wiring.cluster_id,
         local: wiring.name,
