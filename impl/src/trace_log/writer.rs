@@ -89,15 +89,6 @@ struct Handed {
     written: Option<oneshot::Sender<()>>,
 }
 
-impl Handed {
-    fn batch(batch: Vec<Event>) -> Self {
-        Handed {
-            batch,
-            written: None,
-        }
-    }
-}
-
 /// One node's recorder. See the module doc.
 pub struct TraceLog {
     queue: Option<SyncSender<Handed>>,
@@ -231,7 +222,10 @@ impl TraceLog {
             return;
         }
         let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(TRACE_BATCH_MAX));
-        match queue.try_send(Handed::batch(batch)) {
+        match queue.try_send(Handed {
+            batch,
+            written: None,
+        }) {
             Ok(()) => {}
             Err(TrySendError::Full(Handed { batch, .. })) => {
                 // Not kept: the numbers go back to the next records, the count into a `Gap`.
@@ -247,17 +241,7 @@ impl TraceLog {
     /// For the `Start` record (module doc): a node awaits it before it acts on its start.
     pub fn hand_over_written(&mut self) -> oneshot::Receiver<()> {
         let (written, receiver) = oneshot::channel();
-        self.batch_since = None;
-        let batch = std::mem::take(&mut self.batch);
-        if let Some(queue) = &self.queue {
-            let handed = Handed {
-                batch,
-                written: Some(written),
-            };
-            if queue.send(handed).is_err() {
-                self.queue = None;
-            }
-        }
+        self.hand_over_waiting(Some(written));
         receiver
     }
 
@@ -265,19 +249,27 @@ impl TraceLog {
     /// queue and exits. Waits for room, since the core is done.
     pub fn close(mut self, state: Option<NodeState>) {
         self.push(Input::Stop, vec![], vec![], state);
-        self.hand_over_waiting();
+        self.hand_over_waiting(None);
         self.queue = None;
         if let Some(writer) = self.writer.take() {
             let _ = writer.join();
         }
     }
 
-    /// Hands the batch over, waiting for room: only when the core is done.
-    fn hand_over_waiting(&mut self) {
+    /// Hands the batch over, waiting for room: when the core is done, or at a start, whose
+    /// `written` is told once the batch is written (then even an empty batch is sent).
+    fn hand_over_waiting(&mut self, written: Option<oneshot::Sender<()>>) {
         self.batch_since = None;
         let batch = std::mem::take(&mut self.batch);
-        if let (Some(queue), false) = (&self.queue, batch.is_empty()) {
-            let _ = queue.send(Handed::batch(batch));
+        let Some(queue) = &self.queue else {
+            return;
+        };
+        if batch.is_empty() && written.is_none() {
+            return;
+        }
+        if queue.send(Handed { batch, written }).is_err() {
+            // The writer stopped (a write error, already logged).
+            self.queue = None;
         }
     }
 }
@@ -299,7 +291,7 @@ impl Drop for TraceLog {
     /// Without `close` (an error path) the batched and queued records are still written; no
     /// `Stop`.
     fn drop(&mut self) {
-        self.hand_over_waiting();
+        self.hand_over_waiting(None);
         self.queue = None;
         if let Some(writer) = self.writer.take() {
             let _ = writer.join();
