@@ -85,45 +85,36 @@ impl LocalCluster {
             let address = supervisor.add(*node, listen)?;
             addresses.insert(*node, address.to_string());
         }
+        // Ports beyond the nodes' own: with `base_port`, the next ones in order (the Kafka
+        // listeners, then partitions 1, 2, ...); without, reserved from the kernel.
+        let mut next_index = nodes.len();
+        let mut extra = |node: NodeId| match spec.base_port {
+            None => supervisor.reserve_extra(node),
+            Some(_) => {
+                next_index += 1;
+                Ok(fixed(listen_of(spec.base_port, next_index - 1)))
+            }
+        };
         let mut kafka_addresses = BTreeMap::new();
-        if spec.kafka_topic.is_some() {
+        let mut partitions = Vec::new();
+        if let Some(topic) = &spec.kafka_topic {
             for id in 1..=spec.brokers {
-                let node = NodeId::Broker(id);
-                let address = match spec.base_port {
-                    None => supervisor.reserve_extra(node)?,
-                    Some(_) => fixed(listen_of(spec.base_port, nodes.len() + id as usize - 1)),
-                };
-                kafka_addresses.insert(id, address.to_string());
+                kafka_addresses.insert(id, extra(NodeId::Broker(id))?.to_string());
+            }
+            let count = TopicSpec::parse(topic).map_or(1, |topic| topic.partitions);
+            for index in 1..count {
+                let controller = extra(NodeId::Controller)?.to_string();
+                let mut brokers = BTreeMap::new();
+                for id in 1..=spec.brokers {
+                    brokers.insert(id, extra(NodeId::Broker(id))?.to_string());
+                }
+                partitions.push(PartitionNodes {
+                    index,
+                    controller,
+                    brokers,
+                });
             }
         }
-        let partitions = match &spec.kafka_topic {
-            Some(topic) => {
-                let count = TopicSpec::parse(topic).map_or(1, |topic| topic.partitions);
-                let mut next = nodes.len() * 2 - 1;
-                let mut partitions = Vec::new();
-                for index in 1..count {
-                    let mut reserve = |node: NodeId| match spec.base_port {
-                        None => supervisor.reserve_extra(node),
-                        Some(_) => {
-                            next += 1;
-                            Ok(fixed(listen_of(spec.base_port, next - 1)))
-                        }
-                    };
-                    let controller = reserve(NodeId::Controller)?.to_string();
-                    let mut brokers = BTreeMap::new();
-                    for id in 1..=spec.brokers {
-                        brokers.insert(id, reserve(NodeId::Broker(id))?.to_string());
-                    }
-                    partitions.push(PartitionNodes {
-                        index,
-                        controller,
-                        brokers,
-                    });
-                }
-                partitions
-            }
-            None => Vec::new(),
-        };
         let cluster = LocalCluster {
             supervisor,
             addresses,
