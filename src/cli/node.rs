@@ -235,13 +235,8 @@ pub struct ControllerArgs {
     /// DATA_DIR/control.token.
     #[arg(long, value_name = "PATH")]
     pub control_token_file: Option<PathBuf>,
-    /// Partition P (1, 2, ...) of the topic is served at these addresses: its controller
-    /// core (0) and every broker, each on a port of its own; once for each partition after 0,
-    /// in order (`insync cluster up --topic NAME:P` passes them). Partition 0 is served at
-    /// --listen, as a cluster of one partition is. Partition P keeps its state in
-    /// DATA_DIR/partition-P/.
-    #[arg(long = "partition-nodes", value_name = "P/0=ADDR,1=ADDR,...")]
-    pub partition_nodes: Vec<String>,
+    #[command(flatten)]
+    pub partitions: PartitionArgs,
     /// Print the bound address as JSON on stdout.
     #[arg(long)]
     pub json: bool,
@@ -286,13 +281,8 @@ pub struct BrokerArgs {
     /// broker's defaults to --kafka-listen): ID=ADDR,...
     #[arg(long, value_name = "1=ADDR,2=ADDR,...", requires = "kafka_listen")]
     pub kafka_peers: Option<String>,
-    /// Partition P (1, 2, ...) of the topic is served at these addresses: its controller
-    /// core (0) and every broker, each on a port of its own; once for each partition after 0,
-    /// in order (`insync cluster up --topic NAME:P` passes them). Partition 0 is served at
-    /// --listen, as a cluster of one partition is. Partition P keeps its state in
-    /// DATA_DIR/partition-P/.
-    #[arg(long = "partition-nodes", value_name = "P/0=ADDR,1=ADDR,...")]
-    pub partition_nodes: Vec<String>,
+    #[command(flatten)]
+    pub partitions: PartitionArgs,
     #[command(flatten)]
     pub topic: TopicArgs,
     /// Print the bound address as JSON on stdout.
@@ -302,12 +292,37 @@ pub struct BrokerArgs {
     pub protocol: ProtocolArgs,
 }
 
+/// Where the topic's partitions after 0 are served, on the controller and on every broker.
+#[derive(Args, Clone, Debug)]
+pub struct PartitionArgs {
+    /// Partition P (1, 2, ...) of the topic is served at these addresses: its controller
+    /// core (0) and every broker, each on a port of its own; once for each partition after 0,
+    /// in order (`insync cluster up --topic NAME:P` passes them). Partition 0 is served at
+    /// --listen, as a cluster of one partition is. Partition P keeps its state in
+    /// DATA_DIR/partition-P/.
+    #[arg(long = "partition-nodes", value_name = "P/0=ADDR,1=ADDR,...")]
+    pub partition_nodes: Vec<String>,
+}
+
+impl PartitionArgs {
+    /// Every `--partition-nodes`, parsed (their count and order are checked by the node).
+    fn parsed(&self) -> Result<Vec<PartitionNodes>, String> {
+        let parsed = self
+            .partition_nodes
+            .iter()
+            .map(|text| PartitionNodes::parse(text));
+        parsed
+            .collect::<Result<_, _>>()
+            .map_err(|error| error.to_string())
+    }
+}
+
 /// The topic the Kafka listener serves.
 #[derive(Args, Clone, Debug)]
 pub struct TopicArgs {
     /// The Kafka topic: NAME, or NAME:PARTITIONS (1 to 32; replication factor = every
     /// broker). Each partition is its own instance of the checked protocol: its own leader,
-    /// epochs, ISR, HW and log (docs/protocol.md §10).
+    /// epochs, ISR, HW and log (docs/protocol.md §7).
     #[arg(long, default_value = DEFAULT_TOPIC, value_name = "NAME[:PARTITIONS]")]
     pub topic: String,
 }
@@ -382,7 +397,7 @@ pub fn run_controller_command(args: ControllerArgs) -> i32 {
         data_dir: args.data_dir,
         options,
     };
-    let partitions = match partition_nodes(&args.partition_nodes) {
+    let partitions = match args.partitions.parsed() {
         Ok(partitions) => partitions,
         Err(message) => return usage(&message),
     };
@@ -415,7 +430,7 @@ pub fn run_broker_command(args: BrokerArgs) -> i32 {
         options,
         simulate_power_loss_on_start: args.simulate_power_loss_on_start,
     };
-    let partitions = match partition_nodes(&args.partition_nodes) {
+    let partitions = match args.partitions.parsed() {
         Ok(partitions) => partitions,
         Err(message) => return usage(&message),
     };
@@ -428,14 +443,6 @@ pub fn run_broker_command(args: BrokerArgs) -> i32 {
         |address| print_bound(json, "kafka", Some(id), address),
     ));
     report(result)
-}
-
-/// Every `--partition-nodes`, parsed (their count and order are checked by the node).
-fn partition_nodes(texts: &[String]) -> Result<Vec<PartitionNodes>, String> {
-    let parsed = texts.iter().map(|text| PartitionNodes::parse(text));
-    parsed
-        .collect::<Result<_, _>>()
-        .map_err(|error| error.to_string())
 }
 
 /// `--kafka-listen`, `--kafka-peers` and `--topic` as the Kafka listener's configuration.

@@ -1,6 +1,6 @@
 //! The `(topic, partition) -> partition` table: every Kafka request names a topic and a
 //! partition, and is routed through this table to the event loop that owns that partition's
-//! core. A broker runs one event loop per partition of its topic (docs/protocol.md §10), and
+//! core. A broker runs one event loop per partition of its topic (docs/protocol.md §7), and
 //! each has its entry here; the API handlers do not know how many there are.
 
 use std::collections::BTreeMap;

@@ -157,7 +157,7 @@ pub enum ConfigError {
 /// and every broker's (`--partition-nodes`). Partition 0 is served where the node's own flags
 /// say (`--listen`, `--controller`, `--peers`), exactly as a cluster of one partition is; each
 /// other partition has a port of its own on every node, so its peer channels are its own
-/// (docs/protocol.md §10).
+/// (docs/protocol.md §7).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PartitionNodes {
     pub index: u32,
