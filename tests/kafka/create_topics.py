@@ -15,6 +15,7 @@ CASES = {
     "zero_partitions": NewTopic("zero", 0, 3),
     "too_many_partitions": NewTopic("many", 33, 3),
     "replication_factor_2": NewTopic("rf2", 1, 2),
+    "manual_assignment": NewTopic("assigned", 1, replica_assignment=[[1, 2, 3]]),
     "served": NewTopic("orders", 1, 3),
     "new": NewTopic("fresh", 2, 3),
 }
