@@ -265,7 +265,7 @@ pub async fn run_broker_with_kafka(
             controller: nodes.controller,
             peers: nodes.brokers,
             data_dir: partition_data_dir(&config.data_dir, nodes.index),
-            options: partition_options(&config.options, &config.data_dir),
+            options: partition_options(&config.options, &config.data_dir, nodes.index),
             ..config.clone()
         };
         let (listener, role, mut wiring) = broker_node(partition, |_| {}).await?;

@@ -162,7 +162,7 @@ pub async fn run_controller_partitions(
             listen: nodes.controller,
             brokers: nodes.brokers,
             data_dir: partition_data_dir(&config.data_dir, nodes.index),
-            options: partition_options(&config.options, &config.data_dir),
+            options: partition_options(&config.options, &config.data_dir, nodes.index),
         };
         let (listener, role, wiring) = controller_node(partition, |_| {}).await?;
         let (trigger, shutdown) = (trigger.clone(), shutdown.clone());
