@@ -475,6 +475,11 @@ impl<R: Role> EventLoop<R> {
         let name = || request_name(request).to_owned();
         match request {
             Control::Metadata => Ok(()),
+            // The controller process's listener answers these before they reach a loop
+            // (`listener::serve_control`); any loop asked has no table.
+            Control::Topics | Control::CreateTopic { .. } => {
+                Err(ControlRefusal::NoTopicTable { request: name() })
+            }
             Control::FireTimer(_) | Control::Barrier { .. } if self.clock.is_some() => {
                 Err(ControlRefusal::SteppedOnly { request: name() })
             }
@@ -515,6 +520,9 @@ impl<R: Role> EventLoop<R> {
                 info!("shutdown requested on the control channel");
                 self.shutdown_trigger.trigger();
                 ControlReply::ShuttingDown
+            }
+            Control::Topics | Control::CreateTopic { .. } => {
+                unreachable!("admit refuses {}", request_name(&request))
             }
         };
         // The requester may have gone; nothing to do then.
@@ -566,6 +574,8 @@ fn request_name(request: &Control) -> &'static str {
         Control::Barrier { .. } => "Barrier",
         Control::Metadata => "Metadata",
         Control::Shutdown => "Shutdown",
+        Control::Topics => "Topics",
+        Control::CreateTopic { .. } => "CreateTopic",
     }
 }
 
