@@ -207,3 +207,105 @@ pub fn load_or_create(
     info!(topics = ?table.topics(), "topic table");
     Ok(table)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::{ProtocolConfig, Variant};
+    use crate::node::config::NodeOptions;
+    use crate::node::shutdown::shutdown_pair;
+    use crate::storage::FsyncPolicy;
+
+    fn config(dir: &std::path::Path) -> ControllerConfig {
+        let options = NodeOptions {
+            cluster_id: "insync-test".into(),
+            protocol: ProtocolConfig {
+                variant: Variant::Kip966,
+                unclean_leader_election: false,
+                min_insync_replicas: 1,
+                brokers: vec![1],
+            },
+            fsync: FsyncPolicy::Lazy,
+            // No clock: the slots' cores started here fire nothing by themselves.
+            stepped: true,
+            timing: Default::default(),
+            control_token_file: None,
+            trace_log: None,
+        };
+        ControllerConfig {
+            listen: "127.0.0.1:0".into(),
+            brokers: BTreeMap::from([(1, "127.0.0.1:1".to_owned())]),
+            data_dir: dir.to_owned(),
+            options,
+        }
+    }
+
+    /// Three slots, each on a port the kernel picks.
+    fn pool() -> Vec<PartitionNodes> {
+        let slot = |index| PartitionNodes {
+            index,
+            controller: "127.0.0.1:0".into(),
+            brokers: BTreeMap::from([(1, "127.0.0.1:1".to_owned())]),
+        };
+        vec![slot(1), slot(2)]
+    }
+
+    fn create(name: &str, partitions: u32) -> Control {
+        Control::CreateTopic {
+            name: name.into(),
+            partitions,
+            validate_only: false,
+        }
+    }
+
+    /// Goal: the same name asked twice at once (two brokers forwarding) is created once and
+    /// the other ask is told it exists; the created topic's slot runs a controller core; the
+    /// table on disk is the one answered, and wins over other flags when opened again.
+    /// Method: two concurrent `CreateTopic` on a table of 3 slots, then one too many.
+    #[tokio::test]
+    async fn one_of_two_concurrent_creates_wins_and_the_table_is_durable() {
+        let dir = tempfile::tempdir().unwrap();
+        let (trigger, shutdown) = shutdown_pair();
+        let specs = [TopicSpec::parse("orders").unwrap()];
+        let config = config(dir.path());
+        let topics = ControllerTopics::open(
+            config.clone(),
+            &specs,
+            pool(),
+            trigger.clone(),
+            shutdown.clone(),
+        )
+        .unwrap();
+        let (first, second) = tokio::join!(
+            topics.answer(create("twin", 1)),
+            topics.answer(create("twin", 1))
+        );
+        let created = |reply: &ControlReply| matches!(reply, ControlReply::TopicCreated(_));
+        assert!(
+            created(&first) != created(&second),
+            "{first:?} / {second:?}"
+        );
+        let refused = if created(&first) { &second } else { &first };
+        let exists = TopicRefusal::AlreadyExists {
+            name: "twin".into(),
+        };
+        assert_eq!(refused, &ControlReply::TopicRefused(exists));
+        let running = topics.take_running();
+        assert_eq!(running.len(), 1, "slot 1's core runs");
+        let ControlReply::TopicRefused(full) = topics.answer(create("big", 2)).await else {
+            panic!("2 partitions on 1 free slot");
+        };
+        assert!(full.to_string().contains("1 left"), "{full}");
+        let ControlReply::Topics(table) = topics.answer(Control::Topics).await else {
+            panic!("the table");
+        };
+        assert_eq!(table.topic("twin").unwrap().slots, vec![1]);
+        trigger.trigger();
+        for task in running {
+            task.await.unwrap().unwrap();
+        }
+        let other = [TopicSpec::parse("other:3").unwrap()];
+        let path = dir.path().join(TOPIC_TABLE_FILE_NAME);
+        assert_eq!(load_or_create(&path, &other, 3).unwrap(), table);
+    }
+}
