@@ -564,7 +564,12 @@ async fn cluster_up(args: ClusterUpArgs) -> i32 {
         cluster.stop(Duration::from_secs(2)).await;
         return 1;
     }
-    print_cluster(&cluster, &args);
+    // The controller's table: after a restart it, not the flags, says what is served.
+    let topics = match args.no_kafka {
+        true => Vec::new(),
+        false => served_topics(&cluster).await,
+    };
+    print_cluster(&cluster, &args, &topics);
     tokio::select! {
         _ = termination_signal() => {}
         _ = watch_children(&mut cluster) => {}
@@ -592,7 +597,19 @@ fn partition_slots(args: &ClusterUpArgs) -> Result<u32, String> {
     Ok(slots)
 }
 
-fn print_cluster(cluster: &LocalCluster, args: &ClusterUpArgs) {
+/// Every topic of the controller's table as `NAME:P`; the error when it does not answer.
+async fn served_topics(cluster: &LocalCluster) -> Vec<String> {
+    match cluster.topics().await {
+        Ok(table) => table
+            .topics()
+            .iter()
+            .map(|topic| format!("{}:{}", topic.name, topic.slots.len()))
+            .collect(),
+        Err(error) => vec![format!("(the controller's topic table: {error})")],
+    }
+}
+
+fn print_cluster(cluster: &LocalCluster, args: &ClusterUpArgs, topics: &[String]) {
     let brokers: BTreeMap<BrokerId, String> = cluster.broker_addresses();
     if args.json {
         let line = serde_json::json!({
@@ -602,7 +619,7 @@ fn print_cluster(cluster: &LocalCluster, args: &ClusterUpArgs) {
             "bootstrap": cluster.bootstrap().join(","),
             "kafka": cluster.kafka_addresses(),
             "kafka_bootstrap": kafka_bootstrap(cluster),
-            "topics": args.topic.topic,
+            "topics": topics,
             "dir": args.dir.display().to_string(),
             "control_token_file": cluster.control_token_path().display().to_string(),
         });
@@ -625,7 +642,7 @@ fn print_cluster(cluster: &LocalCluster, args: &ClusterUpArgs) {
         let slots = cluster.partitions().len() + 1;
         println!(
             "  topics      {} ({slots} partition slots; create more with Kafka's CreateTopics)",
-            args.topic.topic.join(" ")
+            topics.join(" ")
         );
     }
     println!("  data        {}", args.dir.display());
@@ -647,11 +664,10 @@ fn print_cluster(cluster: &LocalCluster, args: &ClusterUpArgs) {
         cluster.controller_address()
     );
     if !cluster.kafka_addresses().is_empty() {
+        let first = topic_name(topics.first().unwrap_or(&args.topic.topic[0]));
         println!(
-            "     kcat -b {} -t {} -P   (then kcat -b ... -t {} -C; docs/kafka.md)",
+            "     kcat -b {} -t {first} -P   (then kcat -b ... -t {first} -C; docs/kafka.md)",
             kafka_bootstrap(cluster),
-            topic_name(&args.topic.topic[0]),
-            topic_name(&args.topic.topic[0])
         );
         println!(
             "     kafka-topics.sh --bootstrap-server {} --create --topic fresh --partitions 3",
