@@ -18,7 +18,9 @@
 //! anyone who passed the handshake; `Inspect` and `Shutdown` from the operator (a control
 //! connection that presented the control token); `FireTimer` and `Barrier` from the operator
 //! of a stepped node only, since in real time the node's own clocks decide when timers fire.
-//! A refused request is answered `ControlReply::Refused` and logged; the connection and the
+//! `Topics` and `CreateTopic` never get here on the controller process's slot 0, whose
+//! listener hands them to the topic table (`controller_topics`); any loop that is asked has
+//! no table and refuses them (`NoTopicTable`). A refused request is answered `ControlReply::Refused` and logged; the connection and the
 //! node carry on.
 
 use std::collections::BTreeMap;
