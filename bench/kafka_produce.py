@@ -1,6 +1,6 @@
 """The producer workload of `insync bench --kafka`, the same against insync and Apache Kafka.
 
-Usage: kafka_produce.py BOOTSTRAP TOPIC RECORDS SIZE [PARTITIONS]
+Usage: kafka_produce.py BOOTSTRAP TOPIC RECORDS SIZE [PARTITIONS [WARMUP_SECONDS]]
 
 With PARTITIONS, the topic is first created with that many partitions and replication factor 3
 through the AdminClient (CreateTopics); a topic that exists already (insync's, declared at
@@ -8,7 +8,9 @@ start with --topic NAME:P) is used as it is, if it has that many partitions. Rec
 key, so librdkafka's sticky partitioner spreads batches over the partitions.
 
 librdkafka (confluent-kafka) with acks=all and enable.idempotence=true sends RECORDS records
-of SIZE bytes after a warm-up of 1,000 (which also waits out topic creation on Kafka).
+of SIZE bytes after a warm-up of the same workload for WARMUP_SECONDS (default 10), and at least
+1,000 records, whose figures are discarded: it waits out topic creation on Kafka and lets the
+JVM's JIT compiler warm up.
 Latency is per record, from produce() to its delivery report. Prints one JSON object.
 """
 import json
@@ -18,13 +20,15 @@ import time
 from confluent_kafka import KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-WARMUP = 1000
+WARMUP_RECORDS = 1000
+WARMUP_SECONDS = 10.0
 
 
 def main():
     bootstrap, topic, records, size = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
     if len(sys.argv) > 5:
         ensure_topic(bootstrap, topic, int(sys.argv[5]))
+    warmup_seconds = float(sys.argv[6]) if len(sys.argv) > 6 else WARMUP_SECONDS
     producer = Producer(
         {
             "bootstrap.servers": bootstrap,
@@ -58,7 +62,10 @@ def main():
             producer.poll(0)
         producer.flush(180)
 
-    produce(WARMUP)
+    warm_until = time.monotonic() + warmup_seconds
+    produce(WARMUP_RECORDS)
+    while time.monotonic() < warm_until:
+        produce(WARMUP_RECORDS)
     latencies.clear()
     errors.clear()
     started = time.monotonic()

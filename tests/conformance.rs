@@ -371,6 +371,7 @@ async fn kip101_bug_loses_an_acknowledged_record_on_real_nodes() {
 /// lacks a committed record (its `Inspect`ed log holds another record at that offset, and
 /// `consume` does not return the committed one there).
 #[tokio::test]
+#[ignore = "its trace is the kip-279-bug shortest-path search, about a minute (scenarios::LONG_SEARCHES): the long step"]
 async fn kip279_bug_leader_lacks_a_committed_record_on_real_nodes() {
     let c = scenario_on_real_nodes("kip-279-bug").await;
     assert_eq!(c.property.as_deref(), Some("leader_completeness"));

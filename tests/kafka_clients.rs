@@ -232,8 +232,28 @@ async fn librdkafka_produces_to_three_partitions_through_a_killed_broker_exactly
         "partitions 1 and 2 on ports of their own"
     );
     let bootstrap = bootstrap(&test);
+    let deadline = tokio::time::Instant::now() + CLIENT_TIMEOUT;
+    for partition in &partitions {
+        // Partition p's assignment is rotated by p (docs/protocol.md §7): leaders 1, 2, 3.
+        let spread = partition.index + 1;
+        let described = format!("partition {}'s initial leader", partition.index);
+        let leads = move |snapshot: &insync_impl::protocol::Snapshot| {
+            matches!(snapshot, insync_impl::protocol::Snapshot::Controller(controller)
+                if controller.view.leader == Some(spread))
+        };
+        let waited = test
+            .cluster
+            .wait_for(&partition.controller, deadline, &described, leads);
+        waited
+            .await
+            .expect("initial leaders spread over the brokers");
+    }
     let (producer, lines) = start_producer_to(&bootstrap, "parts", 6_000, 600).await;
     let killed = test.controller().await.view.leader.expect("a leader");
+    assert_eq!(
+        killed, 1,
+        "partition 0 leads from broker 1, as in the model"
+    );
     test.cluster
         .kill_broker(killed)
         .await

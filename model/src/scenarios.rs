@@ -12,6 +12,18 @@
 
 use crate::config::{Acks, Config, Fsync, Variant};
 
+/// The scenarios whose shortest-counterexample search takes minutes of CPU on 2 cores
+/// (`kip-320-bug`: 16.1 M states; `kip-279-bug`, at 3 brokers: about a minute alone, two under
+/// a loaded test run). The tests that search every scenario's shortest path skip these in the
+/// default run and search them in `#[ignore]`d tests, which the long CI step
+/// (`INSYNC_CI_LONG=1`, `-- --ignored`) runs, so `.ci/run` stays inside its budget.
+pub const LONG_SEARCHES: [&str; 2] = ["kip-320-bug", "kip-279-bug"];
+
+/// Whether `name`'s shortest-path search is one of [`LONG_SEARCHES`].
+pub fn is_long_search(name: &str) -> bool {
+    LONG_SEARCHES.contains(&name)
+}
+
 /// One named configuration and the property its shortest counterexample violates.
 #[derive(Clone, Copy, Debug)]
 pub struct Scenario {

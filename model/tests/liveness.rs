@@ -130,7 +130,7 @@ fn no_restart_means_no_leader_and_is_reported() {
 #[ignore]
 fn kip966_makes_progress_at_three_brokers() {
     let mut cfg = Config::new(3);
-    (cfg.reads, cfg.retries, cfg.max_epoch) = (0, 0, 3);
+    (cfg.reads, cfg.retries, cfg.max_epoch, cfg.isr_shrinks) = (0, 0, 3, 0);
     cfg.fsync = insync_model::Fsync::Always;
     let model = model(cfg);
     let report = progress_holds(&model);

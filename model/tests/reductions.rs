@@ -83,10 +83,10 @@ fn reductions_agree_on_the_two_broker_default() {
 }
 
 /// Every scenario's shortest search still finds its violation with the reductions on. The
-/// `kip-320-bug` search is the long one (docs/performance.md): `-- --ignored`.
+/// long searches (`scenarios::LONG_SEARCHES`) are `-- --ignored`.
 fn assert_scenarios_found(long: bool) {
     for scenario in scenarios::all() {
-        if (scenario.name == "kip-320-bug") != long {
+        if scenarios::is_long_search(scenario.name) != long {
             continue;
         }
         let model = InsyncModel::new(scenario.config).reduced();
@@ -109,6 +109,6 @@ fn every_scenario_is_found_with_the_reductions() {
 
 #[test]
 #[ignore]
-fn kip320_scenario_is_found_with_the_reductions() {
+fn long_search_scenarios_are_found_with_the_reductions() {
     assert_scenarios_found(true);
 }

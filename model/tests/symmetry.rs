@@ -224,6 +224,7 @@ fn assert_symmetry_agrees(cfg: Config) {
 fn three(variant: Variant, crashes: u8, expiries: u8) -> Config {
     let mut cfg = Config::new(3).with_variant(variant);
     (cfg.crashes, cfg.expiries, cfg.reads) = (crashes, expiries, 0);
+    cfg.isr_shrinks = 0;
     cfg.max_epoch = 3;
     cfg.fsync = Fsync::Always;
     cfg

@@ -50,6 +50,11 @@ pub struct BenchArgs {
     /// Kafka started by bench/kafka-cluster.sh in the same run (docs/performance.md).
     #[arg(long)]
     pub kafka: bool,
+    /// With --kafka: before each measured run, produce the same workload for this long
+    /// (at least 1,000 records) and discard its figures, so both systems are measured warm
+    /// (the JVM's JIT compiler included).
+    #[arg(long, default_value_t = 10, value_name = "SECONDS")]
+    pub warmup_s: u64,
 }
 
 fn parse_on_off(text: &str) -> Result<bool, String> {

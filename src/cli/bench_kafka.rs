@@ -5,6 +5,9 @@
 //! latency and the ratio. Both run Kafka's default durability (no fsync per append:
 //! `--fsync lazy` here, Kafka's flush defaults there), replication factor 3, min ISR 2.
 //!
+//! Each measured run follows a warm-up of `--warmup-s` seconds of the same workload on the
+//! same producer, so neither system is measured cold.
+//!
 //! Each workload runs at 1 partition (topic `insync`) and at 6 (topic `insync6`, declared
 //! with `--topic insync6:6` on insync and created by the producer's AdminClient on Kafka).
 
@@ -159,6 +162,7 @@ fn workload_rows(
                 &args.records.to_string(),
                 &size.to_string(),
                 &partitions.to_string(),
+                &args.warmup_s.to_string(),
             ])
             .output()
             .map_err(|error| format!("python3: {error} (pip install confluent-kafka)"))?;

@@ -47,11 +47,12 @@ pub struct ControllerState {
 }
 
 impl ControllerState {
-    /// A fresh cluster: `{ leader: lowest broker (1), leader_epoch: 1, isr: all brokers,
-    /// partition_epoch: 1 }`, nobody fenced, empty ELR.
+    /// A fresh cluster: `{ leader: the assignment's first broker (1 on partition 0),
+    /// leader_epoch: 1, isr: all brokers, partition_epoch: 1 }`, nobody fenced, empty ELR.
     pub fn initial(config: &ProtocolConfig) -> Self {
         let isr: BTreeSet<BrokerId> = config.brokers.iter().copied().collect();
-        let leader = isr.first().copied();
+        // The assignment's first broker (the lowest id on partition 0, as in the model).
+        let leader = config.brokers.first().copied();
         assert!(leader.is_some(), "a partition needs at least one broker");
         ControllerState {
             view: View {

@@ -108,13 +108,44 @@ pub struct ProtocolConfig {
     pub variant: Variant,
     pub unclean_leader_election: bool,
     pub min_insync_replicas: u32,
-    /// All broker ids of the partition's replica set.
+    /// The partition's replica assignment: every broker of its replica set, in Kafka's
+    /// preference order. The first is the initial leader, and an election takes the first
+    /// eligible broker in this order (Kafka's rule). Partition 0's is `1..=N`, the model's
+    /// lowest id; a partition after it has a rotation, which is the model with its brokers
+    /// renamed (docs/protocol.md §7).
     pub brokers: Vec<BrokerId>,
 }
 
 impl ProtocolConfig {
     pub fn is_broker(&self, id: BrokerId) -> bool {
         self.brokers.contains(&id)
+    }
+
+    /// The same protocol for partition `index` of a topic: the assignment in id order rotated
+    /// left by `index`, so partitions spread their initial (and preferred) leaders over the
+    /// brokers as Kafka's round-robin assignment does. Index 0 is id order.
+    pub fn for_partition(&self, index: u32) -> ProtocolConfig {
+        let mut brokers = self.brokers.clone();
+        brokers.sort_unstable();
+        if !brokers.is_empty() {
+            let by = (index as usize) % brokers.len();
+            brokers.rotate_left(by);
+        }
+        ProtocolConfig {
+            brokers,
+            ..self.clone()
+        }
+    }
+
+    /// `pool`'s first member in assignment order that `eligible` accepts.
+    pub fn first_in_assignment<'a>(
+        &self,
+        pool: impl IntoIterator<Item = &'a BrokerId>,
+        eligible: impl Fn(&BrokerId) -> bool,
+    ) -> Option<BrokerId> {
+        let pool: BTreeSet<BrokerId> = pool.into_iter().copied().collect();
+        let in_order = self.brokers.iter().filter(|b| pool.contains(b));
+        in_order.copied().find(|b| eligible(b))
     }
 }
 

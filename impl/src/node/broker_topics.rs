@@ -277,7 +277,7 @@ impl BrokerTopics {
             controller: nodes.controller.clone(),
             peers: nodes.brokers.clone(),
             data_dir: partition_data_dir(&config.data_dir, slot),
-            options: partition_options(&config.options, &config.data_dir),
+            options: partition_options(&config.options, &config.data_dir, slot),
             ..config.clone()
         };
         let claim = claim_data_dir(&partition.data_dir, &partition.options)?;

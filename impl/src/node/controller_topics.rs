@@ -148,7 +148,7 @@ impl ControllerTopics {
             listen: nodes.controller.clone(),
             brokers: nodes.brokers.clone(),
             data_dir: partition_data_dir(&self.config.data_dir, slot),
-            options: partition_options(&self.config.options, &self.config.data_dir),
+            options: partition_options(&self.config.options, &self.config.data_dir, slot),
         };
         let claim = super::claim_data_dir(&config.data_dir, &config.options)?;
         let (listener, role, wiring) = super::controller::controller_node(config, claim, |_| {})

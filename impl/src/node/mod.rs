@@ -173,9 +173,10 @@ pub fn partition_data_dir(data_dir: &Path, index: u32) -> std::path::PathBuf {
 }
 
 /// The options partition `index` (1, 2, ...) of a node runs with: those of partition 0, with
-/// partition 0's control token (one credential a process) and no trace log (only partition 0,
-/// the one the conformance harness checks, records one).
-pub(crate) fn partition_options(options: &NodeOptions, data_dir: &Path) -> NodeOptions {
+/// the replica assignment rotated by `index` (so initial leaders spread over the brokers,
+/// `ProtocolConfig::for_partition`), partition 0's control token (one credential a process)
+/// and no trace log (only partition 0, the one the conformance harness checks, records one).
+pub(crate) fn partition_options(options: &NodeOptions, data_dir: &Path, index: u32) -> NodeOptions {
     let token = match &options.control_token_file {
         Some(path) => path.clone(),
         None => ControlToken::default_path(data_dir),
@@ -183,6 +184,7 @@ pub(crate) fn partition_options(options: &NodeOptions, data_dir: &Path) -> NodeO
     NodeOptions {
         control_token_file: Some(token),
         trace_log: None,
+        protocol: options.protocol.for_partition(index),
         ..options.clone()
     }
 }

@@ -34,9 +34,10 @@ impl ControllerCore {
     }
 
     /// Elects a leader and installs it in the view (the caller bumps `partition_epoch`):
-    /// the lowest unfenced ISR member; else (`kip-966`) the lowest unfenced ELR member; else
+    /// the first unfenced ISR member in assignment order (`ProtocolConfig::brokers`; the
+    /// lowest id on partition 0); else (`kip-966`) the first unfenced ELR member; else
     /// (`kip-966`) the last known leader, once the ISR and the ELR are empty; else, with
-    /// `unclean_leader_election`, the lowest unfenced broker; else no leader. A leader
+    /// `unclean_leader_election`, the first unfenced broker; else no leader. A leader
     /// chosen outside the ISR becomes its only member (as Kafka does for ELR and unclean
     /// elections), so the leader is always in its own ISR; the members an ELR leader
     /// replaces join the ELR (an unclean leader's do not). The elected broker leaves the ELR.
@@ -47,24 +48,15 @@ impl ControllerCore {
     pub(super) fn elect(&mut self) {
         let last_known = self.electable_last_known_leader();
         let fenced = &self.state.fenced;
-        let from_isr = self
-            .state
-            .view
-            .isr
-            .iter()
-            .find(|b| !fenced.contains(b))
-            .copied();
-        let from_elr = (self.config.variant == Variant::Kip966)
-            .then(|| self.state.elr.iter().find(|b| !fenced.contains(b)).copied())
+        let unfenced = |b: &BrokerId| !fenced.contains(b);
+        let config = &self.config;
+        let from_isr = config.first_in_assignment(&self.state.view.isr, unfenced);
+        let from_elr = (config.variant == Variant::Kip966)
+            .then(|| config.first_in_assignment(&self.state.elr, unfenced))
             .flatten();
-        let unclean = self
-            .config
+        let unclean = config
             .unclean_leader_election
-            .then(|| {
-                let mut brokers = self.config.brokers.clone();
-                brokers.sort_unstable();
-                brokers.into_iter().find(|b| !fenced.contains(b))
-            })
+            .then(|| config.first_in_assignment(&config.brokers, unfenced))
             .flatten();
         let (leader, isr) = match (from_isr, from_elr.or(last_known).or(unclean)) {
             (Some(leader), _) => (Some(leader), None),
@@ -144,6 +136,40 @@ mod tests {
     fn restart(core: &mut ControllerCore, broker: u32) {
         let register = PeerMessage::RegisterBroker { broker_epoch: 1 };
         core.step_peer(PeerId::Broker(broker), register).unwrap();
+    }
+
+    /// Goal (docs/protocol.md §7): partition p's assignment is id order rotated by p, so the
+    /// initial leaders of three partitions are brokers 1, 2 and 3, and each election takes the
+    /// first eligible broker in its own partition's order: the follower after the fenced
+    /// leader, wrapping round, not the lowest id. Partition 0 is the model's lowest id.
+    #[test]
+    fn each_partition_leads_from_and_elects_in_its_own_assignment_order() {
+        let config = kip966(vec![3, 1, 2]).config.clone();
+        let leaders: Vec<_> = (0..3)
+            .map(|index| {
+                let core = ControllerCore::new(config.for_partition(index), None).0;
+                core.state().view.leader
+            })
+            .collect();
+        assert_eq!(leaders, [Some(1), Some(2), Some(3)]);
+        assert_eq!(config.for_partition(3).brokers, [1, 2, 3], "wraps round");
+        let mut third = ControllerCore::new(config.for_partition(2), None).0;
+        assert_eq!(third.config.brokers, [3, 1, 2]);
+        third.fire(&Timer::Expire(3)).unwrap();
+        assert_eq!(
+            third.state().view.leader,
+            Some(1),
+            "after 3 comes 1, then 2"
+        );
+        third.fire(&Timer::Expire(1)).unwrap();
+        assert_eq!(third.state().view.leader, Some(2));
+        let mut first = ControllerCore::new(config.for_partition(0), None).0;
+        first.fire(&Timer::Expire(1)).unwrap();
+        assert_eq!(
+            first.state().view.leader,
+            Some(2),
+            "lowest id on partition 0"
+        );
     }
 
     /// Goal (§4.10, last known leader): every broker fenced as leader in turn, then all
