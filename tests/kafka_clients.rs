@@ -584,12 +584,12 @@ async fn hostile_frames_close_only_their_own_connection() {
 /// Goal: CreateTopics through a real client (librdkafka's AdminClient) is answered with
 /// Kafka's error codes: a bad name, a partition count out of 1..=32, a replication factor
 /// other than the broker count, a manual replica assignment, the served topic; a valid new
-/// topic is refused as creation after start is not served (POLICY_VIOLATION), never
-/// acknowledged as created.
+/// topic is created. Method: one case at a time, each its own topic, on 3 partition slots.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_client_create_topics_gets_kafkas_error_codes() {
     require_confluent_kafka();
-    let test = TestCluster::start_with_kafka(3, &[], TOPIC).await;
+    // Three slots: `orders` takes one, the new two-partition topic the other two.
+    let test = TestCluster::start_with_topics(3, &[], &[TOPIC], Some(3)).await;
     let output = Command::new("python3")
         .arg(script("create_topics.py"))
         .arg(bootstrap(&test))
@@ -610,7 +610,153 @@ async fn admin_client_create_topics_gets_kafkas_error_codes() {
         "replication_factor_2": "INVALID_REPLICATION_FACTOR",
         "manual_assignment": "INVALID_REPLICA_ASSIGNMENT",
         "served": "TOPIC_ALREADY_EXISTS",
-        "new": "POLICY_VIOLATION",
+        "new": "created",
     });
     assert_eq!(answers, expected);
+}
+
+/// `create_topic.py`: one CreateTopics through `bootstrap`; `{"error": name or null,
+/// "message": ...}`.
+async fn create_topic(bootstrap: &str, name: &str, partitions: u32, validate_only: bool) -> Value {
+    let mut command = Command::new("python3");
+    command
+        .arg(script("create_topic.py"))
+        .args([bootstrap, name, &partitions.to_string()]);
+    if validate_only {
+        command.arg("validate-only");
+    }
+    let output = command.kill_on_drop(true).output();
+    let output = tokio::time::timeout(CLIENT_TIMEOUT, output)
+        .await
+        .expect("the admin client finishes")
+        .expect("python3 runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "create_topic.py failed: {stderr}");
+    serde_json::from_slice(&output.stdout).expect("JSON")
+}
+
+/// kcat's metadata (`-L -J`) through `bootstrap`: each topic's name and partition count.
+async fn kcat_topics(bootstrap: &str) -> BTreeMap<String, usize> {
+    let listed = kcat(&["-b", bootstrap, "-L", "-J"], None).await;
+    let listed: Value = serde_json::from_str(&listed).expect("kcat -L -J prints JSON");
+    let topics = listed["topics"].as_array().expect("topics").iter();
+    let counted = topics.map(|topic| {
+        let name = topic["topic"].as_str().expect("a name").to_owned();
+        (name, topic["partitions"].as_array().map_or(0, Vec::len))
+    });
+    counted.collect()
+}
+
+/// The names in the controller's topic table, in creation order.
+async fn table_names(test: &TestCluster) -> Vec<String> {
+    let table = test.cluster.topics().await.expect("the controller's table");
+    table
+        .topics()
+        .iter()
+        .map(|topic| topic.name.clone())
+        .collect()
+}
+
+/// Goal: a topic created at run time through librdkafka's AdminClient is served as one
+/// declared at start, and survives restarts. Method: a cluster of 6 partition slots serving
+/// `orders`; create `fresh` (3 partitions), then again (TOPIC_ALREADY_EXISTS); validate
+/// `probe` only (no error, not created); create `twin` through brokers 2 and 3 at once (one
+/// is created, the other told it exists); ask for 2 partitions with 1 slot left
+/// (INVALID_PARTITIONS, saying 1 is left). An idempotent acks=all producer writes 600
+/// records to `fresh`; a consumer reads each once, in order per partition, from all three;
+/// kcat lists every topic. Then the controller and broker 3 are killed, broker 3 restarts
+/// while the controller is down and still lists `fresh` from its own copy of the table; the
+/// controller restarts with its table, and every record is read again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_client_creates_a_topic_at_run_time_that_survives_restarts() {
+    require_confluent_kafka();
+    require_kcat();
+    let mut test = TestCluster::start_with_topics(3, &[], &[TOPIC], Some(6)).await;
+    let bootstrap = bootstrap(&test);
+    let created = create_topic(&bootstrap, "fresh", 3, false).await;
+    assert_eq!(created["error"], Value::Null, "created: {created}");
+    let again = create_topic(&bootstrap, "fresh", 3, false).await;
+    assert_eq!(again["error"], "TOPIC_ALREADY_EXISTS", "{again}");
+    let probed = create_topic(&bootstrap, "probe", 2, true).await;
+    assert_eq!(probed["error"], Value::Null, "valid: {probed}");
+    let kafka = test.cluster.kafka_addresses().clone();
+    let (through_2, through_3) = tokio::join!(
+        create_topic(&kafka[&2], "twin", 1, false),
+        create_topic(&kafka[&3], "twin", 1, false)
+    );
+    let mut twins = [through_2["error"].clone(), through_3["error"].clone()];
+    twins.sort_by_key(|error| error.to_string());
+    assert_eq!(twins, [Value::from("TOPIC_ALREADY_EXISTS"), Value::Null]);
+    let over = create_topic(&bootstrap, "more", 2, false).await;
+    assert_eq!(over["error"], "INVALID_PARTITIONS", "{over}");
+    let message = over["message"].as_str().expect("a message");
+    assert!(message.contains("2 partitions asked, 1 left"), "{message}");
+    let names = table_names(&test).await;
+    assert_eq!(names, [TOPIC, "fresh", "twin"], "probe was only validated");
+
+    let (producer, lines) = start_producer_to(&bootstrap, "fresh", 600, 200).await;
+    let summary = finish_producer(producer, lines).await;
+    let consumed = consume_partitions(&bootstrap, "fresh", 600, 3).await;
+    let records = consumed["records"].as_array().expect("records");
+    let per_partition = assert_exactly_once_in_order_per_partition(&summary, records, 600);
+    assert_eq!(
+        per_partition.len(),
+        3,
+        "every partition of fresh: {per_partition:?}"
+    );
+    let listed = kcat_topics(&bootstrap).await;
+    let expected = BTreeMap::from([(TOPIC.into(), 1), ("fresh".into(), 3), ("twin".into(), 1)]);
+    assert_eq!(listed, expected);
+
+    test.cluster
+        .kill_controller()
+        .await
+        .expect("kill the controller");
+    test.cluster.kill_broker(3).await.expect("kill broker 3");
+    test.cluster
+        .restart_broker(3, &[])
+        .await
+        .expect("broker 3 restarts");
+    let listed = kcat_topics(&kafka[&3]).await;
+    assert_eq!(
+        listed.get("fresh"),
+        Some(&3),
+        "broker 3's own table: {listed:?}"
+    );
+    test.cluster
+        .restart_controller()
+        .await
+        .expect("the controller restarts");
+    assert_eq!(table_names(&test).await, [TOPIC, "fresh", "twin"]);
+    let consumed = consume_partitions(&bootstrap, "fresh", 600, 3).await;
+    let records = consumed["records"].as_array().expect("records");
+    assert_exactly_once_in_order_per_partition(&summary, records, 600);
+}
+
+/// Goal: several topics declared at start (`--topic a:2 --topic b`) go through the same
+/// topic table and are each served: records produced to each are read back exactly once,
+/// in order per partition, from its own partitions. Method: 400 records to `a`, 200 to `b`
+/// (idempotent, acks=all), one consumer per topic; kcat lists both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_topics_declared_at_start_are_each_served() {
+    require_confluent_kafka();
+    require_kcat();
+    let test = TestCluster::start_with_topics(3, &[], &["a:2", "b"], None).await;
+    assert_eq!(test.cluster.partitions().len(), 2, "slots 1 and 2");
+    let bootstrap = bootstrap(&test);
+    for (topic, count, partitions) in [("a", 400, 2), ("b", 200, 1)] {
+        let (producer, lines) = start_producer_to(&bootstrap, topic, count, count / 4).await;
+        let summary = finish_producer(producer, lines).await;
+        let consumed = consume_partitions(&bootstrap, topic, count as usize, partitions).await;
+        let records = consumed["records"].as_array().expect("records");
+        let per_partition = assert_exactly_once_in_order_per_partition(&summary, records, count);
+        assert_eq!(
+            per_partition.len(),
+            partitions as usize,
+            "{topic}: {per_partition:?}"
+        );
+    }
+    let listed = kcat_topics(&bootstrap).await;
+    assert_eq!(listed, BTreeMap::from([("a".into(), 2), ("b".into(), 1)]));
+    assert_eq!(table_names(&test).await, ["a", "b"]);
 }

@@ -349,6 +349,17 @@ pub enum Control {
     Metadata,
     /// Stop gracefully.
     Shutdown,
+    /// The cluster's topic table (docs/protocol.md §7). Served by the controller process,
+    /// which owns the table; brokers ask it to learn new topics. Open to anyone, as Metadata.
+    Topics,
+    /// Create a topic of `partitions` partitions on free partition slots, persisting the table
+    /// before the answer; with `validate_only`, only say whether it could be. Served by the
+    /// controller process; open to anyone, as CreateTopics is on Kafka's port (docs/runtime.md).
+    CreateTopic {
+        name: String,
+        partitions: u32,
+        validate_only: bool,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -368,6 +379,12 @@ pub enum ControlReply {
     },
     Metadata(Metadata),
     ShuttingDown,
+    /// Answer to `Topics`.
+    Topics(crate::kafka::topic_table::TopicTable),
+    /// Answer to `CreateTopic`: created (or, validate only, creatable); the table after it.
+    TopicCreated(crate::kafka::topic_table::TopicTable),
+    /// Answer to `CreateTopic`: not created, and why.
+    TopicRefused(crate::kafka::topic_table::TopicRefusal),
     /// The node will not do this for this caller (docs/runtime.md, "Who can do what").
     Refused(ControlRefusal),
 }
@@ -384,6 +401,10 @@ pub enum ControlRefusal {
         "{request} is only served by a node started with --stepped; this one runs in real time"
     )]
     SteppedOnly { request: String },
+    /// `Topics` and `CreateTopic` are served by the controller process's own listener (slot
+    /// 0's), which owns the topic table; a broker or another slot's core has none.
+    #[error("{request} is served by the controller process at its --listen address, not here")]
+    NoTopicTable { request: String },
 }
 
 /// Answer to `Control::Metadata`. The view may be stale (a broker's last installed one);

@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 
 use insync_impl::core::{ControllerState, ProtocolConfig, Variant};
 use insync_impl::fuzzing;
+use insync_impl::kafka::topic_table::{TopicRefusal, TopicTable};
+use insync_impl::kafka::TopicSpec;
 use insync_impl::protocol::{
     Acks, ClientReply, ClientRequest, ConsumeResult, Control, ControlRefusal, ControlReply,
     FetchResult, Metadata, NodeId, PeerMessage, ProduceResult, Timer, View,
@@ -186,7 +188,23 @@ fn control_replies() -> Vec<ControlReply> {
             request: "FireTimer".into(),
         }),
         ControlReply::ShuttingDown,
+        ControlReply::Topics(topic_table()),
+        ControlReply::TopicCreated(topic_table()),
+        ControlReply::TopicRefused(TopicRefusal::NotEnoughSlots {
+            asked: 3,
+            free: 1,
+            used: 15,
+            slots: 16,
+        }),
     ]
+}
+
+fn topic_table() -> TopicTable {
+    let specs = [
+        TopicSpec::parse("orders:2").unwrap(),
+        TopicSpec::parse("b").unwrap(),
+    ];
+    TopicTable::from_specs(&specs, 16).unwrap()
 }
 
 fn tagged(kind: u8, bytes: Vec<u8>) -> Vec<u8> {
@@ -218,6 +236,12 @@ fn message_seeds() -> Vec<Vec<u8>> {
         },
         Control::Metadata,
         Control::Shutdown,
+        Control::Topics,
+        Control::CreateTopic {
+            name: "fresh".into(),
+            partitions: 3,
+            validate_only: false,
+        },
     ];
     seeds.extend(controls.iter().map(|c| tagged(1, encode(c).unwrap())));
     seeds.extend(
@@ -320,6 +344,7 @@ fn checkpoint_seeds() -> Vec<Vec<u8>> {
         encode_checkpoint(&42u64).unwrap(),
         encode(&state).unwrap(),
         encode(&entries).unwrap(),
+        encode_checkpoint(&topic_table()).unwrap(),
     ]
 }
 

@@ -17,6 +17,7 @@ use insync_impl::kafka::apis::ADVERTISED;
 use insync_impl::kafka::dispatch::{dispatch, Dispatched, Session};
 use insync_impl::kafka::producer_ids::ProducerIds;
 use insync_impl::kafka::records::parse_stored;
+use insync_impl::kafka::topic_table::TopicTable;
 use insync_impl::kafka::{KafkaContext, PartitionTable, TopicSpec};
 use insync_impl::node::event_loop::Input;
 use insync_impl::protocol::{
@@ -148,12 +149,17 @@ fn session() -> (Session, Appended) {
     let appended = Appended::default();
     tokio::spawn(stand_in_core(receiver, appended.clone()));
     let topic = TopicSpec::parse(TOPIC).unwrap();
+    let table = TopicTable::from_specs(&[topic], 1).unwrap();
+    let routes = PartitionTable::of_table(&table, &BTreeMap::from([(0, inputs)]));
+    // The receiver goes with the sender: the routes never change in these tests.
+    let (_, routes) = tokio::sync::watch::channel(Arc::new(routes));
     let context = KafkaContext {
         broker: 1,
         cluster_id: "insync-test".into(),
         replicas: vec![1, 2, 3],
         advertised: BTreeMap::from([(1, ("127.0.0.1".to_owned(), 9092))]),
-        partitions: PartitionTable::of_topic(&topic, vec![inputs]),
+        partitions: routes,
+        topics: None,
         producer_ids: ProducerIds::new(1, 0),
         connection_serial: AtomicU64::new(0),
     };

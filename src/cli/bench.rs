@@ -128,7 +128,8 @@ async fn bench(args: &BenchArgs) -> Result<Vec<Row>, String> {
             broker_args: Vec::new(),
             base_port: None,
             logs: ChildLogs::Files,
-            kafka_topic: None,
+            kafka_topics: Vec::new(),
+            partition_slots: None,
         };
         let mut cluster = LocalCluster::start(spec)
             .await

@@ -68,7 +68,8 @@ async fn insync_runs(args: &BenchArgs, partitions: u32, topic: &str) -> Result<V
         broker_args: Vec::new(),
         base_port: None,
         logs: ChildLogs::Files,
-        kafka_topic: Some(format!("{topic}:{partitions}")),
+        kafka_topics: vec![format!("{topic}:{partitions}")],
+        partition_slots: None,
     };
     let mut cluster = LocalCluster::start(spec)
         .await

@@ -10,13 +10,16 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand, ValueEnum};
 use insync_impl::core::{ProtocolConfig, Variant};
+use insync_impl::kafka::partitions::PARTITIONS_MAX;
 use insync_impl::kafka::{KafkaConfig, TopicSpec, DEFAULT_TOPIC};
 use insync_impl::node::broker::run_broker_with_kafka;
 use insync_impl::node::config::{parse_peers, DEFAULT_CLUSTER_ID};
 use insync_impl::node::controller::run_controller_partitions;
 use insync_impl::node::local_cluster::{ChildLogs, LocalCluster, LocalClusterSpec};
 use insync_impl::node::shutdown::termination_signal;
-use insync_impl::node::{BrokerConfig, ControllerConfig, NodeOptions, PartitionNodes, Timing};
+use insync_impl::node::{
+    BrokerConfig, ControllerConfig, NodeOptions, PartitionNodes, Timing, TopicsConfig,
+};
 use insync_impl::protocol::BrokerId;
 use insync_impl::storage::FsyncPolicy;
 
@@ -220,7 +223,10 @@ impl ProtocolArgs {
     insync controller --listen 127.0.0.1:9000 --brokers 1=127.0.0.1:9001,2=127.0.0.1:9002,3=127.0.0.1:9003 --data-dir /tmp/insync/controller\n\n\
     The controller persists the view, the fenced set and the ELR (fsync before it sends), so a \
     restarted controller resumes the same view. It fences a broker whose heartbeats stop for \
-    --session-timeout-ms and elects a new leader if needed.")]
+    --session-timeout-ms and elects a new leader if needed.\n\n\
+    It owns the topic table (DATA_DIR/topics.table, made from the --topic flags on a fresh \
+    start; the persisted one wins after): CreateTopics through any broker's Kafka listener \
+    creates a topic on free partition slots (--partition-nodes), persisted before the answer.")]
 pub struct ControllerArgs {
     /// Address to listen on (brokers, the control channel).
     #[arg(long)]
@@ -237,6 +243,8 @@ pub struct ControllerArgs {
     pub control_token_file: Option<PathBuf>,
     #[command(flatten)]
     pub partitions: PartitionArgs,
+    #[command(flatten)]
+    pub topic: TopicArgs,
     /// Print the bound address as JSON on stdout.
     #[arg(long)]
     pub json: bool,
@@ -292,13 +300,14 @@ pub struct BrokerArgs {
     pub protocol: ProtocolArgs,
 }
 
-/// Where the topic's partitions after 0 are served, on the controller and on every broker.
+/// Where partition slots after 0 are served, on the controller and on every broker.
 #[derive(Args, Clone, Debug)]
 pub struct PartitionArgs {
-    /// Partition P (1, 2, ...) of the topic is served at these addresses: its controller
-    /// core (0) and every broker, each on a port of its own; once for each partition after 0,
-    /// in order (`insync cluster up --topic NAME:P` passes them). Partition 0 is served at
-    /// --listen, as a cluster of one partition is. Partition P keeps its state in
+    /// Partition slot P (1, 2, ...) is served at these addresses: its controller core (0)
+    /// and every broker, each on a port of its own; once for each slot after 0, in order, at
+    /// most 32 slots in all (`insync cluster up` passes them). Which topic's partition a slot
+    /// serves is the topic table's say; a slot no topic uses binds nothing. Slot 0 is served
+    /// at --listen, as a cluster of one partition is. Slot P keeps its state in
     /// DATA_DIR/partition-P/.
     #[arg(long = "partition-nodes", value_name = "P/0=ADDR,1=ADDR,...")]
     pub partition_nodes: Vec<String>,
@@ -317,15 +326,35 @@ impl PartitionArgs {
     }
 }
 
-/// The topic the Kafka listener serves.
+/// The topics a fresh cluster starts with.
 #[derive(Args, Clone, Debug)]
 pub struct TopicArgs {
-    /// The Kafka topic: NAME, or NAME:PARTITIONS (1 to 32; replication factor = every
-    /// broker). Each partition is its own instance of the checked protocol: its own leader,
-    /// epochs, ISR, HW and log (docs/protocol.md §7).
+    /// A Kafka topic of the fresh cluster: NAME, or NAME:PARTITIONS (replication factor =
+    /// every broker); repeatable (`--topic a:3 --topic b`), at most 32 partitions in all. The
+    /// topics make the topic table, partitions taking slots in order (slot 0 is the first
+    /// topic's partition 0); after a restart the persisted table wins. Each partition is its
+    /// own instance of the checked protocol: its own leader, epochs, ISR, HW and log
+    /// (docs/protocol.md §7). More are created at run time with Kafka's CreateTopics.
     #[arg(long, default_value = DEFAULT_TOPIC, value_name = "NAME[:PARTITIONS]")]
-    pub topic: String,
+    pub topic: Vec<String>,
 }
+
+impl TopicArgs {
+    /// Every `--topic`, parsed (names unique, slots enough: checked by the table).
+    fn specs(&self) -> Result<Vec<TopicSpec>, String> {
+        let parsed = self.topic.iter().map(|text| TopicSpec::parse(text));
+        parsed
+            .collect::<Result<_, _>>()
+            .map_err(|error| error.to_string())
+    }
+
+    fn slots_used(&self) -> Result<u32, String> {
+        Ok(self.specs()?.iter().map(|spec| spec.partitions).sum())
+    }
+}
+
+/// `cluster up`'s default partition slots: enough to create a few topics in a demo.
+const PARTITION_SLOTS_DEFAULT: u32 = 16;
 
 #[derive(Args)]
 pub struct ClusterArgs {
@@ -361,6 +390,11 @@ pub struct ClusterUpArgs {
     pub no_kafka: bool,
     #[command(flatten)]
     pub topic: TopicArgs,
+    /// Partition slots with addresses given out at start, slot 0 included (1 to 32; default
+    /// 16, or what the --topic flags use if more): topics created at run time take free ones.
+    /// Each slot costs a port per node, bound only once a topic uses it.
+    #[arg(long, value_name = "N")]
+    pub partition_slots: Option<u32>,
     #[command(flatten)]
     pub protocol: ProtocolArgs,
 }
@@ -397,12 +431,12 @@ pub fn run_controller_command(args: ControllerArgs) -> i32 {
         data_dir: args.data_dir,
         options,
     };
-    let partitions = match args.partitions.parsed() {
-        Ok(partitions) => partitions,
+    let topics = match topics_config(&args.topic, &args.partitions) {
+        Ok(topics) => topics,
         Err(message) => return usage(&message),
     };
     let json = args.json;
-    let result = runtime().block_on(run_controller_partitions(config, partitions, |address| {
+    let result = runtime().block_on(run_controller_partitions(config, topics, |address| {
         print_bound(json, "controller", None, address)
     }));
     report(result)
@@ -430,24 +464,31 @@ pub fn run_broker_command(args: BrokerArgs) -> i32 {
         options,
         simulate_power_loss_on_start: args.simulate_power_loss_on_start,
     };
-    let partitions = match args.partitions.parsed() {
-        Ok(partitions) => partitions,
+    let topics = match topics_config(&args.topic, &args.partitions) {
+        Ok(topics) => topics,
         Err(message) => return usage(&message),
     };
     let json = args.json;
     let result = runtime().block_on(run_broker_with_kafka(
         config,
         kafka,
-        partitions,
+        topics,
         |address| print_bound(json, "broker", Some(id), address),
         |address| print_bound(json, "kafka", Some(id), address),
     ));
     report(result)
 }
 
-/// `--kafka-listen`, `--kafka-peers` and `--topic` as the Kafka listener's configuration.
+/// `--topic` and `--partition-nodes` as a process's topics and slot pool.
+fn topics_config(topic: &TopicArgs, partitions: &PartitionArgs) -> Result<TopicsConfig, String> {
+    Ok(TopicsConfig {
+        topics: topic.specs()?,
+        pool: partitions.parsed()?,
+    })
+}
+
+/// `--kafka-listen` and `--kafka-peers` as the Kafka listener's configuration.
 fn kafka_config(args: &BrokerArgs) -> Result<Option<KafkaConfig>, String> {
-    let topic = TopicSpec::parse(&args.topic.topic).map_err(|error| error.to_string())?;
     let Some(listen) = &args.kafka_listen else {
         return Ok(None);
     };
@@ -459,7 +500,6 @@ fn kafka_config(args: &BrokerArgs) -> Result<Option<KafkaConfig>, String> {
     Ok(Some(KafkaConfig {
         listen: listen.clone(),
         advertised,
-        topic,
     }))
 }
 
@@ -489,9 +529,10 @@ async fn cluster_up(args: ClusterUpArgs) -> i32 {
     if args.brokers == 0 {
         return usage("--brokers must be at least 1");
     }
-    if let Err(error) = TopicSpec::parse(&args.topic.topic) {
-        return usage(&error.to_string());
-    }
+    let slots = match partition_slots(&args) {
+        Ok(slots) => slots,
+        Err(message) => return usage(&message),
+    };
     let binary = match std::env::current_exe() {
         Ok(binary) => binary,
         Err(error) => return usage(&format!("cannot find the insync binary: {error}")),
@@ -505,7 +546,11 @@ async fn cluster_up(args: ClusterUpArgs) -> i32 {
         broker_args: Vec::new(),
         base_port: args.base_port,
         logs: ChildLogs::Inherit,
-        kafka_topic: (!args.no_kafka).then(|| args.topic.topic.clone()),
+        kafka_topics: match args.no_kafka {
+            true => Vec::new(),
+            false => args.topic.topic.clone(),
+        },
+        partition_slots: Some(slots),
     };
     let mut cluster = match LocalCluster::start(spec).await {
         Ok(cluster) => cluster,
@@ -519,7 +564,12 @@ async fn cluster_up(args: ClusterUpArgs) -> i32 {
         cluster.stop(Duration::from_secs(2)).await;
         return 1;
     }
-    print_cluster(&cluster, &args);
+    // The controller's table: after a restart it, not the flags, says what is served.
+    let topics = match args.no_kafka {
+        true => Vec::new(),
+        false => served_topics(&cluster).await,
+    };
+    print_cluster(&cluster, &args, &topics);
     tokio::select! {
         _ = termination_signal() => {}
         _ = watch_children(&mut cluster) => {}
@@ -529,7 +579,37 @@ async fn cluster_up(args: ClusterUpArgs) -> i32 {
     0
 }
 
-fn print_cluster(cluster: &LocalCluster, args: &ClusterUpArgs) {
+/// `--partition-slots`, or its default: at least what the topics at start use, at most
+/// [`PARTITIONS_MAX`].
+fn partition_slots(args: &ClusterUpArgs) -> Result<u32, String> {
+    let used = args.topic.slots_used()?;
+    let slots = args
+        .partition_slots
+        .unwrap_or(PARTITION_SLOTS_DEFAULT.max(used));
+    if !(1..=PARTITIONS_MAX).contains(&slots) {
+        return Err(format!("--partition-slots {slots}: 1 to {PARTITIONS_MAX}"));
+    }
+    if slots < used {
+        return Err(format!(
+            "--partition-slots {slots}: the --topic flags use {used}"
+        ));
+    }
+    Ok(slots)
+}
+
+/// Every topic of the controller's table as `NAME:P`; the error when it does not answer.
+async fn served_topics(cluster: &LocalCluster) -> Vec<String> {
+    match cluster.topics().await {
+        Ok(table) => table
+            .topics()
+            .iter()
+            .map(|topic| format!("{}:{}", topic.name, topic.slots.len()))
+            .collect(),
+        Err(error) => vec![format!("(the controller's topic table: {error})")],
+    }
+}
+
+fn print_cluster(cluster: &LocalCluster, args: &ClusterUpArgs, topics: &[String]) {
     let brokers: BTreeMap<BrokerId, String> = cluster.broker_addresses();
     if args.json {
         let line = serde_json::json!({
@@ -539,7 +619,7 @@ fn print_cluster(cluster: &LocalCluster, args: &ClusterUpArgs) {
             "bootstrap": cluster.bootstrap().join(","),
             "kafka": cluster.kafka_addresses(),
             "kafka_bootstrap": kafka_bootstrap(cluster),
-            "topic": args.topic.topic,
+            "topics": topics,
             "dir": args.dir.display().to_string(),
             "control_token_file": cluster.control_token_path().display().to_string(),
         });
@@ -556,7 +636,14 @@ fn print_cluster(cluster: &LocalCluster, args: &ClusterUpArgs) {
         println!("  broker {id}    {address}");
     }
     for (id, address) in cluster.kafka_addresses() {
-        println!("  kafka {id}     {address} (topic {:?})", args.topic.topic);
+        println!("  kafka {id}     {address}");
+    }
+    if !cluster.kafka_addresses().is_empty() {
+        let slots = cluster.partitions().len() + 1;
+        println!(
+            "  topics      {} ({slots} partition slots; create more with Kafka's CreateTopics)",
+            topics.join(" ")
+        );
     }
     println!("  data        {}", args.dir.display());
     println!(
@@ -577,14 +664,22 @@ fn print_cluster(cluster: &LocalCluster, args: &ClusterUpArgs) {
         cluster.controller_address()
     );
     if !cluster.kafka_addresses().is_empty() {
+        let first = topic_name(topics.first().unwrap_or(&args.topic.topic[0]));
         println!(
-            "     kcat -b {} -t {} -P   (then kcat -b ... -t {} -C; docs/kafka.md)",
+            "     kcat -b {} -t {first} -P   (then kcat -b ... -t {first} -C; docs/kafka.md)",
             kafka_bootstrap(cluster),
-            args.topic.topic,
-            args.topic.topic
+        );
+        println!(
+            "     kafka-topics.sh --bootstrap-server {} --create --topic fresh --partitions 3",
+            kafka_bootstrap(cluster)
         );
     }
     println!("Ctrl-C stops the cluster.");
+}
+
+/// `NAME` of `NAME[:P]`.
+fn topic_name(topic: &str) -> &str {
+    topic.split_once(':').map_or(topic, |(name, _)| name)
 }
 
 /// The Kafka listeners as a client's `bootstrap.servers`.

@@ -1,4 +1,5 @@
-"""CreateTopics through librdkafka's AdminClient (confluent-kafka), driven by tests/kafka_clients.rs.
+"""CreateTopics through librdkafka's AdminClient (confluent-kafka), driven by tests/kafka_clients.rs:
+Kafka's own checks, one case each, and one valid new topic, which is created.
 
 Usage: create_topics.py BOOTSTRAP
 

@@ -52,19 +52,32 @@ impl TestCluster {
         extra: &[&str],
         broker_extra: &[&str],
     ) -> TestCluster {
-        Self::start_spec(brokers, extra, broker_extra, None).await
+        Self::start_spec(brokers, extra, broker_extra, Vec::new(), None).await
     }
 
     /// As `start`, with every broker serving the Kafka protocol for `topic` too.
     pub async fn start_with_kafka(brokers: u32, extra: &[&str], topic: &str) -> TestCluster {
-        Self::start_spec(brokers, extra, &[], Some(topic.to_owned())).await
+        Self::start_with_topics(brokers, extra, &[topic], None).await
+    }
+
+    /// As `start`, with every broker serving the Kafka protocol, `topics` at start and
+    /// `slots` partition slots (`None`: those the topics use).
+    pub async fn start_with_topics(
+        brokers: u32,
+        extra: &[&str],
+        topics: &[&str],
+        slots: Option<u32>,
+    ) -> TestCluster {
+        let topics = topics.iter().map(|topic| topic.to_string()).collect();
+        Self::start_spec(brokers, extra, &[], topics, slots).await
     }
 
     async fn start_spec(
         brokers: u32,
         extra: &[&str],
         broker_extra: &[&str],
-        kafka_topic: Option<String>,
+        kafka_topics: Vec<String>,
+        partition_slots: Option<u32>,
     ) -> TestCluster {
         let dir = tempfile::tempdir().expect("temporary directory");
         let mut node_args: Vec<String> = FAST_CLOCKS.iter().map(|flag| flag.to_string()).collect();
@@ -78,7 +91,8 @@ impl TestCluster {
             broker_args: broker_extra.iter().map(|flag| flag.to_string()).collect(),
             base_port: None,
             logs: ChildLogs::Files,
-            kafka_topic,
+            kafka_topics,
+            partition_slots,
         };
         let cluster = LocalCluster::start(spec).await.expect("cluster starts");
         let test = TestCluster { cluster, dir };

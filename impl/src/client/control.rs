@@ -3,7 +3,7 @@
 //! with the handshake name `Harness`, then one request and one reply at a time (a reply always
 //! answers the last request, so no request ids are needed). Every request is bounded by the
 //! client's timeout, so a node that stops answering is reported, never waited on forever.
-//! [`ControlClient::connect`] is anonymous (enough for `Metadata`);
+//! [`ControlClient::connect`] is anonymous (enough for `Metadata`, `Topics`, `CreateTopic`);
 //! [`ControlClient::connect_with_token`] presents the operator's control token in the
 //! handshake, which `Inspect`, `Shutdown` and the harness's requests need (docs/runtime.md).
 
@@ -13,6 +13,7 @@ use std::time::Duration;
 use tokio::net::TcpStream;
 
 use super::ClientError;
+use crate::kafka::topic_table::TopicTable;
 use crate::node::control_token::ControlToken;
 use crate::protocol::{Control, ControlReply, Metadata, NodeId, Snapshot, Timer};
 use crate::wire::{handshake_control, Connection, Credential, Hello, PeerName};
@@ -121,6 +122,14 @@ impl ControlClient {
     pub async fn metadata(&mut self) -> Result<Metadata, ClientError> {
         match self.request(&Control::Metadata).await? {
             ControlReply::Metadata(metadata) => Ok(metadata),
+            other => Err(ClientError::unexpected(&self.address, other)),
+        }
+    }
+
+    /// The cluster's topic table (the controller process answers; open to anyone).
+    pub async fn topics(&mut self) -> Result<TopicTable, ClientError> {
+        match self.request(&Control::Topics).await? {
+            ControlReply::Topics(table) => Ok(table),
             other => Err(ClientError::unexpected(&self.address, other)),
         }
     }

@@ -20,6 +20,7 @@ use super::apis;
 use super::errors::KafkaError;
 use super::link::CoreLink;
 use super::listener::KafkaContext;
+use super::partitions::Lookup;
 
 /// What to do after a request.
 #[derive(Debug)]
@@ -47,18 +48,21 @@ impl Session {
     }
 
     /// This connection's link to the partition's core, opened on first use;
-    /// `UNKNOWN_TOPIC_OR_PARTITION` for a partition not in the table.
+    /// `UNKNOWN_TOPIC_OR_PARTITION` for a partition not in the table, `LEADER_NOT_AVAILABLE`
+    /// for one whose loop is not up here yet (a topic just created: the client retries).
     pub async fn link(&mut self, topic: &str, partition: i32) -> Result<&mut CoreLink, KafkaError> {
         let key = (topic.to_owned(), partition);
         if !self.links.contains_key(&key) {
-            let Some(route) = self.context.partitions.route(topic, partition) else {
-                return Err(KafkaError::of(ResponseError::UnknownTopicOrPartition));
+            let inputs = match self.context.routes().route(topic, partition) {
+                Lookup::Up(route) => route.inputs.clone(),
+                Lookup::NotUp => return Err(KafkaError::of(ResponseError::LeaderNotAvailable)),
+                Lookup::Unknown => {
+                    return Err(KafkaError::of(ResponseError::UnknownTopicOrPartition))
+                }
             };
-            let link = CoreLink::open(route.inputs.clone(), self.serial)
-                .await
-                .map_err(|error| {
-                    KafkaError::with(ResponseError::UnknownServerError, error.to_string())
-                })?;
+            let link = CoreLink::open(inputs, self.serial).await.map_err(|error| {
+                KafkaError::with(ResponseError::UnknownServerError, error.to_string())
+            })?;
             self.links.insert(key.clone(), link);
         }
         Ok(self.links.get_mut(&key).expect("inserted above"))

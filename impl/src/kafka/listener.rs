@@ -30,16 +30,27 @@ const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
 /// What every Kafka connection of a broker shares.
 #[derive(Debug)]
 pub struct KafkaContext {
-    /// This broker's id (Metadata's `controller_id` too: CreateTopics comes here).
+    /// This broker's id (Metadata's `controller_id` too: CreateTopics comes here, and is
+    /// forwarded to the controller process).
     pub broker: BrokerId,
     pub cluster_id: String,
     /// The partition's replicas: every broker (replication factor = brokers).
     pub replicas: Vec<BrokerId>,
     /// Every broker's Kafka address as `(host, port)`.
     pub advertised: BTreeMap<BrokerId, (String, i32)>,
-    pub partitions: PartitionTable,
+    /// The routes as last published (`node::broker_topics`); read with [`Self::routes`].
+    pub partitions: tokio::sync::watch::Receiver<Arc<PartitionTable>>,
+    /// Where CreateTopics is forwarded; `None`: no controller behind this listener.
+    pub topics: Option<Arc<crate::node::broker_topics::BrokerTopics>>,
     pub producer_ids: ProducerIds,
     pub connection_serial: AtomicU64,
+}
+
+impl KafkaContext {
+    /// The routes now (a snapshot: topics created later appear in the next one).
+    pub fn routes(&self) -> Arc<PartitionTable> {
+        self.partitions.borrow().clone()
+    }
 }
 
 /// Accepts Kafka connections until shutdown, then waits for their tasks (which end at the

@@ -1,5 +1,6 @@
 //! The Kafka wire protocol on a client listener (`--kafka-listen`): Kafka's own clients
-//! (librdkafka, kcat, the Java client) produce to and consume from the checked partition.
+//! (librdkafka, kcat, the Java client) create topics, and produce to and consume from their
+//! partitions, each an instance of the checked protocol.
 //!
 //! This is an adapter in front of the core, not a second broker: every produce and every read
 //! is a `ClientRequest` to the event loop, exactly what insync's own client sends, so what a
@@ -13,6 +14,7 @@
 //!   [`apis`];
 //! - [`link`]: how a connection speaks to the event loop (a client id, requests, replies);
 //! - [`partitions`]: the `(topic, partition) -> partition` table every request is routed by;
+//! - [`topic_table`]: the cluster's topics and the partition slots they use;
 //! - [`records`]: record batch v2 in, record batch v2 out, and what a Kafka record keeps in
 //!   an insync record's value bytes;
 //! - [`errors`]: the core's answers as Kafka error codes;
@@ -32,6 +34,7 @@ pub mod listener;
 pub mod partitions;
 pub mod producer_ids;
 pub mod records;
+pub mod topic_table;
 
 use std::collections::BTreeMap;
 
@@ -51,8 +54,6 @@ pub struct KafkaConfig {
     /// Every broker's Kafka address as clients reach it (`--kafka-peers`), this one's
     /// included: Metadata answers with these.
     pub advertised: BTreeMap<BrokerId, String>,
-    /// The topic served (`--topic`), with every one of its partitions.
-    pub topic: TopicSpec,
 }
 
 /// A bound Kafka listener and what its connections need, ready to serve once the node's
@@ -66,19 +67,16 @@ pub struct KafkaStart {
     pub cluster_id: String,
     pub replicas: Vec<BrokerId>,
     pub config: KafkaConfig,
-    /// The event loops of partitions 1, 2, ... of the topic (partition 0 is the loop the
-    /// listener is spawned in front of).
-    pub other_partitions: Vec<tokio::sync::mpsc::Sender<crate::node::event_loop::Input>>,
+    /// Every topic's partitions and their loops, as the topic table and the running loops
+    /// say (`node::broker_topics`).
+    pub routes: tokio::sync::watch::Receiver<std::sync::Arc<PartitionTable>>,
+    /// Where CreateTopics goes; `None`: no controller behind this listener (API tests).
+    pub topics: Option<std::sync::Arc<crate::node::broker_topics::BrokerTopics>>,
 }
 
 impl KafkaStart {
-    /// Serves Kafka connections in front of partition 0's event loop behind `inputs` (and
-    /// the other partitions' loops) until shutdown.
-    pub fn spawn(
-        self,
-        inputs: tokio::sync::mpsc::Sender<crate::node::event_loop::Input>,
-        shutdown: crate::node::shutdown::Shutdown,
-    ) -> tokio::task::JoinHandle<()> {
+    /// Serves Kafka connections in front of the partitions' event loops until shutdown.
+    pub fn spawn(self, shutdown: crate::node::shutdown::Shutdown) -> tokio::task::JoinHandle<()> {
         let mut advertised = BTreeMap::new();
         for (id, address) in &self.config.advertised {
             match split_host_port(address) {
@@ -93,15 +91,13 @@ impl KafkaStart {
             cluster_id: self.cluster_id,
             replicas: self.replicas,
             advertised,
-            partitions: {
-                let every = std::iter::once(inputs).chain(self.other_partitions);
-                PartitionTable::of_topic(&self.config.topic, every.collect())
-            },
+            partitions: self.routes,
+            topics: self.topics,
             producer_ids: producer_ids::ProducerIds::new(self.broker, self.broker_epoch),
             connection_serial: std::sync::atomic::AtomicU64::new(0),
         };
         let local = self.listener.local_addr().ok();
-        tracing::info!(?local, topic = %self.config.topic.name, "kafka listener serving");
+        tracing::info!(?local, "kafka listener serving");
         tokio::spawn(serve(self.listener, std::sync::Arc::new(context), shutdown))
     }
 }

@@ -1,12 +1,14 @@
 //! The `(topic, partition) -> partition` table: every Kafka request names a topic and a
 //! partition, and is routed through this table to the event loop that owns that partition's
-//! core. A broker runs one event loop per partition of its topic (docs/protocol.md §7), and
-//! each has its entry here; the API handlers do not know how many there are.
+//! core. A broker runs one event loop per partition slot of the topic table (docs/protocol.md
+//! §7), and each topic's partitions have their entries here; the API handlers do not know how
+//! many there are.
 
 use std::collections::BTreeMap;
 
 use tokio::sync::mpsc;
 
+use super::topic_table::{Slot, TopicTable};
 use crate::node::event_loop::Input;
 
 /// Longest topic name Kafka accepts.
@@ -74,41 +76,60 @@ pub struct PartitionRoute {
     pub inputs: mpsc::Sender<Input>,
 }
 
-/// See the module doc.
+/// What the table says of one `(topic, partition)`.
+#[derive(Debug)]
+pub enum Lookup<'a> {
+    /// The loop serving it runs here.
+    Up(&'a PartitionRoute),
+    /// The topic and partition exist, but this broker's loop for it is not up yet (a topic
+    /// just created): clients are told `LEADER_NOT_AVAILABLE` and retry.
+    NotUp,
+    Unknown,
+}
+
+/// See the module doc. Built from the topic table and the loops running; rebuilt whenever
+/// either changes, and published to the Kafka listener (`BrokerTopics`).
 #[derive(Clone, Debug, Default)]
 pub struct PartitionTable {
-    routes: BTreeMap<(String, i32), PartitionRoute>,
+    /// Each topic's partitions in index order; `None`: not up yet.
+    topics: BTreeMap<String, Vec<Option<PartitionRoute>>>,
 }
 
 impl PartitionTable {
-    /// The table of a node serving `topic`: partition `p` is the event loop behind
-    /// `inputs[p]`, one for each of the topic's partitions.
-    pub fn of_topic(topic: &TopicSpec, inputs: Vec<mpsc::Sender<Input>>) -> PartitionTable {
-        assert_eq!(
-            inputs.len() as u64,
-            u64::from(topic.partitions),
-            "one loop a partition"
-        );
-        let routes = (0..).zip(inputs).map(|(index, inputs)| {
-            let key = (topic.name.clone(), index);
-            (key, PartitionRoute { inputs })
+    /// The routes of `table`: partition `p` of a topic goes to the loop of its slot in
+    /// `loops`, or is `NotUp` when that slot's loop does not run here.
+    pub fn of_table(table: &TopicTable, loops: &BTreeMap<Slot, mpsc::Sender<Input>>) -> Self {
+        let topics = table.topics().iter().map(|topic| {
+            let routes = topic.slots.iter().map(|slot| {
+                let inputs = loops.get(slot)?.clone();
+                Some(PartitionRoute { inputs })
+            });
+            (topic.name.clone(), routes.collect())
         });
         PartitionTable {
-            routes: routes.collect(),
+            topics: topics.collect(),
         }
     }
 
-    pub fn route(&self, topic: &str, partition: i32) -> Option<&PartitionRoute> {
-        self.routes.get(&(topic.to_owned(), partition))
+    pub fn route(&self, topic: &str, partition: i32) -> Lookup<'_> {
+        let Some(routes) = self.topics.get(topic) else {
+            return Lookup::Unknown;
+        };
+        let index = usize::try_from(partition).ok();
+        match index.and_then(|index| routes.get(index)) {
+            None => Lookup::Unknown,
+            Some(None) => Lookup::NotUp,
+            Some(Some(route)) => Lookup::Up(route),
+        }
     }
 
     /// Every topic with its partition indexes, in order.
     pub fn topics(&self) -> BTreeMap<&str, Vec<i32>> {
-        let mut topics: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
-        for (topic, partition) in self.routes.keys() {
-            topics.entry(topic.as_str()).or_default().push(*partition);
-        }
-        topics
+        let topics = self.topics.iter().map(|(name, routes)| {
+            let count = i32::try_from(routes.len()).expect("at most PARTITIONS_MAX");
+            (name.as_str(), (0..count).collect())
+        });
+        topics.collect()
     }
 }
 
@@ -136,18 +157,31 @@ mod tests {
         ));
     }
 
+    /// Goal: every partition of every topic routes to the loop of its slot, one whose loop
+    /// is not up is told apart from one that does not exist.
     #[test]
-    fn a_topic_of_several_partitions_routes_each_to_its_own_loop() {
-        let topic = TopicSpec::parse("orders:3").unwrap();
-        let channels: Vec<_> = (0..3).map(|_| mpsc::channel::<Input>(1)).collect();
-        let inputs = channels.iter().map(|(sender, _)| sender.clone()).collect();
-        let table = PartitionTable::of_topic(&topic, inputs);
-        assert_eq!(table.topics()["orders"], vec![0, 1, 2]);
-        for (index, (sender, _)) in channels.iter().enumerate() {
-            let route = table.route("orders", index as i32).unwrap();
+    fn partitions_route_to_their_slots_loops() {
+        let specs = [
+            TopicSpec::parse("orders:3").unwrap(),
+            TopicSpec::parse("b").unwrap(),
+        ];
+        let table = TopicTable::from_specs(&specs, 8).unwrap();
+        let channels: Vec<_> = (0..4).map(|_| mpsc::channel::<Input>(1)).collect();
+        let mut loops: BTreeMap<Slot, _> =
+            (0..).zip(channels.iter().map(|c| c.0.clone())).collect();
+        loops.remove(&3);
+        let routes = PartitionTable::of_table(&table, &loops);
+        assert_eq!(routes.topics()["orders"], vec![0, 1, 2]);
+        assert_eq!(routes.topics()["b"], vec![0]);
+        for (index, (sender, _)) in channels.iter().take(3).enumerate() {
+            let Lookup::Up(route) = routes.route("orders", index as i32) else {
+                panic!("partition {index} is up");
+            };
             assert!(route.inputs.same_channel(sender), "partition {index}");
         }
-        assert!(table.route("orders", 3).is_none());
-        assert!(table.route("other", 0).is_none());
+        assert!(matches!(routes.route("b", 0), Lookup::NotUp));
+        assert!(matches!(routes.route("orders", 3), Lookup::Unknown));
+        assert!(matches!(routes.route("orders", -1), Lookup::Unknown));
+        assert!(matches!(routes.route("other", 0), Lookup::Unknown));
     }
 }

@@ -22,15 +22,17 @@
 //! (`storage::simulate_power_loss`), as a stepped restart after SIGKILL needs.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use tracing::{info, warn};
 
-use super::config::{BrokerConfig, ConfigError, PartitionNodes};
+use super::broker_topics::BrokerTopics;
+use super::config::{BrokerConfig, PartitionNodes, TopicsConfig};
 use super::event_loop::{Output, Role};
 use super::shutdown::{shutdown_pair, spawn_signal_handler};
 use super::{
-    bind, claim_data_dir, input_channel, join_partitions, open_trace, partition_data_dir,
-    partition_options, run_node, NodeError, Wiring,
+    bind, claim_data_dir, input_channel, join_partitions, open_trace, run_node, Claim, NodeError,
+    Wiring,
 };
 use crate::core::{
     BrokerCore, BrokerStart, ControllerState, CoreError, Effects, ReplicaApply, Write,
@@ -229,55 +231,44 @@ pub async fn run_broker(
     config: BrokerConfig,
     on_bound: impl FnOnce(std::net::SocketAddr),
 ) -> Result<(), NodeError> {
-    run_broker_with_kafka(config, None, Vec::new(), on_bound, |_| {}).await
+    let topics = TopicsConfig::default_topic();
+    run_broker_with_kafka(config, None, topics, on_bound, |_| {}).await
 }
 
 /// [`run_broker`], and with `kafka` a Kafka listener too (`--kafka-listen`), bound after the
-/// broker's own listener (`on_kafka_bound` is told where). Each partition of the topic after 0
-/// (`partitions`, `--partition-nodes`) is one more broker event loop in this process, on its
-/// own port and data directory, heartbeating its own controller core; the Kafka listener
-/// routes each partition to its loop. Every loop shares one shutdown.
+/// broker's own listener (`on_kafka_bound` is told where). Each partition slot after 0 the
+/// topic table assigns (`broker_topics`; addresses from `--partition-nodes`) is one more
+/// broker event loop in this process, on its own port and data directory, heartbeating its
+/// own controller core, and more start as topics are created; the Kafka listener routes each
+/// partition to its loop. Every loop shares one shutdown.
 pub async fn run_broker_with_kafka(
     config: BrokerConfig,
     kafka: Option<KafkaConfig>,
-    partitions: Vec<PartitionNodes>,
+    topics: TopicsConfig,
     on_bound: impl FnOnce(std::net::SocketAddr),
     on_kafka_bound: impl FnOnce(std::net::SocketAddr),
 ) -> Result<(), NodeError> {
     config.options.timing.validate()?;
     let brokers: BTreeSet<BrokerId> = config.options.protocol.brokers.iter().copied().collect();
-    let count = match &kafka {
-        Some(kafka) => kafka.topic.partitions,
-        None => 1,
-    };
-    PartitionNodes::check_list(&partitions, count, &brokers)?;
+    PartitionNodes::check_list(&topics.pool, &brokers)?;
     let (trigger, shutdown) = shutdown_pair();
     spawn_signal_handler(trigger.clone());
-    let mut others = Vec::with_capacity(partitions.len());
-    let mut other_inputs = Vec::with_capacity(partitions.len());
-    for nodes in partitions {
-        let partition = BrokerConfig {
-            listen: nodes.brokers.get(&config.id).cloned().ok_or_else(|| {
-                let entry = nodes.format();
-                let reason = format!("broker {} (this one) is not named", config.id);
-                ConfigError::PartitionNodes { entry, reason }
-            })?,
-            controller: nodes.controller,
-            peers: nodes.brokers,
-            data_dir: partition_data_dir(&config.data_dir, nodes.index),
-            options: partition_options(&config.options, &config.data_dir, nodes.index),
-            ..config.clone()
-        };
-        let (listener, role, mut wiring) = broker_node(partition, |_| {}).await?;
-        let channel = input_channel();
-        other_inputs.push(channel.0.clone());
-        wiring.channel = Some(channel);
-        let (trigger, shutdown) = (trigger.clone(), shutdown.clone());
-        others.push(tokio::spawn(run_node(
-            listener, role, wiring, trigger, shutdown,
-        )));
-    }
-    let (listener, role, mut wiring) = broker_node(config.clone(), on_bound).await?;
+    // Locked before the table copy in it is read.
+    let claim = claim_data_dir(&config.data_dir, &config.options)?;
+    let channel = input_channel();
+    let refreshes = !config.options.stepped && !topics.pool.is_empty();
+    let served = BrokerTopics::open(
+        config.clone(),
+        &topics.topics,
+        topics.pool,
+        channel.0.clone(),
+        trigger.clone(),
+        shutdown.clone(),
+    )?;
+    let served = Arc::new(served);
+    served.start_assigned().await?;
+    let (listener, role, mut wiring) = broker_node(config.clone(), claim, on_bound).await?;
+    wiring.channel = Some(channel);
     if let Some(kafka) = kafka {
         let listener = bind(&kafka.listen, on_kafka_bound).await?;
         wiring.kafka = Some(KafkaStart {
@@ -287,18 +278,24 @@ pub async fn run_broker_with_kafka(
             cluster_id: config.options.cluster_id.clone(),
             replicas: config.options.protocol.brokers.clone(),
             config: kafka,
-            other_partitions: other_inputs,
+            routes: served.routes(),
+            topics: Some(served.clone()),
         });
     }
-    join_partitions(run_node(listener, role, wiring, trigger, shutdown), others).await
+    if refreshes {
+        served.spawn_refresh(config.options.timing.heartbeat_interval);
+    }
+    let result = run_node(listener, role, wiring, trigger, shutdown).await;
+    join_partitions(async { result }, served.take_running()).await
 }
 
-/// One broker event loop's listener, role (its storage opened) and wiring, ready to run.
-async fn broker_node(
+/// One broker event loop's listener, role (its storage opened) and wiring, its data
+/// directory locked by `claim`, ready to run.
+pub(crate) async fn broker_node(
     config: BrokerConfig,
+    claim: Claim,
     on_bound: impl FnOnce(std::net::SocketAddr),
 ) -> Result<(tokio::net::TcpListener, BrokerRole, Wiring), NodeError> {
-    let claim = claim_data_dir(&config.data_dir, &config.options)?;
     let listener = bind(&config.listen, on_bound).await?;
     // Before the role takes its broker epoch: reading a long trace log to continue it takes
     // seconds, and an incarnation killed then must not have used an epoch (D9).
@@ -323,6 +320,7 @@ async fn broker_node(
         trace,
         kafka: None,
         channel: None,
+        topics: None,
     };
     Ok((listener, role, wiring))
 }

@@ -9,6 +9,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::core::ProtocolConfig;
+use crate::kafka::partitions::PARTITIONS_MAX;
+use crate::kafka::{TopicSpec, DEFAULT_TOPIC};
 use crate::protocol::{BrokerId, NodeId, Timer};
 use crate::storage::FsyncPolicy;
 
@@ -148,16 +150,16 @@ pub enum ConfigError {
     Timing(String),
     #[error(
         "--partition-nodes {entry:?}: {reason} (the form is P/0=ADDR,1=ADDR,2=ADDR,...: \
-         partition P's controller core (0) and every broker)"
+         partition slot P's controller core (0) and every broker)"
     )]
     PartitionNodes { entry: String, reason: String },
 }
 
-/// Where partition `index` (1, 2, ...) of the topic is served: its controller core's address
-/// and every broker's (`--partition-nodes`). Partition 0 is served where the node's own flags
-/// say (`--listen`, `--controller`, `--peers`), exactly as a cluster of one partition is; each
-/// other partition has a port of its own on every node, so its peer channels are its own
-/// (docs/protocol.md §7).
+/// Where partition slot `index` (1, 2, ...) is served: its controller core's address and
+/// every broker's (`--partition-nodes`). Slot 0 is served where the node's own flags say
+/// (`--listen`, `--controller`, `--peers`), exactly as a cluster of one partition is; each
+/// other slot has a port of its own on every node, so its peer channels are its own
+/// (docs/protocol.md §7). Which topic's partition a slot serves is the topic table's say.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PartitionNodes {
     pub index: u32,
@@ -175,7 +177,7 @@ impl PartitionNodes {
         let (index, nodes) = text.split_once('/').ok_or_else(|| refuse("no '/'"))?;
         let index: u32 = match index.trim().parse() {
             Ok(index) if index >= 1 => index,
-            _ => return Err(refuse("P is a partition index, 1 or more")),
+            _ => return Err(refuse("P is a partition slot, 1 or more")),
         };
         let mut controller = None;
         let mut brokers = Vec::new();
@@ -212,34 +214,51 @@ impl PartitionNodes {
         )
     }
 
-    /// Checks a node's list: partitions 1, 2, ..., `partitions - 1`, each once, in order,
-    /// each naming exactly the brokers of partition 0.
+    /// Checks a node's slot pool: slots 1, 2, ... each once, in order, at most
+    /// `PARTITIONS_MAX` slots with slot 0, each naming exactly the brokers of slot 0.
     pub fn check_list(
         list: &[PartitionNodes],
-        partitions: u32,
         brokers: &BTreeSet<BrokerId>,
     ) -> Result<(), ConfigError> {
         let refuse = |entry: String, reason: String| ConfigError::PartitionNodes { entry, reason };
-        if list.len() as u64 + 1 != u64::from(partitions) {
+        if list.len() as u64 + 1 > u64::from(PARTITIONS_MAX) {
             return Err(refuse(
                 format!("{} given", list.len()),
-                format!(
-                    "the topic has {partitions} partitions: one --partition-nodes for each after 0"
-                ),
+                format!("at most {PARTITIONS_MAX} slots in all, slot 0 included"),
             ));
         }
         for (expected, nodes) in (1..).zip(list) {
             if nodes.index != expected {
-                let reason = format!("partition {expected} expected here, in order");
+                let reason = format!("slot {expected} expected here, in order");
                 return Err(refuse(nodes.format(), reason));
             }
             let named: BTreeSet<BrokerId> = nodes.brokers.keys().copied().collect();
             if &named != brokers {
-                let reason = format!("names brokers {named:?}, partition 0 has {brokers:?}");
+                let reason = format!("names brokers {named:?}, slot 0 has {brokers:?}");
                 return Err(refuse(nodes.format(), reason));
             }
         }
         Ok(())
+    }
+}
+
+/// The topics a process starts with (`--topic`, repeatable; they make the topic table on a
+/// fresh start) and the partition slots after 0 it has addresses for (`--partition-nodes`).
+#[derive(Clone, Debug)]
+pub struct TopicsConfig {
+    pub topics: Vec<TopicSpec>,
+    pub pool: Vec<PartitionNodes>,
+}
+
+impl TopicsConfig {
+    /// One topic of one partition, [`DEFAULT_TOPIC`], and no slot beyond 0: a cluster of one
+    /// partition, as it always was.
+    pub fn default_topic() -> TopicsConfig {
+        let topic = TopicSpec::parse(DEFAULT_TOPIC).expect("a valid name");
+        TopicsConfig {
+            topics: vec![topic],
+            pool: Vec::new(),
+        }
     }
 }
 
@@ -396,12 +415,19 @@ mod tests {
         }
         let brokers: BTreeSet<BrokerId> = [1, 2].into();
         let one = PartitionNodes::parse("1/0=h:1,1=h:2,2=h:3").unwrap();
-        assert!(PartitionNodes::check_list(&[], 1, &brokers).is_ok());
-        assert!(PartitionNodes::check_list(std::slice::from_ref(&one), 2, &brokers).is_ok());
-        assert!(PartitionNodes::check_list(&[], 2, &brokers).is_err());
-        assert!(PartitionNodes::check_list(std::slice::from_ref(&nodes), 2, &brokers).is_err());
+        assert!(PartitionNodes::check_list(&[], &brokers).is_ok());
+        assert!(PartitionNodes::check_list(std::slice::from_ref(&one), &brokers).is_ok());
+        assert!(PartitionNodes::check_list(std::slice::from_ref(&nodes), &brokers).is_err());
         let other_brokers: BTreeSet<BrokerId> = [1, 3].into();
-        assert!(PartitionNodes::check_list(&[one], 2, &other_brokers).is_err());
+        assert!(PartitionNodes::check_list(std::slice::from_ref(&one), &other_brokers).is_err());
+        let slot = |index: u32| PartitionNodes {
+            index,
+            ..one.clone()
+        };
+        let most: Vec<PartitionNodes> = (1..PARTITIONS_MAX).map(slot).collect();
+        assert!(PartitionNodes::check_list(&most, &brokers).is_ok());
+        let over: Vec<PartitionNodes> = (1..=PARTITIONS_MAX).map(slot).collect();
+        assert!(PartitionNodes::check_list(&over, &brokers).is_err());
     }
 
     #[test]

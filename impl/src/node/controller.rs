@@ -8,15 +8,16 @@
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use tracing::{info, warn};
 
-use super::config::{ControllerConfig, PartitionNodes};
+use super::config::{ControllerConfig, PartitionNodes, TopicsConfig};
+use super::controller_topics::ControllerTopics;
 use super::event_loop::{Output, Role};
 use super::shutdown::{shutdown_pair, spawn_signal_handler};
 use super::{
-    bind, claim_data_dir, join_partitions, open_trace, partition_data_dir, partition_options,
-    run_node, NodeError, Wiring,
+    bind, claim_data_dir, join_partitions, open_trace, run_node, Claim, NodeError, Wiring,
 };
 use crate::core::{ControllerCore, ControllerState, CoreError, Effects};
 use crate::protocol::{
@@ -139,47 +140,48 @@ pub async fn run_controller(
     config: ControllerConfig,
     on_bound: impl FnOnce(std::net::SocketAddr),
 ) -> Result<(), NodeError> {
-    run_controller_partitions(config, Vec::new(), on_bound).await
+    let topics = TopicsConfig::default_topic();
+    run_controller_partitions(config, topics, on_bound).await
 }
 
-/// [`run_controller`] with one controller core for each partition after 0 too
-/// (`--partition-nodes`), each on its own port and data directory, all in this process and
-/// stopping together. Every other partition is bound before partition 0 tells `on_bound`.
+/// [`run_controller`] with the topic table (`controller_topics`): one controller core for
+/// each assigned partition slot after 0 too, each on its own port (`--partition-nodes`) and
+/// data directory, all in this process and stopping together, and more started as topics are
+/// created. Every assigned slot is bound before slot 0 tells `on_bound`.
 pub async fn run_controller_partitions(
     config: ControllerConfig,
-    partitions: Vec<PartitionNodes>,
+    topics: TopicsConfig,
     on_bound: impl FnOnce(std::net::SocketAddr),
 ) -> Result<(), NodeError> {
     config.options.timing.validate()?;
     let brokers: BTreeSet<BrokerId> = config.brokers.keys().copied().collect();
-    let count = u32::try_from(partitions.len() + 1).unwrap_or(u32::MAX);
-    PartitionNodes::check_list(&partitions, count, &brokers)?;
+    PartitionNodes::check_list(&topics.pool, &brokers)?;
     let (trigger, shutdown) = shutdown_pair();
     spawn_signal_handler(trigger.clone());
-    let mut others = Vec::with_capacity(partitions.len());
-    for nodes in partitions {
-        let partition = ControllerConfig {
-            listen: nodes.controller,
-            brokers: nodes.brokers,
-            data_dir: partition_data_dir(&config.data_dir, nodes.index),
-            options: partition_options(&config.options, &config.data_dir, nodes.index),
-        };
-        let (listener, role, wiring) = controller_node(partition, |_| {}).await?;
-        let (trigger, shutdown) = (trigger.clone(), shutdown.clone());
-        others.push(tokio::spawn(run_node(
-            listener, role, wiring, trigger, shutdown,
-        )));
-    }
-    let (listener, role, wiring) = controller_node(config, on_bound).await?;
-    join_partitions(run_node(listener, role, wiring, trigger, shutdown), others).await
+    // Locked before the table in it is read.
+    let claim = claim_data_dir(&config.data_dir, &config.options)?;
+    let owner = ControllerTopics::open(
+        config.clone(),
+        &topics.topics,
+        topics.pool,
+        trigger.clone(),
+        shutdown.clone(),
+    )?;
+    let owner = Arc::new(owner);
+    owner.start_assigned().await?;
+    let (listener, role, mut wiring) = controller_node(config, claim, on_bound).await?;
+    wiring.topics = Some(owner.clone());
+    let result = run_node(listener, role, wiring, trigger, shutdown).await;
+    join_partitions(async { result }, owner.take_running()).await
 }
 
-/// One controller core's listener, role and wiring, bound and ready to run.
-async fn controller_node(
+/// One controller core's listener, role and wiring (its data directory locked by `claim`),
+/// bound and ready to run.
+pub(crate) async fn controller_node(
     config: ControllerConfig,
+    claim: Claim,
     on_bound: impl FnOnce(std::net::SocketAddr),
 ) -> Result<(tokio::net::TcpListener, ControllerRole, Wiring), NodeError> {
-    let claim = claim_data_dir(&config.data_dir, &config.options)?;
     let listener = bind(&config.listen, on_bound).await?;
     let trace = open_trace(NodeId::Controller, &config.options)?;
     let role = ControllerRole::open(config.clone())?;
@@ -199,6 +201,7 @@ async fn controller_node(
         trace,
         kafka: None,
         channel: None,
+        topics: None,
     };
     Ok((listener, role, wiring))
 }

@@ -18,7 +18,9 @@
 //! anyone who passed the handshake; `Inspect` and `Shutdown` from the operator (a control
 //! connection that presented the control token); `FireTimer` and `Barrier` from the operator
 //! of a stepped node only, since in real time the node's own clocks decide when timers fire.
-//! A refused request is answered `ControlReply::Refused` and logged; the connection and the
+//! `Topics` and `CreateTopic` never get here on the controller process's slot 0, whose
+//! listener hands them to the topic table (`controller_topics`); any loop that is asked has
+//! no table and refuses them (`NoTopicTable`). A refused request is answered `ControlReply::Refused` and logged; the connection and the
 //! node carry on.
 
 use std::collections::BTreeMap;
@@ -475,6 +477,11 @@ impl<R: Role> EventLoop<R> {
         let name = || request_name(request).to_owned();
         match request {
             Control::Metadata => Ok(()),
+            // The controller process's listener answers these before they reach a loop
+            // (`listener::serve_control`); any loop asked has no table.
+            Control::Topics | Control::CreateTopic { .. } => {
+                Err(ControlRefusal::NoTopicTable { request: name() })
+            }
             Control::FireTimer(_) | Control::Barrier { .. } if self.clock.is_some() => {
                 Err(ControlRefusal::SteppedOnly { request: name() })
             }
@@ -515,6 +522,9 @@ impl<R: Role> EventLoop<R> {
                 info!("shutdown requested on the control channel");
                 self.shutdown_trigger.trigger();
                 ControlReply::ShuttingDown
+            }
+            Control::Topics | Control::CreateTopic { .. } => {
+                unreachable!("admit refuses {}", request_name(&request))
             }
         };
         // The requester may have gone; nothing to do then.
@@ -566,6 +576,8 @@ fn request_name(request: &Control) -> &'static str {
         Control::Barrier { .. } => "Barrier",
         Control::Metadata => "Metadata",
         Control::Shutdown => "Shutdown",
+        Control::Topics => "Topics",
+        Control::CreateTopic { .. } => "CreateTopic",
     }
 }
 

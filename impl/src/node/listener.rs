@@ -51,6 +51,9 @@ pub struct ListenerContext {
     pub control_token: ControlToken,
     pub inputs: mpsc::Sender<Input>,
     pub connection_serial: AtomicU64,
+    /// The controller process's slot 0: the topic table answers `Topics` and `CreateTopic`
+    /// here, without the event loop (the table is no protocol state).
+    pub topics: Option<Arc<super::controller_topics::ControllerTopics>>,
 }
 
 /// How long, at shutdown, connection handlers may take to finish what they were doing (above
@@ -248,6 +251,17 @@ async fn serve_control(
         let Some(request) = request else {
             return Ok(());
         };
+        if let (Some(topics), true) = (&context.topics, is_topic_request(&request)) {
+            let answer = tokio::select! {
+                _ = shutdown.recv() => return Ok(()),
+                answer = topics.answer(request) => answer,
+            };
+            writer
+                .write(&answer)
+                .await
+                .map_err(|error| error.to_string())?;
+            continue;
+        }
         let asks_shutdown = request == Control::Shutdown;
         let (reply, answer) = oneshot::channel();
         let input = Input::Control {
@@ -275,4 +289,10 @@ async fn serve_control(
             return Ok(());
         }
     }
+}
+
+/// `Topics` and `CreateTopic`: open to anyone, as Kafka's CreateTopics is to anyone who
+/// reaches a Kafka port (docs/runtime.md, "Who can do what"); bounded by the slots.
+fn is_topic_request(request: &Control) -> bool {
+    matches!(request, Control::Topics | Control::CreateTopic { .. })
 }

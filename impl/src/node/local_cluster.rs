@@ -16,6 +16,8 @@ use super::config::{format_peers, node_command, PartitionNodes};
 use super::control_token::ControlToken;
 use super::supervisor::{Listen, Supervisor, SupervisorError, SupervisorSpec};
 use crate::client::ControlClient;
+use crate::kafka::partitions::PARTITIONS_MAX;
+use crate::kafka::topic_table::TopicTable;
 use crate::kafka::TopicSpec;
 use crate::protocol::{BrokerId, NodeId, Snapshot};
 use crate::storage::PowerLossReport;
@@ -43,11 +45,27 @@ pub struct LocalClusterSpec {
     /// ports from the kernel.
     pub base_port: Option<u16>,
     pub logs: ChildLogs,
-    /// `Some(topic)`: every broker also serves the Kafka protocol for `topic` (`--topic`), on
-    /// a port of its own (after the nodes' ports with `base_port`). A topic of P partitions
-    /// has partitions 1..P served on ports of their own on every node (`--partition-nodes`),
-    /// after the Kafka ports with `base_port`.
-    pub kafka_topic: Option<String>,
+    /// Not empty: every broker also serves the Kafka protocol, on a port of its own (after
+    /// the nodes' ports with `base_port`), and these topics (`--topic NAME[:P]`, each given to
+    /// every process) make the topic table of the fresh cluster.
+    pub kafka_topics: Vec<String>,
+    /// With Kafka: how many partition slots the cluster has addresses for, slot 0 included
+    /// (`insync cluster up --partition-slots`); slots 1.. are served on ports of their own on
+    /// every node (`--partition-nodes`), after the Kafka ports with `base_port`. `None`: just
+    /// those the topics at start use.
+    pub partition_slots: Option<u32>,
+}
+
+impl LocalClusterSpec {
+    /// How many slots the topics at start use (a topic that does not parse counts one; the
+    /// nodes refuse it with the reason).
+    pub fn slots_used(&self) -> u32 {
+        let each = self
+            .kafka_topics
+            .iter()
+            .map(|topic| TopicSpec::parse(topic).map_or(1, |topic| topic.partitions));
+        each.sum()
+    }
 }
 
 /// A running local cluster. See the module doc.
@@ -57,8 +75,11 @@ pub struct LocalCluster {
     addresses: BTreeMap<NodeId, String>,
     /// Each broker's Kafka address, when the spec asked for Kafka listeners.
     kafka_addresses: BTreeMap<BrokerId, String>,
-    /// Where partitions 1, 2, ... of the topic are served (`--partition-nodes`).
+    /// Where partition slots 1, 2, ... are served (`--partition-nodes`).
     partitions: Vec<PartitionNodes>,
+    /// How many slots the topics at start use: those a ready cluster serves when the
+    /// controller, which knows of any created since, is not running.
+    slots_at_start: u32,
 }
 
 impl LocalCluster {
@@ -97,12 +118,16 @@ impl LocalCluster {
         };
         let mut kafka_addresses = BTreeMap::new();
         let mut partitions = Vec::new();
-        if let Some(topic) = &spec.kafka_topic {
+        if !spec.kafka_topics.is_empty() {
             for id in 1..=spec.brokers {
                 kafka_addresses.insert(id, extra(NodeId::Broker(id))?.to_string());
             }
-            let count = TopicSpec::parse(topic).map_or(1, |topic| topic.partitions);
-            for index in 1..count {
+            let slots = spec.partition_slots.unwrap_or_else(|| spec.slots_used());
+            assert!(
+                slots <= PARTITIONS_MAX,
+                "{slots} slots: the caller checks the bound"
+            );
+            for index in 1..slots {
                 let controller = extra(NodeId::Controller)?.to_string();
                 let mut brokers = BTreeMap::new();
                 for id in 1..=spec.brokers {
@@ -120,6 +145,7 @@ impl LocalCluster {
             addresses,
             kafka_addresses,
             partitions,
+            slots_at_start: spec.slots_used(),
         };
         cluster.start_all(&spec, &nodes).await
     }
@@ -140,7 +166,10 @@ impl LocalCluster {
             args.extend(common.iter().cloned());
             if let NodeId::Broker(id) = node {
                 args.extend(spec.broker_args.iter().cloned());
-                args.extend(self.kafka_args(*id, spec.kafka_topic.as_deref()));
+                args.extend(self.kafka_args(*id));
+            }
+            for topic in &spec.kafka_topics {
+                args.extend(["--topic".to_string(), topic.clone()]);
             }
             for partition in &self.partitions {
                 args.extend(["--partition-nodes".to_string(), partition.format()]);
@@ -151,24 +180,17 @@ impl LocalCluster {
         Ok(self)
     }
 
-    /// A broker's Kafka flags: where it listens, every broker's Kafka address, the topic.
-    fn kafka_args(&self, id: BrokerId, topic: Option<&str>) -> Vec<String> {
-        let (Some(topic), Some(listen)) = (topic, self.kafka_addresses.get(&id)) else {
+    /// A broker's Kafka flags: where it listens, every broker's Kafka address.
+    fn kafka_args(&self, id: BrokerId) -> Vec<String> {
+        let Some(listen) = self.kafka_addresses.get(&id) else {
             return Vec::new();
         };
         let peers = format_peers(&self.kafka_addresses);
-        let flags = [
-            "--kafka-listen",
-            listen,
-            "--kafka-peers",
-            &peers,
-            "--topic",
-            topic,
-        ];
+        let flags = ["--kafka-listen", listen, "--kafka-peers", &peers];
         flags.iter().map(|flag| flag.to_string()).collect()
     }
 
-    /// Where partitions 1, 2, ... of the topic are served (empty for one partition).
+    /// Where partition slots 1, 2, ... are served, assigned or not (empty for one slot).
     pub fn partitions(&self) -> &[PartitionNodes] {
         &self.partitions
     }
@@ -272,15 +294,31 @@ impl LocalCluster {
         Some((super::supervisor::node_name(node), status))
     }
 
+    /// The controller's topic table (`Control::Topics`, open to anyone).
+    pub async fn topics(&self) -> Result<TopicTable, String> {
+        let connect = ControlClient::connect(self.controller_address(), self.cluster_id());
+        let mut control = connect.await.map_err(|error| error.to_string())?;
+        control.topics().await.map_err(|error| error.to_string())
+    }
+
     /// Waits until every running node answers `Inspect`, and every running broker holds a
-    /// view, on every partition, or `timeout` passes.
+    /// view, on every partition slot the controller's topic table assigns, or `timeout`
+    /// passes.
     pub async fn wait_ready(&self, timeout: Duration) -> Result<(), String> {
         let deadline = Instant::now() + timeout;
         let mut every = Vec::new();
         for (node, address) in &self.addresses {
             every.push((*node, address.clone()));
         }
-        for partition in &self.partitions {
+        let assigned: std::collections::BTreeSet<u32> = match self.partitions.is_empty() {
+            true => Default::default(),
+            false if !self.supervisor.is_running(NodeId::Controller) => {
+                (0..self.slots_at_start).collect()
+            }
+            false => self.wait_topics(deadline).await?.assigned(),
+        };
+        let partitions = self.partitions.iter();
+        for partition in partitions.filter(|nodes| assigned.contains(&nodes.index)) {
             every.push((NodeId::Controller, partition.controller.clone()));
             for (id, address) in &partition.brokers {
                 every.push((NodeId::Broker(*id), address.clone()));
@@ -298,6 +336,20 @@ impl LocalCluster {
             self.wait_for(address, deadline, &described, ready).await?;
         }
         Ok(())
+    }
+
+    /// The controller's topic table, polled until it answers or `deadline` passes.
+    async fn wait_topics(&self, deadline: Instant) -> Result<TopicTable, String> {
+        loop {
+            let error = match self.topics().await {
+                Ok(table) => return Ok(table),
+                Err(error) => error,
+            };
+            if Instant::now() >= deadline {
+                return Err(format!("the controller's topic table: {error}"));
+            }
+            tokio::time::sleep(INSPECT_POLL).await;
+        }
     }
 
     /// Polls `Inspect` on `address` until `condition` holds or `deadline` passes.

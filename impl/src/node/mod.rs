@@ -6,7 +6,8 @@
 //! - [`peers`]: one outbound connection per peer, reconnecting, with a bounded queue;
 //! - [`event_loop`]: the single task that owns the core and handles inputs one at a time;
 //! - [`broker`], [`controller`]: each role's process: the core over its storage or persisted
-//!   state. Every deadline is a timer of the core, kept by the event loop (real time) or fired
+//!   state; [`controller_topics`], [`broker_topics`]: the topic table each keeps, and the
+//!   partition slots' cores and loops started from it. Every deadline is a timer of the core, kept by the event loop (real time) or fired
 //!   by the harness (stepped); the roles decide nothing about time themselves;
 //! - [`shutdown`]: the shutdown signal every task selects on;
 //! - [`data_dir_lock`]: one process per data directory (an advisory lock held for life);
@@ -18,9 +19,11 @@
 //! peer, and the event loop. Only the event loop touches protocol state; the rest move frames.
 
 pub mod broker;
+pub mod broker_topics;
 pub mod config;
 pub mod control_token;
 pub mod controller;
+pub mod controller_topics;
 pub mod data_dir_lock;
 pub mod event_loop;
 pub mod listener;
@@ -47,7 +50,7 @@ use listener::ListenerContext;
 use shutdown::{Shutdown, ShutdownTrigger};
 
 pub use config::{
-    BrokerConfig, ConfigError, ControllerConfig, NodeOptions, PartitionNodes, Timing,
+    BrokerConfig, ConfigError, ControllerConfig, NodeOptions, PartitionNodes, Timing, TopicsConfig,
 };
 pub use control_token::{ControlToken, TokenError};
 pub use data_dir_lock::{DataDirLock, LockError};
@@ -152,6 +155,9 @@ pub(crate) struct Wiring {
     /// The event loop's input channel, when the caller made it (a partition other than 0,
     /// whose sender the Kafka listener of partition 0 routes to); `None`: a fresh one.
     pub channel: Option<(mpsc::Sender<Input>, mpsc::Receiver<Input>)>,
+    /// The controller process's slot 0: the topic table, which answers `Topics` and
+    /// `CreateTopic` on this node's control channel.
+    pub topics: Option<Arc<controller_topics::ControllerTopics>>,
 }
 
 /// A fresh event-loop input channel, bounded as every node's is.
@@ -232,10 +238,9 @@ pub(crate) async fn run_node<R: Role>(
         control_token: wiring.claim.token.clone(),
         inputs,
         connection_serial: AtomicU64::new(0),
+        topics: wiring.topics,
     });
-    let kafka = wiring
-        .kafka
-        .map(|kafka| kafka.spawn(context.inputs.clone(), shutdown.clone()));
+    let kafka = wiring.kafka.map(|kafka| kafka.spawn(shutdown.clone()));
     let accepting = tokio::spawn(listener::serve(listener, context, shutdown.clone()));
     let stepped = wiring.timing.is_none();
     info!(name = ?wiring.name, %local, stepped, "node serving");

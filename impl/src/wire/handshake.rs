@@ -35,8 +35,9 @@ use super::error::WireError;
 /// the core's named timers (`FetchRetry`, `FetchBackoff`, `ParkedRelease`, `BrokerHeartbeat`) and
 /// the snapshots' `timers_fired`. Version 5: one message type per channel (`PeerMessage` on
 /// peer connections, `ClientRequest` / `ClientReply` on client connections) in place of the
-/// one `Message` enum, whose variant tags both encodings renumber.
-pub const PROTOCOL_VERSION: u16 = 5;
+/// one `Message` enum, whose variant tags both encodings renumber. Version 6: the control
+/// channel's `Topics` and `CreateTopic` and their replies (the topic table).
+pub const PROTOCOL_VERSION: u16 = 6;
 
 /// How long either side waits for the whole handshake before giving up on the peer.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);

@@ -22,7 +22,7 @@ pub async fn handle(
 ) -> MetadataResponse {
     let served: Vec<(String, Vec<i32>)> = session
         .context
-        .partitions
+        .routes()
         .topics()
         .into_iter()
         .map(|(name, partitions)| (name.to_owned(), partitions))

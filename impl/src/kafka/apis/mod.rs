@@ -63,7 +63,7 @@ pub async fn handle(
             ResponseKind::InitProducerId(init_producer_id::handle(request, session))
         }
         RequestKind::CreateTopics(request) => {
-            ResponseKind::CreateTopics(create_topics::handle(request, session))
+            ResponseKind::CreateTopics(create_topics::handle(request, session).await)
         }
         other => unreachable!("dispatch decodes advertised APIs only, not {other:?}"),
     };
