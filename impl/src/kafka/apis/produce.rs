@@ -3,8 +3,12 @@
 //! - acks: `-1` is the model's acks=all, `1` acks=1; `0` is sent as acks=1 and nobody is
 //!   answered, as Kafka does; anything else is `INVALID_REQUIRED_ACKS`.
 //! - An idempotent producer's `(producer id, base sequence)` are the core's `(producer_id,
-//!   first_sequence)`, so its retries are recognised by the core's producer table. Only epoch
-//!   0 exists (InitProducerId hands out new ids instead of new epochs).
+//!   first_sequence)`, so its retries are recognised by the core's producer table.
+//!   InitProducerId hands out new ids at epoch 0 instead of new epochs, but librdkafka bumps an
+//!   idempotent producer's epoch by itself (KIP-360) once a batch timed out, and restarts its
+//!   sequences at 0. So `(id, epoch)` is the producer: epoch 0 is the id itself, a later epoch
+//!   a core producer id of its own ([`core_producer_id`]), so sequence 0 of the new epoch is
+//!   never taken for a retry of the old epoch's first batch.
 //! - A plain producer's batch gets a fresh producer id, sequence 0: the core's table then
 //!   never takes it for another's retry, and it is never deduplicated, as in Kafka.
 
@@ -96,8 +100,8 @@ async fn produce(
 fn identity(session: &Session, batch: &ProduceBatch) -> Result<(u64, u32), KafkaError> {
     let count = batch.values.len() as i64;
     match batch.producer {
-        Some((_, epoch)) if epoch != 0 => Err(KafkaError::of(ResponseError::InvalidProducerEpoch)),
-        Some((id, _)) => {
+        Some((_, epoch)) if epoch < 0 => Err(KafkaError::of(ResponseError::InvalidProducerEpoch)),
+        Some((id, epoch)) => {
             let last = i64::from(batch.base_sequence) + count - 1;
             if batch.base_sequence < 0 || last > i64::from(i32::MAX) {
                 return Err(KafkaError::with(
@@ -106,13 +110,30 @@ fn identity(session: &Session, batch: &ProduceBatch) -> Result<(u64, u32), Kafka
                 ));
             }
             let id = u64::try_from(id).expect("checked non-negative by the batch decoder");
-            Ok((id, batch.base_sequence as u32))
+            let epoch = u16::try_from(epoch).expect("checked non-negative above");
+            Ok((core_producer_id(id, epoch), batch.base_sequence as u32))
         }
         None => match session.context.producer_ids.allocate() {
             Ok(id) => Ok((id as u64, 0)),
             Err(reason) => Err(KafkaError::with(ResponseError::UnknownServerError, reason)),
         },
     }
+}
+
+/// The core's producer id for Kafka producer `(id, epoch)`: `id` itself at epoch 0; at a later
+/// epoch a 64-bit mix of both with the top bit set. Kafka ids are non-negative `int64`s, so a
+/// bumped producer never takes an epoch-0 id; two bumped producers meet only if the mix
+/// collides, as unlikely as two of insync's own clients' random 64-bit ids.
+fn core_producer_id(id: u64, epoch: u16) -> u64 {
+    assert!(id < 1 << 63, "a Kafka producer id is a non-negative int64");
+    if epoch == 0 {
+        return id;
+    }
+    // splitmix64's finaliser over the id and the epoch.
+    let mut mixed = id ^ (u64::from(epoch) << 48) ^ 0x9E37_79B9_7F4A_7C15;
+    mixed = (mixed ^ (mixed >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    mixed = (mixed ^ (mixed >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    (mixed ^ (mixed >> 31)) | 1 << 63
 }
 
 fn batch_error(error: BatchError) -> KafkaError {
@@ -141,5 +162,27 @@ fn partition_response(
             .with_base_offset(-1)
             .with_error_code(error.code)
             .with_error_message(error.message.filter(|_| version >= 8).map(Into::into)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::core_producer_id;
+
+    /// Goal: a producer whose epoch librdkafka bumped is a new producer to the core, never an
+    /// epoch-0 producer, and each of its epochs is another one.
+    #[test]
+    fn a_bumped_producer_epoch_is_a_producer_of_its_own() {
+        let id = (1 << 53) | 7;
+        assert_eq!(core_producer_id(id, 0), id);
+        let bumped: Vec<u64> = (1..=3).map(|epoch| core_producer_id(id, epoch)).collect();
+        assert!(bumped.iter().all(|core| *core >= 1 << 63), "{bumped:?}");
+        assert!(bumped[0] != bumped[1] && bumped[1] != bumped[2] && bumped[0] != bumped[2]);
+        assert_ne!(core_producer_id(id + 1, 1), bumped[0]);
+        assert_eq!(
+            core_producer_id(id, 1),
+            bumped[0],
+            "the same producer again"
+        );
     }
 }
