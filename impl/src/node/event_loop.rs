@@ -20,8 +20,8 @@
 //! of a stepped node only, since in real time the node's own clocks decide when timers fire.
 //! `Topics` and `CreateTopic` never get here on the controller process's slot 0, whose
 //! listener hands them to the topic table (`controller_topics`); any loop that is asked has
-//! no table and refuses them (`NoTopicTable`). A refused request is answered `ControlReply::Refused` and logged; the connection and the
-//! node carry on.
+//! no table and refuses them (`NoTopicTable`). A refused request is answered
+//! `ControlReply::Refused` and logged; the connection and the node carry on.
 
 use std::collections::BTreeMap;
 

@@ -7,8 +7,9 @@
 //! - [`event_loop`]: the single task that owns the core and handles inputs one at a time;
 //! - [`broker`], [`controller`]: each role's process: the core over its storage or persisted
 //!   state; [`controller_topics`], [`broker_topics`]: the topic table each keeps, and the
-//!   partition slots' cores and loops started from it. Every deadline is a timer of the core, kept by the event loop (real time) or fired
-//!   by the harness (stepped); the roles decide nothing about time themselves;
+//!   partition slots' cores and loops started from it. Every deadline is a timer of the
+//!   core, kept by the event loop (real time) or fired by the harness (stepped); the roles
+//!   decide nothing about time themselves;
 //! - [`shutdown`]: the shutdown signal every task selects on;
 //! - [`data_dir_lock`]: one process per data directory (an advisory lock held for life);
 //! - [`control_token`]: the operator's credential for the control channel.
