@@ -214,13 +214,42 @@ fn assert_exactly_once_in_order_per_partition(
     per_partition
 }
 
+/// Waits until every partition's controller core names a leader `leads(index, leader)`
+/// accepts, or fails the test with `described`.
+async fn every_partition_controller(
+    test: &TestCluster,
+    partitions: &[insync_impl::node::PartitionNodes],
+    described: &str,
+    leads: impl Fn(u32, Option<u32>) -> bool + Copy,
+) {
+    let deadline = tokio::time::Instant::now() + CLIENT_TIMEOUT;
+    for partition in partitions {
+        let index = partition.index;
+        let accepted = move |snapshot: &insync_impl::protocol::Snapshot| match snapshot {
+            insync_impl::protocol::Snapshot::Controller(controller) => {
+                leads(index, controller.view.leader)
+            }
+            insync_impl::protocol::Snapshot::Broker(_) => false,
+        };
+        let what = format!("partition {index}'s controller: {described}");
+        let waited = test
+            .cluster
+            .wait_for(&partition.controller, deadline, &what, accepted);
+        waited
+            .await
+            .unwrap_or_else(|error| panic!("{what}: {error}"));
+    }
+}
+
 /// Goal: a topic of three partitions is three instances of the protocol, and each survives a
 /// killed broker on its own: librdkafka's idempotent producer (acks=all) spreads records over
 /// the partitions by key, loses and duplicates none, and a consumer reads each partition in
-/// order; each partition's controller core elects its own new leader, and Metadata reports a
-/// leader (in its ISR, not the killed broker) for every partition. Method: 6,000 records;
-/// after 600 acknowledgements, with more in flight, the leader of partition 0 (broker 1, the
-/// initial leader of every partition) gets SIGKILL; the producer sends the rest.
+/// order; the partitions start led by brokers 1, 2 and 3 (each assignment rotated), every
+/// partition's controller core ends with a leader other than the killed broker, and Metadata
+/// reports a leader (in its ISR, not the killed broker) for every partition. Method: 6,000
+/// records; after 600 acknowledgements, with more in flight, the leader of partition 0
+/// (broker 1) gets SIGKILL; the producer sends the rest.
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn librdkafka_produces_to_three_partitions_through_a_killed_broker_exactly_once() {
     require_confluent_kafka();
@@ -232,22 +261,9 @@ async fn librdkafka_produces_to_three_partitions_through_a_killed_broker_exactly
         "partitions 1 and 2 on ports of their own"
     );
     let bootstrap = bootstrap(&test);
-    let deadline = tokio::time::Instant::now() + CLIENT_TIMEOUT;
-    for partition in &partitions {
-        // Partition p's assignment is rotated by p (docs/protocol.md §7): leaders 1, 2, 3.
-        let spread = partition.index + 1;
-        let described = format!("partition {}'s initial leader", partition.index);
-        let leads = move |snapshot: &insync_impl::protocol::Snapshot| {
-            matches!(snapshot, insync_impl::protocol::Snapshot::Controller(controller)
-                if controller.view.leader == Some(spread))
-        };
-        let waited = test
-            .cluster
-            .wait_for(&partition.controller, deadline, &described, leads);
-        waited
-            .await
-            .expect("initial leaders spread over the brokers");
-    }
+    // Partition p's assignment is rotated by p (docs/protocol.md §7): leaders 1, 2, 3.
+    let spread = |index: u32, leader: Option<u32>| leader == Some(index + 1);
+    every_partition_controller(&test, &partitions, "its initial leader", spread).await;
     let (producer, lines) = start_producer_to(&bootstrap, "parts", 6_000, 600).await;
     let killed = test.controller().await.view.leader.expect("a leader");
     assert_eq!(
@@ -260,23 +276,8 @@ async fn librdkafka_produces_to_three_partitions_through_a_killed_broker_exactly
         .expect("kill a broker");
     let summary = finish_producer(producer, lines).await;
     test.wait_new_leader(killed).await;
-    let deadline = tokio::time::Instant::now() + CLIENT_TIMEOUT;
-    for partition in &partitions {
-        let described = format!("partition {}'s controller", partition.index);
-        let elected = |snapshot: &insync_impl::protocol::Snapshot| match snapshot {
-            insync_impl::protocol::Snapshot::Controller(controller) => controller
-                .view
-                .leader
-                .is_some_and(|leader| leader != killed),
-            insync_impl::protocol::Snapshot::Broker(_) => false,
-        };
-        let waited = test
-            .cluster
-            .wait_for(&partition.controller, deadline, &described, elected);
-        waited
-            .await
-            .expect("every partition elects its own new leader");
-    }
+    let elected = |_, leader: Option<u32>| leader.is_some_and(|leader| leader != killed);
+    every_partition_controller(&test, &partitions, "a new leader", elected).await;
     let consumed = consume_partitions(&bootstrap, "parts", 6_000, 3).await;
     let records = consumed["records"].as_array().expect("records");
     let per_partition = assert_exactly_once_in_order_per_partition(&summary, records, 6_000);

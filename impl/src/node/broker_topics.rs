@@ -25,7 +25,7 @@ use tokio::task::JoinHandle;
 use tracing::{debug, error, info, warn};
 
 use super::config::{BrokerConfig, ConfigError, PartitionNodes};
-use super::controller_topics::{load_or_create, slots_of};
+use super::controller_topics::{open_table, slots_of};
 use super::event_loop::Input;
 use super::shutdown::{Shutdown, ShutdownTrigger};
 use super::{
@@ -33,7 +33,7 @@ use super::{
 };
 use crate::client::ControlClient;
 use crate::kafka::partitions::PartitionTable;
-use crate::kafka::topic_table::{Slot, TopicRefusal, TopicTable, TOPIC_TABLE_FILE_NAME};
+use crate::kafka::topic_table::{Slot, TopicRefusal, TopicTable};
 use crate::kafka::TopicSpec;
 use crate::protocol::{Control, ControlReply};
 use crate::storage::write_checkpoint;
@@ -86,10 +86,7 @@ impl BrokerTopics {
         trigger: ShutdownTrigger,
         shutdown: Shutdown,
     ) -> Result<Self, NodeError> {
-        let path = config.data_dir.join(TOPIC_TABLE_FILE_NAME);
-        let pool: BTreeMap<Slot, PartitionNodes> =
-            pool.into_iter().map(|nodes| (nodes.index, nodes)).collect();
-        let table = load_or_create(&path, specs, slots_of(&pool))?;
+        let (path, pool, table) = open_table(&config.data_dir, specs, pool)?;
         let loops = BTreeMap::from([(0, slot_0)]);
         let (routes, _) = watch::channel(Arc::new(PartitionTable::of_table(&table, &loops)));
         Ok(BrokerTopics {

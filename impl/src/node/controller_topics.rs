@@ -58,10 +58,7 @@ impl ControllerTopics {
         trigger: ShutdownTrigger,
         shutdown: Shutdown,
     ) -> Result<Self, NodeError> {
-        let path = config.data_dir.join(TOPIC_TABLE_FILE_NAME);
-        let pool: BTreeMap<Slot, PartitionNodes> =
-            pool.into_iter().map(|nodes| (nodes.index, nodes)).collect();
-        let table = load_or_create(&path, specs, slots_of(&pool))?;
+        let (path, pool, table) = open_table(&config.data_dir, specs, pool)?;
         Ok(ControllerTopics {
             table: Mutex::new(table),
             path,
@@ -165,6 +162,20 @@ impl ControllerTopics {
     pub fn take_running(&self) -> Vec<JoinHandle<Result<(), NodeError>>> {
         std::mem::take(&mut *self.running.lock().expect("not poisoned"))
     }
+}
+
+/// A process's slot pool by slot, and the topic table for it in `data_dir` (with its path):
+/// loaded, or made from `specs` ([`load_or_create`]). The controller and every broker start so.
+pub fn open_table(
+    data_dir: &std::path::Path,
+    specs: &[TopicSpec],
+    pool: Vec<PartitionNodes>,
+) -> Result<(PathBuf, BTreeMap<Slot, PartitionNodes>, TopicTable), NodeError> {
+    let path = data_dir.join(TOPIC_TABLE_FILE_NAME);
+    let pool: BTreeMap<Slot, PartitionNodes> =
+        pool.into_iter().map(|nodes| (nodes.index, nodes)).collect();
+    let table = load_or_create(&path, specs, slots_of(&pool))?;
+    Ok((path, pool, table))
 }
 
 /// How many slots a process has addresses for: slot 0 and the pool.
