@@ -121,25 +121,29 @@ async fn consume_partitions(
     expected: usize,
     partitions: u32,
 ) -> Value {
+    let args = [
+        bootstrap,
+        topic,
+        &expected.to_string(),
+        &partitions.to_string(),
+    ];
+    run_json_script("consume.py", &args).await
+}
+
+/// Runs `tests/kafka/NAME` with `args` to its end (within [`CLIENT_TIMEOUT`]) and returns the
+/// JSON it printed; the test fails with the script's stderr if it fails.
+async fn run_json_script(name: &str, args: &[&str]) -> Value {
     let output = Command::new("python3")
-        .arg(script("consume.py"))
-        .args([
-            bootstrap,
-            topic,
-            &expected.to_string(),
-            &partitions.to_string(),
-        ])
+        .arg(script(name))
+        .args(args)
         .kill_on_drop(true)
         .output();
     let output = tokio::time::timeout(CLIENT_TIMEOUT, output)
         .await
-        .expect("the consumer finishes")
+        .unwrap_or_else(|_| panic!("{name} finishes"))
         .expect("python3 runs");
-    assert!(
-        output.status.success(),
-        "consume.py failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{name} failed: {stderr}");
     serde_json::from_slice(&output.stdout).expect("JSON")
 }
 
@@ -591,18 +595,7 @@ async fn admin_client_create_topics_gets_kafkas_error_codes() {
     require_confluent_kafka();
     // Three slots: `orders` takes one, the new two-partition topic the other two.
     let test = TestCluster::start_with_topics(3, &[], &[TOPIC], Some(3)).await;
-    let output = Command::new("python3")
-        .arg(script("create_topics.py"))
-        .arg(bootstrap(&test))
-        .kill_on_drop(true)
-        .output();
-    let output = tokio::time::timeout(CLIENT_TIMEOUT, output)
-        .await
-        .expect("the admin client finishes")
-        .expect("python3 runs");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "create_topics.py failed: {stderr}");
-    let answers: Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    let answers = run_json_script("create_topics.py", &[&bootstrap(&test)]).await;
     // librdkafka names Kafka's INVALID_TOPIC_EXCEPTION (17) TOPIC_EXCEPTION.
     let expected = serde_json::json!({
         "bad_name": "TOPIC_EXCEPTION",
@@ -619,21 +612,12 @@ async fn admin_client_create_topics_gets_kafkas_error_codes() {
 /// `create_topic.py`: one CreateTopics through `bootstrap`; `{"error": name or null,
 /// "message": ...}`.
 async fn create_topic(bootstrap: &str, name: &str, partitions: u32, validate_only: bool) -> Value {
-    let mut command = Command::new("python3");
-    command
-        .arg(script("create_topic.py"))
-        .args([bootstrap, name, &partitions.to_string()]);
+    let partitions = partitions.to_string();
+    let mut args = vec![bootstrap, name, &partitions];
     if validate_only {
-        command.arg("validate-only");
+        args.push("validate-only");
     }
-    let output = command.kill_on_drop(true).output();
-    let output = tokio::time::timeout(CLIENT_TIMEOUT, output)
-        .await
-        .expect("the admin client finishes")
-        .expect("python3 runs");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "create_topic.py failed: {stderr}");
-    serde_json::from_slice(&output.stdout).expect("JSON")
+    run_json_script("create_topic.py", &args).await
 }
 
 /// kcat's metadata (`-L -J`) through `bootstrap`: each topic's name and partition count.
