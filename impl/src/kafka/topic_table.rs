@@ -126,12 +126,8 @@ impl TopicTable {
     }
 
     pub fn slots_used(&self) -> u32 {
-        let used: u64 = self
-            .topics
-            .iter()
-            .map(|topic| topic.slots.len() as u64)
-            .sum();
-        u32::try_from(used).expect("at most PARTITIONS_MAX slots")
+        // Every slot is used once (`validate`), so this is also the partitions' count.
+        u32::try_from(self.assigned().len()).expect("at most PARTITIONS_MAX slots")
     }
 
     /// Whether `self` is `earlier` with topics added after it: a table only grows.

@@ -110,22 +110,22 @@ impl BrokerTopics {
     /// a port that cannot be bound always was).
     pub async fn start_assigned(&self) -> Result<(), NodeError> {
         let mut served = self.served.lock().await;
-        let assigned = served.table.assigned();
-        for slot in assigned.into_iter().filter(|slot| *slot != 0) {
-            let inputs = self.start_slot(slot).await?;
-            let started = served.loops.insert(slot, inputs);
-            assert!(started.is_none(), "slot {slot} started once");
-        }
+        let failed = self.start_missing(&mut served).await;
         self.publish(&served);
-        Ok(())
+        match failed.into_iter().next() {
+            Some((_, failure)) => Err(failure),
+            None => Ok(()),
+        }
     }
 
     /// Takes the controller's `table` when it extends this copy: durable first, then the new
     /// slots' loops, then the routes. A loop that cannot start is logged and tried again at
-    /// the next table; the routes meanwhile say its partition is not up.
+    /// the next table; the routes meanwhile say its partition is not up. A table that changes
+    /// nothing (every period, most of the time) publishes nothing.
     pub async fn adopt(&self, table: TopicTable) -> Result<(), NodeError> {
         let mut served = self.served.lock().await;
-        if table != served.table {
+        let grown = table != served.table;
+        if grown {
             if !table.extends(&served.table) {
                 warn!(?table, ours = ?served.table, "a topic table that drops topics; ignored");
                 return Ok(());
@@ -141,19 +141,32 @@ impl BrokerTopics {
             info!(topics = ?table.topics(), "topic table updated");
             served.table = table;
         }
+        let loops_before = served.loops.len();
+        for (slot, failure) in self.start_missing(&mut served).await {
+            error!(%failure, slot, "cannot start a slot's loop; retried later");
+        }
+        if grown || served.loops.len() != loops_before {
+            self.publish(&served);
+        }
+        Ok(())
+    }
+
+    /// Starts the loop of every slot the table assigns that has none yet; the slots that
+    /// could not start, with why.
+    async fn start_missing(&self, served: &mut Served) -> Vec<(Slot, NodeError)> {
         let missing: Vec<Slot> = (served.table.assigned().into_iter())
             .filter(|slot| !served.loops.contains_key(slot))
             .collect();
+        let mut failed = Vec::new();
         for slot in missing {
             match self.start_slot(slot).await {
                 Ok(inputs) => {
                     served.loops.insert(slot, inputs);
                 }
-                Err(failure) => error!(%failure, slot, "cannot start a slot's loop; retried later"),
+                Err(failure) => failed.push((slot, failure)),
             }
         }
-        self.publish(&served);
-        Ok(())
+        failed
     }
 
     fn publish(&self, served: &Served) {
